@@ -1,0 +1,33 @@
+//go:build !linux
+
+package cgroup
+
+// managerSys is empty where cgroups do not exist.
+type managerSys struct{}
+
+// groupSys is empty where cgroups do not exist.
+type groupSys struct{}
+
+// New returns ErrUnsupported: cgroups exist on Linux only.
+func New(Config) (*Manager, error) { return nil, ErrUnsupported }
+
+// Create returns ErrUnsupported.
+func (m *Manager) Create(string, Limits) (*Group, error) { return nil, ErrUnsupported }
+
+// Update returns ErrUnsupported.
+func (g *Group) Update(Limits) error { return ErrUnsupported }
+
+// Usage returns ErrUnsupported.
+func (g *Group) Usage() (uint64, error) { return 0, ErrUnsupported }
+
+// Limit reports no limit.
+func (g *Group) Limit() (uint64, bool) { return 0, false }
+
+// PIDs returns ErrUnsupported.
+func (g *Group) PIDs() ([]int, error) { return nil, ErrUnsupported }
+
+// KillAll returns ErrUnsupported.
+func (g *Group) KillAll() error { return ErrUnsupported }
+
+// Remove returns ErrUnsupported.
+func (g *Group) Remove() error { return ErrUnsupported }

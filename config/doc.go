@@ -1,0 +1,23 @@
+// Package config owns respawnd's configuration file: the YAML schema, a strict
+// decoder that reports every problem with its line, the defaults for every
+// optional setting, and validation of configurations built in code (for
+// example by `respawnd exec` from flags).
+//
+// Load reads one file and Parse decodes bytes; neither does any other I/O.
+// Users, groups, commands and directories named in a configuration are not
+// looked up: whether they exist is decided when a program starts, not when
+// its configuration is read. Watching processes that respawnd did not start
+// (the future `match:` key) is not part of this version.
+//
+// A failed Load, Parse or Validate returns an error built with errors.Join
+// from one *Error per problem; Errors lists them. Each prints as
+//
+//	FILE:LINE: field: message
+//
+// for example
+//
+//	demo.yaml:14: programs[1].restart.backoff.max: must not be less than backoff.initial (1m0s)
+//
+// The types in this package are plain values with no internal locking; a
+// Config that is no longer modified may be read from many goroutines.
+package config

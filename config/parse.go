@@ -1,0 +1,553 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// nodeBudget bounds the work of decoding a file of n bytes. Aliases let a
+// small file name the same node many times over; without them a file has
+// fewer nodes than bytes (and the decoder visits some nodes twice).
+func nodeBudget(n int) int {
+	return 1<<16 + 4*n
+}
+
+// The keys each mapping accepts, in the order the documentation lists them.
+var (
+	configKeys  = []string{"limits", "programs"}
+	limitsKeys  = []string{"restarts_per_second", "restart_burst"}
+	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match"}
+	restartKeys = []string{"policy", "backoff", "reset_after", "limit"}
+	backoffKeys = []string{"initial", "max", "multiplier", "jitter"}
+	limitKeys   = []string{"burst", "interval", "action"}
+	stopKeys    = []string{"signal", "timeout"}
+	outputKeys  = []string{"file"}
+	memoryKeys  = []string{"max", "high", "swap_max"}
+)
+
+// Load reads the configuration file at path and decodes it with Parse. An
+// error reading the file is returned unchanged, so errors.Is(err,
+// fs.ErrNotExist) works.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes a configuration from data, applies defaults to every
+// optional setting left out, and validates the result. file names the source
+// in Config.File and in errors.
+//
+// Decoding is strict: unknown and duplicate keys, values of the wrong type
+// and more than one YAML document are errors. Parse reports every problem it
+// finds, not just the first, as one error built with errors.Join from *Error
+// values sorted by line; see Errors. On error the Config is nil. An empty
+// file, or one without programs, is valid and has no programs.
+func Parse(file string, data []byte) (*Config, error) {
+	d := &decoder{
+		validator: validator{file: file, lines: map[string]int{}, bad: map[string]bool{}},
+		maxNodes:  nodeBudget(len(data)),
+	}
+	c := &Config{File: file, Limits: DefaultLimits()}
+	root, err := d.document(data)
+	if err != nil {
+		return nil, err
+	}
+	if root != nil {
+		d.decodeRoot(root, c)
+	}
+	if !d.exhausted {
+		d.validator.config(c)
+	}
+	if len(d.errs) > 0 {
+		slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, join(d.errs)
+	}
+	return c, nil
+}
+
+// decoder walks a yaml.Node tree into a Config, recording the line of every
+// field for the validator.
+type decoder struct {
+	validator
+	nodes     int // visited so far
+	maxNodes  int
+	exhausted bool
+}
+
+// yamlLineRE finds the line in an error from the YAML parser.
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// document parses data into a node tree and returns its root, or nil for an
+// empty document.
+func (d *decoder) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, d.syntaxError(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, d.syntaxError(err)
+	default:
+		return nil, join([]*Error{{File: d.file, Line: extra.Line, Field: "config", Msg: "must be a single YAML document"}})
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	root := d.node(doc.Content[0])
+	if isNull(root) {
+		return nil, nil
+	}
+	return root, nil
+}
+
+// syntaxError turns an error from the YAML parser into an *Error.
+func (d *decoder) syntaxError(err error) error {
+	msg := err.Error()
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if msg == "" {
+		msg = "invalid document"
+	}
+	return join([]*Error{{File: d.file, Line: line, Field: "yaml", Msg: msg}})
+}
+
+// node follows an alias to the node it names and counts the node against
+// the budget.
+func (d *decoder) node(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	d.nodes++
+	if d.nodes > d.maxNodes && !d.exhausted {
+		d.exhausted = true
+		d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: "config", Msg: fmt.Sprintf("too large: more than %d nodes after expanding aliases", d.maxNodes)})
+	}
+	return n
+}
+
+// fail reports a value that could not be decoded and marks field bad, so
+// that the validator says nothing more about it.
+func (d *decoder) fail(field, format string, args ...any) {
+	d.errorf(field, format, args...)
+	d.bad[field] = true
+}
+
+// errAt reports a problem at an explicit line.
+func (d *decoder) errAt(line int, field, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// mapping decodes a mapping at field, calling fn for each entry. With keys
+// non-nil, other keys are errors. A null value counts as an empty mapping.
+func (d *decoder) mapping(n *yaml.Node, field string, keys []string, fn func(key string, val *yaml.Node, field string)) {
+	n = d.node(n)
+	if d.exhausted || isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(field, "must be a mapping, not %s", describe(n))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
+		k, val := d.node(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.errAt(k.Line, orConfig(field), "keys must be strings, not %s", describe(k))
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			d.errAt(k.Line, orConfig(field), "merge keys (<<) are not supported")
+			continue
+		}
+		key := k.Value
+		cf := childField(field, key)
+		if first, dup := seen[key]; dup {
+			d.errAt(k.Line, cf, "duplicate key, first on line %d", first)
+			continue
+		}
+		seen[key] = k.Line
+		if keys != nil && !slices.Contains(keys, key) {
+			d.errAt(k.Line, cf, "%s", unknownKey(key, keys))
+			continue
+		}
+		d.lines[cf] = k.Line
+		fn(key, val, cf)
+	}
+}
+
+// sequence decodes a list at field, calling fn for each entry. what names
+// the expected value in errors. A null value counts as an empty list.
+func (d *decoder) sequence(n *yaml.Node, field, what string, fn func(i int, item *yaml.Node, field string)) {
+	n = d.node(n)
+	if d.exhausted || isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(field, "must be %s, not %s", what, describe(n))
+		return
+	}
+	for i, item := range n.Content {
+		if d.exhausted {
+			return
+		}
+		cf := indexField(field, i)
+		d.lines[cf] = item.Line
+		fn(i, item, cf)
+	}
+}
+
+// scalar returns n as a scalar whose tag is one of tags, or reports what was
+// wanted. ok is false for null (the setting is left unset) and on error.
+func (d *decoder) scalar(n *yaml.Node, field, want string, tags ...string) (s *yaml.Node, ok bool) {
+	n = d.node(n)
+	if d.exhausted || isNull(n) {
+		return nil, false
+	}
+	if n.Kind != yaml.ScalarNode || !slices.Contains(tags, n.ShortTag()) {
+		d.fail(field, "must be %s, not %s", want, describe(n))
+		return nil, false
+	}
+	return n, true
+}
+
+// stringTags are the scalars accepted where a string is expected: a
+// command line argument such as 8080 or an environment value such as true
+// is meant as text.
+var stringTags = []string{"!!str", "!!int", "!!float", "!!bool", "!!timestamp"}
+
+func (d *decoder) string(n *yaml.Node, field string, dst *string) {
+	if s, ok := d.scalar(n, field, "a string", stringTags...); ok {
+		*dst = s.Value
+	}
+}
+
+func (d *decoder) int(n *yaml.Node, field string, dst *int) {
+	s, ok := d.scalar(n, field, "an integer", "!!int")
+	if !ok {
+		return
+	}
+	var x int64
+	if err := s.Decode(&x); err != nil || int64(int(x)) != x {
+		d.fail(field, "invalid integer %q", truncate(s.Value))
+		return
+	}
+	*dst = int(x)
+}
+
+func (d *decoder) float(n *yaml.Node, field string, dst *float64) {
+	s, ok := d.scalar(n, field, "a number", "!!int", "!!float")
+	if !ok {
+		return
+	}
+	var x float64
+	if err := s.Decode(&x); err != nil {
+		d.fail(field, "invalid number %q", truncate(s.Value))
+		return
+	}
+	*dst = x
+}
+
+func (d *decoder) duration(n *yaml.Node, field string, dst *time.Duration) {
+	s, ok := d.scalar(n, field, "a duration such as 30s", "!!str", "!!int", "!!float")
+	if !ok {
+		return
+	}
+	x, err := time.ParseDuration(s.Value)
+	if err != nil {
+		d.fail(field, "invalid duration %q (want Go syntax such as 100ms, 30s or 1m30s)", truncate(s.Value))
+		return
+	}
+	*dst = x
+}
+
+func (d *decoder) size(n *yaml.Node, field string, dst **int64) {
+	s, ok := d.scalar(n, field, "a size such as 256MiB", "!!str", "!!int", "!!float")
+	if !ok {
+		return
+	}
+	x, err := parseSize(s.Value)
+	if err != nil {
+		d.fail(field, "%v", err)
+		return
+	}
+	*dst = &x
+}
+
+func (d *decoder) signal(n *yaml.Node, field string, dst *syscall.Signal) {
+	s, ok := d.scalar(n, field, "a signal name or number", "!!str", "!!int")
+	if !ok {
+		return
+	}
+	sig, ok := parseSignal(s.Value)
+	if !ok {
+		d.fail(field, "unknown signal %q", truncate(s.Value))
+		return
+	}
+	*dst = sig
+}
+
+// decodeRoot decodes the document's top-level mapping into c.
+func (d *decoder) decodeRoot(root *yaml.Node, c *Config) {
+	if root.Kind != yaml.MappingNode {
+		d.errAt(root.Line, "config", "must be a mapping with limits and programs, not %s", describe(root))
+		return
+	}
+	d.mapping(root, "", configKeys, func(key string, val *yaml.Node, field string) {
+		switch key {
+		case "limits":
+			d.decodeLimits(val, field, &c.Limits)
+		case "programs":
+			d.sequence(val, field, "a list of programs", func(_ int, item *yaml.Node, field string) {
+				p := DefaultProgram()
+				p.Line = item.Line
+				d.decodeProgram(item, field, &p)
+				c.Programs = append(c.Programs, p)
+			})
+		}
+	})
+}
+
+func (d *decoder) decodeLimits(n *yaml.Node, field string, l *Limits) {
+	d.mapping(n, field, limitsKeys, func(key string, val *yaml.Node, field string) {
+		switch key {
+		case "restarts_per_second":
+			d.float(val, field, &l.RestartsPerSecond)
+		case "restart_burst":
+			d.int(val, field, &l.RestartBurst)
+		}
+	})
+}
+
+func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
+	if m := d.node(n); !d.exhausted && m.Kind != yaml.MappingNode {
+		// Even a null entry is a mistake here: it would be a program with
+		// neither name nor command.
+		d.fail(field, "must be a mapping, not %s", describe(m))
+		return
+	}
+	d.mapping(n, field, programKeys, func(key string, val *yaml.Node, field string) {
+		switch key {
+		case "name":
+			d.string(val, field, &p.Name)
+		case "command":
+			p.Command = []string{}
+			d.sequence(val, field, `a list of arguments such as ["/usr/bin/api", "--port", "8080"]`, func(_ int, item *yaml.Node, field string) {
+				var arg string
+				if isNull(d.node(item)) {
+					d.fail(field, "must be a string, not null")
+				}
+				d.string(item, field, &arg)
+				p.Command = append(p.Command, arg)
+			})
+		case "dir":
+			d.string(val, field, &p.Dir)
+		case "env":
+			d.mapping(val, field, nil, func(key string, val *yaml.Node, field string) {
+				if p.Env == nil {
+					p.Env = map[string]string{}
+				}
+				var s string // null stands for the empty string
+				d.string(val, field, &s)
+				p.Env[key] = s
+			})
+		case "user":
+			d.string(val, field, &p.User)
+		case "group":
+			d.string(val, field, &p.Group)
+		case "restart":
+			d.decodeRestart(val, field, &p.Restart)
+		case "stop":
+			d.mapping(val, field, stopKeys, func(key string, val *yaml.Node, field string) {
+				switch key {
+				case "signal":
+					d.signal(val, field, &p.Stop.Signal)
+				case "timeout":
+					d.duration(val, field, &p.Stop.Timeout)
+				}
+			})
+		case "output":
+			d.mapping(val, field, outputKeys, func(_ string, val *yaml.Node, field string) {
+				d.string(val, field, &p.Output.File)
+			})
+		case "memory":
+			var m Memory
+			d.mapping(val, field, memoryKeys, func(key string, val *yaml.Node, field string) {
+				switch key {
+				case "max":
+					d.size(val, field, &m.Max)
+				case "high":
+					d.size(val, field, &m.High)
+				case "swap_max":
+					d.size(val, field, &m.SwapMax)
+				}
+			})
+			if m != (Memory{}) {
+				p.Memory = &m
+			}
+		case "match":
+			d.fail(field, "watching processes respawnd did not start is not supported by this version")
+		}
+	})
+}
+
+func (d *decoder) decodeRestart(n *yaml.Node, field string, r *Restart) {
+	d.mapping(n, field, restartKeys, func(key string, val *yaml.Node, field string) {
+		switch key {
+		case "policy":
+			d.string(val, field, (*string)(&r.Policy))
+		case "backoff":
+			d.mapping(val, field, backoffKeys, func(key string, val *yaml.Node, field string) {
+				switch key {
+				case "initial":
+					d.duration(val, field, &r.Backoff.Initial)
+				case "max":
+					d.duration(val, field, &r.Backoff.Max)
+				case "multiplier":
+					d.float(val, field, &r.Backoff.Multiplier)
+				case "jitter":
+					d.float(val, field, &r.Backoff.Jitter)
+				}
+			})
+		case "reset_after":
+			d.duration(val, field, &r.ResetAfter)
+		case "limit":
+			d.mapping(val, field, limitKeys, func(key string, val *yaml.Node, field string) {
+				switch key {
+				case "burst":
+					d.int(val, field, &r.Limit.Burst)
+				case "interval":
+					d.duration(val, field, &r.Limit.Interval)
+				case "action":
+					d.string(val, field, (*string)(&r.Limit.Action))
+				}
+			})
+		}
+	})
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// describe names the kind of value n holds, for "must be X, not Y" errors.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.DocumentNode:
+		return "a document"
+	}
+	switch tag := n.ShortTag(); tag {
+	case "!!str":
+		return fmt.Sprintf("the string %q", truncate(n.Value))
+	case "!!int":
+		return "an integer"
+	case "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	case "!!null":
+		return "null"
+	case "!!timestamp":
+		return "a timestamp"
+	case "!!binary":
+		return "binary data"
+	default:
+		return fmt.Sprintf("a value tagged %q", truncate(tag))
+	}
+}
+
+// truncate shortens s for quoting in a message.
+func truncate(s string) string {
+	const limit = 40
+	if len(s) <= limit {
+		return s
+	}
+	for i := range s {
+		if i > limit {
+			return s[:i] + "..."
+		}
+	}
+	return s
+}
+
+// orConfig names the document as a whole when field is the root.
+func orConfig(field string) string {
+	if field == "" {
+		return "config"
+	}
+	return field
+}
+
+// unknownKey explains an unknown key, suggesting the nearest known one.
+func unknownKey(key string, keys []string) string {
+	best, bestDist := "", 3
+	for _, k := range keys {
+		if k == "match" {
+			continue
+		}
+		if dist := editDistance(strings.ToLower(key), k); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("unknown key, did you mean %q?", best)
+	}
+	known := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "match" })
+	return "unknown key (known keys: " + strings.Join(known, ", ") + ")"
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	if len(a) > 64 {
+		return len(a) // far from every key; spare the work
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,589 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// withProgram returns a file whose only program, api, starts on line 2 and
+// whose extra keys start on line 4.
+func withProgram(extra ...string) string {
+	s := "programs:\n  - name: api\n    command: [/usr/bin/api]\n"
+	for _, l := range extra {
+		s += "    " + l + "\n"
+	}
+	return s
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("demo.yaml", []byte(withProgram()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultProgram()
+	want.Line = 2
+	want.Name = "api"
+	want.Command = []string{"/usr/bin/api"}
+	if len(c.Programs) != 1 || !reflect.DeepEqual(c.Programs[0], want) {
+		t.Errorf("program:\n got %+v\nwant %+v", c.Programs, want)
+	}
+	if c.Limits != DefaultLimits() {
+		t.Errorf("limits = %+v, want %+v", c.Limits, DefaultLimits())
+	}
+	if c.File != "demo.yaml" {
+		t.Errorf("File = %q", c.File)
+	}
+
+	// The documented values, spelled out once more.
+	p := c.Programs[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"restart.policy", p.Restart.Policy, PolicyAlways},
+		{"restart.backoff.initial", p.Restart.Backoff.Initial, 100 * time.Millisecond},
+		{"restart.backoff.max", p.Restart.Backoff.Max, 30 * time.Second},
+		{"restart.backoff.multiplier", p.Restart.Backoff.Multiplier, 2.0},
+		{"restart.backoff.jitter", p.Restart.Backoff.Jitter, 0.2},
+		{"restart.reset_after", p.Restart.ResetAfter, 60 * time.Second},
+		{"restart.limit.burst", p.Restart.Limit.Burst, 5},
+		{"restart.limit.interval", p.Restart.Limit.Interval, 60 * time.Second},
+		{"restart.limit.action", p.Restart.Limit.Action, ActionBackoff},
+		{"stop.signal", p.Stop.Signal, syscall.SIGTERM},
+		{"stop.timeout", p.Stop.Timeout, 10 * time.Second},
+		{"output.file", p.Output.File, ""},
+		{"memory", p.Memory, (*Memory)(nil)},
+		{"limits.restarts_per_second", c.Limits.RestartsPerSecond, 50.0},
+		{"limits.restart_burst", c.Limits.RestartBurst, 100},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestParsePartialSectionsKeepDefaults(t *testing.T) {
+	c, err := Parse("demo.yaml", []byte(withProgram(
+		"restart:",
+		"  backoff: {max: 5s}",
+		"  limit: {action: give-up}",
+		"stop: {signal: int}",
+	)+"limits: {restart_burst: 7}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Programs[0]
+	if p.Restart.Backoff.Max != 5*time.Second || p.Restart.Backoff.Initial != DefaultBackoffInitial || p.Restart.Backoff.Jitter != DefaultBackoffJitter {
+		t.Errorf("backoff = %+v", p.Restart.Backoff)
+	}
+	if p.Restart.Limit.Action != ActionGiveUp || p.Restart.Limit.Burst != DefaultLimitBurst {
+		t.Errorf("limit = %+v", p.Restart.Limit)
+	}
+	if p.Stop.Signal != syscall.SIGINT || p.Stop.Timeout != DefaultStopTimeout {
+		t.Errorf("stop = %+v", p.Stop)
+	}
+	if c.Limits.RestartBurst != 7 || c.Limits.RestartsPerSecond != DefaultRestartsPerSecond {
+		t.Errorf("limits = %+v", c.Limits)
+	}
+}
+
+func TestParseEveryKey(t *testing.T) {
+	const in = `limits: {restarts_per_second: 2.5, restart_burst: 10}
+programs:
+  - name: api
+    command: ["/usr/bin/api", "--port", 8080, ""]
+    dir: /srv/api
+    env: {GOMAXPROCS: 2, DEBUG: true, EMPTY: ~, QUOTED: "x=y"}
+    user: www-data
+    group: "33"
+    restart:
+      policy: on-failure
+      backoff: {initial: 250ms, max: 1m30s, multiplier: 1.5, jitter: 0}
+      reset_after: 2m
+      limit: {burst: 3, interval: 10s, action: give-up}
+    stop: {signal: 1, timeout: 1s}
+    output: {file: /var/log/api.log}
+    memory: {max: 256MiB, high: 200Mi, swap_max: 0}
+  - name: worker.v2_x-y
+    command: [worker]
+    memory: {max: 1G, high: 512M}
+    stop: {signal: sigquit}
+`
+	c, err := Parse("demo.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i64 := func(n int64) *int64 { return &n }
+	want := &Config{
+		File:   "demo.yaml",
+		Limits: Limits{RestartsPerSecond: 2.5, RestartBurst: 10},
+		Programs: []Program{{
+			Line:    3,
+			Name:    "api",
+			Command: []string{"/usr/bin/api", "--port", "8080", ""},
+			Dir:     "/srv/api",
+			Env:     map[string]string{"GOMAXPROCS": "2", "DEBUG": "true", "EMPTY": "", "QUOTED": "x=y"},
+			User:    "www-data",
+			Group:   "33",
+			Restart: Restart{
+				Policy:     PolicyOnFailure,
+				Backoff:    Backoff{Initial: 250 * time.Millisecond, Max: 90 * time.Second, Multiplier: 1.5, Jitter: 0},
+				ResetAfter: 2 * time.Minute,
+				Limit:      Limit{Burst: 3, Interval: 10 * time.Second, Action: ActionGiveUp},
+			},
+			Stop:   Stop{Signal: syscall.SIGHUP, Timeout: time.Second},
+			Output: Output{File: "/var/log/api.log"},
+			Memory: &Memory{Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0)},
+		}},
+	}
+	w := DefaultProgram()
+	w.Line, w.Name, w.Command = 17, "worker.v2_x-y", []string{"worker"}
+	w.Memory = &Memory{Max: i64(1e9), High: i64(512e6)}
+	w.Stop.Signal = syscall.SIGQUIT
+	want.Programs = append(want.Programs, w)
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", c, want)
+	}
+	if got := c.Summary(); got != "demo.yaml: 2 programs (api, worker.v2_x-y) OK" {
+		t.Errorf("Summary() = %q", got)
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	for _, in := range []string{
+		"",
+		"\n\n",
+		"# only a comment\n",
+		"---\n",
+		"~\n",
+		"{}\n",
+		"programs:\n",
+		"programs: []\n",
+		"limits: {restart_burst: 3}\n",
+	} {
+		c, err := Parse("empty.yaml", []byte(in))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", in, err)
+			continue
+		}
+		if len(c.Programs) != 0 {
+			t.Errorf("Parse(%q): %d programs", in, len(c.Programs))
+		}
+		if got := c.Summary(); got != "empty.yaml: 0 programs OK" {
+			t.Errorf("Summary() = %q", got)
+		}
+	}
+}
+
+func TestParseAliases(t *testing.T) {
+	const in = `programs:
+  - name: a
+    command: [/bin/a]
+    restart: &fast
+      backoff: {initial: 10ms, max: 1s}
+  - name: b
+    command: [/bin/b]
+    restart: *fast
+`
+	c, err := Parse("demo.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Programs[1].Restart != c.Programs[0].Restart || c.Programs[1].Restart.Backoff.Max != time.Second {
+		t.Errorf("restart of b = %+v", c.Programs[1].Restart)
+	}
+}
+
+// parseErrorTests hold one file for every class of error, with the exact
+// text expected. FuzzParse uses them as seeds.
+var parseErrorTests = []struct {
+	name string
+	in   string
+	want []string
+}{
+	// YAML itself.
+	{"syntax", "programs: [", []string{
+		"demo.yaml:1: yaml: did not find expected node content"}},
+	{"two documents", "programs: []\n---\nprograms: []\n", []string{
+		"demo.yaml:2: config: must be a single YAML document"}},
+	{"root not a mapping", "- name: api\n", []string{
+		"demo.yaml:1: config: must be a mapping with limits and programs, not a list"}},
+	{"merge key", withProgram("<<: {dir: /}"), []string{
+		"demo.yaml:4: programs[0]: merge keys (<<) are not supported"}},
+	{"key not a string", withProgram("[a]: 1"), []string{
+		"demo.yaml:4: programs[0]: keys must be strings, not a list"}},
+
+	// Unknown and duplicate keys.
+	{"unknown top-level key", "program: []\n", []string{
+		`demo.yaml:1: program: unknown key, did you mean "programs"?`}},
+	{"unknown key far from any", "limits: {zzzzzzzzzz: 1}\n", []string{
+		"demo.yaml:1: limits.zzzzzzzzzz: unknown key (known keys: restarts_per_second, restart_burst)"}},
+	{"unknown program key", withProgram("Dir: /srv"), []string{
+		`demo.yaml:4: programs[0].Dir: unknown key, did you mean "dir"?`}},
+	{"unknown nested key", withProgram("restart: {backoff: {inital: 1s}}"), []string{
+		`demo.yaml:4: programs[0].restart.backoff.inital: unknown key, did you mean "initial"?`}},
+	{"odd key quoted", withProgram(`"a b": 1`), []string{
+		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory)`}},
+	{"match is later", withProgram("match: {comm: nginx}"), []string{
+		"demo.yaml:4: programs[0].match: watching processes respawnd did not start is not supported by this version"}},
+	{"duplicate key", withProgram("dir: /a", "dir: /b"), []string{
+		"demo.yaml:5: programs[0].dir: duplicate key, first on line 4"}},
+	{"duplicate top-level key", "programs: []\nprograms: []\n", []string{
+		"demo.yaml:2: programs: duplicate key, first on line 1"}},
+	{"duplicate env key", withProgram("env: {A: 1, A: 2}"), []string{
+		"demo.yaml:4: programs[0].env.A: duplicate key, first on line 4"}},
+
+	// Wrong types.
+	{"programs not a list", "programs: {name: api}\n", []string{
+		"demo.yaml:1: programs: must be a list of programs, not a mapping"}},
+	{"program not a mapping", "programs:\n  - api\n", []string{
+		`demo.yaml:2: programs[0]: must be a mapping, not the string "api"`}},
+	{"null program", "programs:\n  - ~\n", []string{
+		"demo.yaml:2: programs[0]: must be a mapping, not null"}},
+	{"command a string", "programs:\n  - name: api\n    command: /usr/bin/api --port 8080\n", []string{
+		`demo.yaml:3: programs[0].command: must be a list of arguments such as ["/usr/bin/api", "--port", "8080"], not the string "/usr/bin/api --port 8080"`}},
+	{"command element a list", "programs:\n  - name: api\n    command: [/bin/a, [b]]\n", []string{
+		"demo.yaml:3: programs[0].command[1]: must be a string, not a list"}},
+	{"command element null", "programs:\n  - name: api\n    command: [/bin/a, ~]\n", []string{
+		"demo.yaml:3: programs[0].command[1]: must be a string, not null"}},
+	{"name a list", "programs:\n  - name: [api]\n    command: [/bin/a]\n", []string{
+		"demo.yaml:2: programs[0].name: must be a string, not a list"}},
+	{"env a list", withProgram("env: [A=1]"), []string{
+		"demo.yaml:4: programs[0].env: must be a mapping, not a list"}},
+	{"env value a mapping", withProgram("env: {A: {b: 1}}"), []string{
+		"demo.yaml:4: programs[0].env.A: must be a string, not a mapping"}},
+	{"restart a string", withProgram("restart: always"), []string{
+		`demo.yaml:4: programs[0].restart: must be a mapping, not the string "always"`}},
+	{"multiplier a string", withProgram("restart: {backoff: {multiplier: two}}"), []string{
+		`demo.yaml:4: programs[0].restart.backoff.multiplier: must be a number, not the string "two"`}},
+	{"quoted number", "limits: {restart_burst: \"5\"}\n", []string{
+		`demo.yaml:1: limits.restart_burst: must be an integer, not the string "5"`}},
+	{"burst a float", withProgram("restart: {limit: {burst: 2.5}}"), []string{
+		"demo.yaml:4: programs[0].restart.limit.burst: must be an integer, not a number"}},
+	{"burst a boolean", withProgram("restart: {limit: {burst: true}}"), []string{
+		"demo.yaml:4: programs[0].restart.limit.burst: must be an integer, not a boolean"}},
+	{"binary string", withProgram("user: !!binary d3d3"), []string{
+		"demo.yaml:4: programs[0].user: must be a string, not binary data"}},
+	{"custom tag", withProgram("dir: !path /srv"), []string{
+		`demo.yaml:4: programs[0].dir: must be a string, not a value tagged "!path"`}},
+	{"timeout a list", withProgram("stop: {timeout: [1s]}"), []string{
+		"demo.yaml:4: programs[0].stop.timeout: must be a duration such as 30s, not a list"}},
+	{"memory a number", withProgram("memory: 256"), []string{
+		"demo.yaml:4: programs[0].memory: must be a mapping, not an integer"}},
+
+	// Required fields and names.
+	{"missing name", "programs:\n  - command: [/bin/a]\n", []string{
+		"demo.yaml:2: programs[0].name: is required"}},
+	{"empty name", "programs:\n  - name: \"\"\n    command: [/bin/a]\n", []string{
+		"demo.yaml:2: programs[0].name: must not be empty"}},
+	{"missing command", "programs:\n  - name: api\n", []string{
+		"demo.yaml:2: programs[0].command: is required"}},
+	{"empty command", "programs:\n  - name: api\n    command: []\n", []string{
+		"demo.yaml:3: programs[0].command: must not be empty"}},
+	{"empty argv0", "programs:\n  - name: api\n    command: [\"\", x]\n", []string{
+		"demo.yaml:3: programs[0].command[0]: must not be empty"}},
+	{"argv0 on its own line", "programs:\n  - name: api\n    command:\n      - \"\"\n", []string{
+		"demo.yaml:4: programs[0].command[0]: must not be empty"}},
+	{"NUL in argument", "programs:\n  - name: api\n    command: [/bin/a, \"x\\0y\"]\n", []string{
+		"demo.yaml:3: programs[0].command[1]: must not contain a NUL byte"}},
+	{"upper-case name", "programs:\n  - name: API\n    command: [/bin/a]\n", []string{
+		`demo.yaml:2: programs[0].name: invalid name "API": must match [a-z0-9_.-]+`}},
+	{"name with slash", "programs:\n  - name: a/b\n    command: [/bin/a]\n", []string{
+		`demo.yaml:2: programs[0].name: invalid name "a/b": must match [a-z0-9_.-]+`}},
+	{"name dot", "programs:\n  - name: .\n    command: [/bin/a]\n", []string{
+		`demo.yaml:2: programs[0].name: must not be "."`}},
+	{"name dot dot", "programs:\n  - name: ..\n    command: [/bin/a]\n", []string{
+		`demo.yaml:2: programs[0].name: must not be ".."`}},
+	{"duplicate name", withProgram() + "  - name: api\n    command: [/bin/b]\n", []string{
+		`demo.yaml:4: programs[1].name: duplicate name "api", first used by programs[0] on line 2`}},
+
+	// Paths, environment, user.
+	{"relative dir", withProgram("dir: srv/api"), []string{
+		`demo.yaml:4: programs[0].dir: must be an absolute path, not "srv/api"`}},
+	{"relative output file", withProgram("output: {file: api.log}"), []string{
+		`demo.yaml:4: programs[0].output.file: must be an absolute path, not "api.log"`}},
+	{"empty env key", withProgram(`env: {"": x}`), []string{
+		`demo.yaml:4: programs[0].env[""]: variable name must not be empty`}},
+	{"env key with =", withProgram(`env: {"A=B": x}`), []string{
+		`demo.yaml:4: programs[0].env["A=B"]: variable name must not contain '='`}},
+	{"NUL in env value", withProgram(`env: {A: "\0"}`), []string{
+		`demo.yaml:4: programs[0].env.A: value must not contain a NUL byte`}},
+	{"NUL in user", withProgram(`user: "a\0"`), []string{
+		`demo.yaml:4: programs[0].user: must not contain a NUL byte`}},
+
+	// Durations.
+	{"duration without unit", withProgram("restart: {reset_after: 30}"), []string{
+		`demo.yaml:4: programs[0].restart.reset_after: invalid duration "30" (want Go syntax such as 100ms, 30s or 1m30s)`}},
+	{"duration bad unit", withProgram("stop: {timeout: 10 seconds}"), []string{
+		`demo.yaml:4: programs[0].stop.timeout: invalid duration "10 seconds" (want Go syntax such as 100ms, 30s or 1m30s)`}},
+	{"zero timeout", withProgram("stop: {timeout: 0s}"), []string{
+		"demo.yaml:4: programs[0].stop.timeout: must be positive, not 0s"}},
+	{"zero as duration", withProgram("restart: {reset_after: 0}"), []string{
+		"demo.yaml:4: programs[0].restart.reset_after: must be positive, not 0s"}},
+	{"negative initial", withProgram("restart: {backoff: {initial: -1s}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.initial: must be positive, not -1s"}},
+	{"zero max", withProgram("restart: {backoff: {max: 0s}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.max: must be positive, not 0s"}},
+	{"zero interval", withProgram("restart: {limit: {interval: 0s}}"), []string{
+		"demo.yaml:4: programs[0].restart.limit.interval: must be positive, not 0s"}},
+
+	// Impossible limits.
+	{"initial above max", withProgram("restart:", "  backoff:", "    initial: 1m", "    max: 10s"), []string{
+		"demo.yaml:7: programs[0].restart.backoff.max: must not be less than backoff.initial (1m0s)"}},
+	{"initial above default max", withProgram("restart:", "  backoff:", "    initial: 1m"), []string{
+		"demo.yaml:6: programs[0].restart.backoff.initial: must not exceed backoff.max (30s)"}},
+	{"max below default initial", withProgram("restart: {backoff: {max: 10ms}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.max: must not be less than backoff.initial (100ms)"}},
+	{"bad initial hides comparison", withProgram("restart: {backoff: {initial: soon, max: 10ms}}"), []string{
+		`demo.yaml:4: programs[0].restart.backoff.initial: invalid duration "soon" (want Go syntax such as 100ms, 30s or 1m30s)`}},
+	{"multiplier below 1", withProgram("restart: {backoff: {multiplier: 0.5}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.multiplier: must be at least 1, not 0.5"}},
+	{"multiplier infinite", withProgram("restart: {backoff: {multiplier: .inf}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.multiplier: must be a finite number"}},
+	{"jitter above 1", withProgram("restart: {backoff: {jitter: 1.5}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.jitter: must be between 0 and 1, not 1.5"}},
+	{"jitter negative", withProgram("restart: {backoff: {jitter: -0.1}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.jitter: must be between 0 and 1, not -0.1"}},
+	{"jitter NaN", withProgram("restart: {backoff: {jitter: .nan}}"), []string{
+		"demo.yaml:4: programs[0].restart.backoff.jitter: must be between 0 and 1, not NaN"}},
+	{"burst zero", withProgram("restart: {limit: {burst: 0}}"), []string{
+		"demo.yaml:4: programs[0].restart.limit.burst: must be at least 1, not 0"}},
+	{"restarts per second zero", "limits: {restarts_per_second: 0}\n", []string{
+		"demo.yaml:1: limits.restarts_per_second: must be a positive number, not 0"}},
+	{"restarts per second negative", "limits:\n  restarts_per_second: -1\n", []string{
+		"demo.yaml:2: limits.restarts_per_second: must be a positive number, not -1"}},
+	{"restart burst zero", "limits:\n  restart_burst: 0\n", []string{
+		"demo.yaml:2: limits.restart_burst: must be at least 1, not 0"}},
+	{"restart burst too large", "limits: {restart_burst: 99999999999999999999}\n", []string{
+		"demo.yaml:1: limits.restart_burst: must be an integer, not a number"}},
+
+	// Sizes.
+	{"bad size", withProgram("memory: {max: 12XB}"), []string{
+		`demo.yaml:4: programs[0].memory.max: invalid size "12XB" (want bytes or a unit such as 256MiB, 1GiB, 512M or 1G)`}},
+	{"milli is not a size", withProgram("memory: {max: 512m}"), []string{
+		`demo.yaml:4: programs[0].memory.max: invalid size "512m" (want bytes or a unit such as 256MiB, 1GiB, 512M or 1G)`}},
+	{"size a boolean", withProgram("memory: {max: true}"), []string{
+		"demo.yaml:4: programs[0].memory.max: must be a size such as 256MiB, not a boolean"}},
+	{"max below 1MiB", withProgram("memory: {max: 512KiB}"), []string{
+		"demo.yaml:4: programs[0].memory.max: must be at least 1MiB, not 512KiB"}},
+	{"high below 1MiB", withProgram("memory: {high: 1000}"), []string{
+		"demo.yaml:4: programs[0].memory.high: must be at least 1MiB, not 1000B"}},
+	{"negative max", withProgram("memory: {max: -1GiB}"), []string{
+		"demo.yaml:4: programs[0].memory.max: must be at least 1MiB, not -1073741824B"}},
+	{"high above max", withProgram("memory:", "  max: 256MiB", "  high: 300MiB"), []string{
+		"demo.yaml:6: programs[0].memory.high: must not exceed memory.max (256MiB)"}},
+	{"negative swap", withProgram("memory: {swap_max: -1}"), []string{
+		"demo.yaml:4: programs[0].memory.swap_max: must not be negative"}},
+
+	// Policies, actions, signals.
+	{"bad policy", withProgram("restart: {policy: sometimes}"), []string{
+		`demo.yaml:4: programs[0].restart.policy: invalid policy "sometimes" (want always, on-failure, on-oom or never)`}},
+	{"empty policy", withProgram(`restart: {policy: ""}`), []string{
+		`demo.yaml:4: programs[0].restart.policy: invalid policy "" (want always, on-failure, on-oom or never)`}},
+	{"policy case matters", withProgram("restart: {policy: Always}"), []string{
+		`demo.yaml:4: programs[0].restart.policy: invalid policy "Always" (want always, on-failure, on-oom or never)`}},
+	{"bad action", withProgram("restart: {limit: {action: stop}}"), []string{
+		`demo.yaml:4: programs[0].restart.limit.action: invalid action "stop" (want backoff or give-up)`}},
+	{"unknown signal", withProgram("stop: {signal: SIGFOO}"), []string{
+		`demo.yaml:4: programs[0].stop.signal: unknown signal "SIGFOO"`}},
+	{"signal number too large", withProgram("stop: {signal: 65}"), []string{
+		`demo.yaml:4: programs[0].stop.signal: unknown signal "65"`}},
+	{"signal zero", withProgram("stop: {signal: 0}"), []string{
+		`demo.yaml:4: programs[0].stop.signal: unknown signal "0"`}},
+	{"signal a list", withProgram("stop: {signal: [TERM]}"), []string{
+		"demo.yaml:4: programs[0].stop.signal: must be a signal name or number, not a list"}},
+
+	// Aliases.
+	{"alias to itself", "programs: &p\n  - *p\n", []string{
+		"demo.yaml:2: programs[0]: must be a mapping, not a list"}},
+	{"unknown anchor", "programs: *nope\n", []string{
+		// The YAML parser gives no line for this one.
+		`demo.yaml: yaml: unknown anchor 'nope' referenced`}},
+}
+
+// TestParseErrors checks every class of error, each by its exact text.
+func TestParseErrors(t *testing.T) {
+	for _, tt := range parseErrorTests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("demo.yaml", []byte(tt.in))
+			if err == nil {
+				t.Fatalf("no error; config %+v", c)
+			}
+			if c != nil {
+				t.Errorf("config is not nil on error")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("error:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// manyMistakes has a problem on nearly every line.
+const manyMistakes = `limits:
+  restarts_per_second: 0
+  restart_burst: 0
+  extra: 1
+programs:
+  - name: Bad Name
+    command: "/bin/sh -c 'run'"
+    dir: relative
+    env: {"": x, "K=V": y}
+    restart:
+      policy: sometimes
+      backoff: {initial: 2m, max: 1m, multiplier: 0, jitter: 3}
+      reset_after: -5s
+      limit: {burst: 0, interval: forever, action: quit}
+    stop: {signal: NOPE, timeout: 0s}
+    output: {file: logs/out.log}
+    memory: {max: 100KiB, high: lots, swap_max: -1}
+  - name: ok
+    command: ["/bin/ok"]
+  - name: ok
+    nmae: typo
+  - 42
+`
+
+// TestParseManyMistakes checks that one pass reports every problem, in line
+// order, each exactly once.
+func TestParseManyMistakes(t *testing.T) {
+	want := []string{
+		"demo.yaml:2: limits.restarts_per_second: must be a positive number, not 0",
+		"demo.yaml:3: limits.restart_burst: must be at least 1, not 0",
+		"demo.yaml:4: limits.extra: unknown key (known keys: restarts_per_second, restart_burst)",
+		`demo.yaml:6: programs[0].name: invalid name "Bad Name": must match [a-z0-9_.-]+`,
+		`demo.yaml:7: programs[0].command: must be a list of arguments such as ["/usr/bin/api", "--port", "8080"], not the string "/bin/sh -c 'run'"`,
+		`demo.yaml:8: programs[0].dir: must be an absolute path, not "relative"`,
+		`demo.yaml:9: programs[0].env[""]: variable name must not be empty`,
+		`demo.yaml:9: programs[0].env["K=V"]: variable name must not contain '='`,
+		`demo.yaml:11: programs[0].restart.policy: invalid policy "sometimes" (want always, on-failure, on-oom or never)`,
+		"demo.yaml:12: programs[0].restart.backoff.max: must not be less than backoff.initial (2m0s)",
+		"demo.yaml:12: programs[0].restart.backoff.multiplier: must be at least 1, not 0",
+		"demo.yaml:12: programs[0].restart.backoff.jitter: must be between 0 and 1, not 3",
+		"demo.yaml:13: programs[0].restart.reset_after: must be positive, not -5s",
+		`demo.yaml:14: programs[0].restart.limit.interval: invalid duration "forever" (want Go syntax such as 100ms, 30s or 1m30s)`,
+		"demo.yaml:14: programs[0].restart.limit.burst: must be at least 1, not 0",
+		`demo.yaml:14: programs[0].restart.limit.action: invalid action "quit" (want backoff or give-up)`,
+		`demo.yaml:15: programs[0].stop.signal: unknown signal "NOPE"`,
+		"demo.yaml:15: programs[0].stop.timeout: must be positive, not 0s",
+		`demo.yaml:16: programs[0].output.file: must be an absolute path, not "logs/out.log"`,
+		`demo.yaml:17: programs[0].memory.high: invalid size "lots" (want bytes or a unit such as 256MiB, 1GiB, 512M or 1G)`,
+		"demo.yaml:17: programs[0].memory.max: must be at least 1MiB, not 100KiB",
+		"demo.yaml:17: programs[0].memory.swap_max: must not be negative",
+		"demo.yaml:20: programs[2].command: is required",
+		`demo.yaml:20: programs[2].name: duplicate name "ok", first used by programs[1] on line 18`,
+		`demo.yaml:21: programs[2].nmae: unknown key, did you mean "name"?`,
+		"demo.yaml:22: programs[3]: must be a mapping, not an integer",
+	}
+	_, err := Parse("demo.yaml", []byte(manyMistakes))
+	got := Errors(err)
+	if len(got) != len(want) {
+		t.Errorf("got %d errors, want %d", len(got), len(want))
+	}
+	for i := range max(len(got), len(want)) {
+		var g, w string
+		if i < len(got) {
+			g = got[i].Error()
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Errorf("error %d:\n got %s\nwant %s", i, g, w)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "demo.yaml")
+	if err := os.WriteFile(path, []byte(withProgram()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File != path || len(c.Programs) != 1 {
+		t.Errorf("Load = %+v", c)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("programs: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad)
+	if want := bad + ":1: programs: must be a list of programs, not an integer"; err == nil || err.Error() != want {
+		t.Errorf("Load(bad) = %v, want %s", err, want)
+	}
+
+	_, err = Load(filepath.Join(dir, "missing.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want fs.ErrNotExist", err)
+	}
+	if Errors(err) != nil {
+		t.Errorf("Errors(%v) = %v, want none", err, Errors(err))
+	}
+}
+
+func TestReferenceExample(t *testing.T) {
+	c, err := Load("../examples/reference.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Programs) == 0 {
+		t.Fatal("no programs")
+	}
+	// The reference shows every key, so every optional part is set
+	// somewhere.
+	var memory, output, env, dir, user, group bool
+	for _, p := range c.Programs {
+		memory = memory || p.Memory != nil && p.Memory.Max != nil && p.Memory.High != nil && p.Memory.SwapMax != nil
+		output = output || p.Output.File != ""
+		env = env || len(p.Env) > 0
+		dir = dir || p.Dir != ""
+		user = user || p.User != ""
+		group = group || p.Group != ""
+	}
+	if !memory || !output || !env || !dir || !user || !group {
+		t.Errorf("reference lacks a key: memory %v, output %v, env %v, dir %v, user %v, group %v", memory, output, env, dir, user, group)
+	}
+}
+
+// TestParseAliasExpansion checks that aliases cannot make a small file
+// expensive, while a large file without them is fine.
+func TestParseAliasExpansion(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("programs:\n  - &p {name: a, command: [/bin/a], env: {")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "K%d: v, ", i)
+	}
+	b.WriteString("}}\n  - " + strings.Repeat("*p\n  - ", 5000) + "*p\n")
+	_, err := Parse("demo.yaml", []byte(b.String()))
+	errs := Errors(err)
+	if len(errs) != 1 || errs[0].Field != "config" || !strings.HasPrefix(errs[0].Msg, "too large: more than ") {
+		t.Errorf("Parse(alias bomb) = %v", err)
+	}
+
+	b.Reset()
+	b.WriteString("programs:\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "  - name: p%d\n    command: [/bin/p, --id, %d]\n    env: {A: 1, B: 2}\n    restart: {backoff: {initial: 1s, max: 1m}}\n", i, i)
+	}
+	c, err := Parse("demo.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Programs) != 5000 {
+		t.Errorf("got %d programs", len(c.Programs))
+	}
+}

@@ -1,0 +1,110 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// helperArg marks a re-execution of a test binary as a helper process.
+const helperArg = "respawnd-test-helper"
+
+// HelperArgv returns the argv that runs the current test binary as the helper
+// program mode with args. Modes:
+//
+//	sleep                  sleep until killed
+//	exit CODE              exit with CODE at once
+//	exit-after DUR CODE    sleep DUR, then exit with CODE
+//	crash                  die of a signal (SIGSEGV, or SIGABRT from the runtime)
+//	fork-sleep PIDFILE     fork a grandchild that sleeps (its pid written to PIDFILE), then sleep
+//	hog                    allocate and touch memory in 1 MiB steps until killed (only ever inside a limited cgroup)
+//	ready FIFO             write "PID\n" to FIFO, then sleep until killed
+//	ignore-term            ignore SIGTERM and sleep
+func HelperArgv(mode string, args ...string) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return append([]string{exe, helperArg, mode}, args...)
+}
+
+// RunHelperIfRequested runs the helper program and exits when the test
+// binary was started by HelperArgv; otherwise it returns at once. Call it
+// first thing in TestMain.
+func RunHelperIfRequested() {
+	if len(os.Args) < 3 || os.Args[1] != helperArg {
+		return
+	}
+	os.Exit(runHelper(os.Args[2], os.Args[3:]))
+}
+
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+func runHelper(mode string, args []string) int {
+	switch mode {
+	case "sleep":
+		sleepForever()
+	case "exit":
+		code, _ := strconv.Atoi(arg(args, 0))
+		return code
+	case "exit-after":
+		d, _ := time.ParseDuration(arg(args, 0))
+		code, _ := strconv.Atoi(arg(args, 1))
+		time.Sleep(d)
+		return code
+	case "crash":
+		// Without this the runtime turns the signal into exit status 2.
+		debug.SetTraceback("crash")
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSEGV)
+		sleepForever()
+	case "fork-sleep":
+		child, err := os.StartProcess(os.Args[0], []string{os.Args[0], helperArg, "sleep"}, &os.ProcAttr{Files: []*os.File{nil, os.Stdout, os.Stderr}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		if err := os.WriteFile(arg(args, 0), []byte(strconv.Itoa(child.Pid)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		sleepForever()
+	case "hog":
+		var keep [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+	case "ready":
+		f, err := os.OpenFile(arg(args, 0), os.O_WRONLY, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+		_ = f.Close()
+		sleepForever()
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		sleepForever()
+	}
+	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+	return 2
+}
+
+func arg(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}

@@ -1,0 +1,7 @@
+package oom
+
+import "errors"
+
+// ErrUnsupported is wrapped into the errors of the live sources (Kmsg,
+// ReadRetained, WatchCgroup) on systems other than Linux.
+var ErrUnsupported = errors.New("oom: not supported on this system")

@@ -1,0 +1,127 @@
+package restart_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+	"github.com/respawnd/respawnd/restart"
+)
+
+// The v1 shim puts the program into the memory cgroup before it execs:
+// the program's first look at /proc/self/cgroup already shows it there.
+func TestShimJoinsV1CgroupBeforeExec(t *testing.T) {
+	testenv.RequireRoot(t, "joining a cgroup v1 memory cgroup")
+	verifyNoLeaks(t)
+	cg := testenv.NewMemoryCgroup(t, 64<<20)
+	if cg.V2 {
+		testenv.Skip(t, "the memory controller is on cgroup v2 here; the v1 shim needs a v1 hierarchy")
+	}
+	l, out := newTestLauncher(restart.LauncherConfig{})
+	p := start(t, l, restart.Command{Name: "cg", Argv: localHelperArgv("cgroup"), CgroupProcs: []string{cg.Procs()}})
+	if st := waitDone(t, p); st.Code != 0 {
+		t.Fatalf("exit status %+v\n%s", st, out)
+	}
+	waitOutput(t, p)
+	if want := ":memory:" + cg.Path + "\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("the program's /proc/self/cgroup lacks %q:\n%s", want, out)
+	}
+}
+
+// A hog under a 64 MiB limit is OOM-killed: every allocation of the program
+// was charged to the cgroup.
+func TestShimHogIsOOMKilled(t *testing.T) {
+	testenv.RequireRoot(t, "OOM kill in a cgroup v1 memory cgroup")
+	verifyNoLeaks(t)
+	cg := testenv.NewMemoryCgroup(t, 64<<20)
+	if cg.V2 {
+		testenv.Skip(t, "the memory controller is on cgroup v2 here; the v1 shim needs a v1 hierarchy")
+	}
+	l, _ := newTestLauncher(restart.LauncherConfig{})
+	p := start(t, l, restart.Command{Name: "hog", Argv: testenv.HelperArgv("hog"), CgroupProcs: []string{cg.Procs()}})
+	st := waitDone(t, p)
+	waitOutput(t, p)
+	if !st.Signaled || st.Signal != syscall.SIGKILL {
+		t.Fatalf("exit status %+v, want SIGKILL by the OOM killer", st)
+	}
+	if st.MaxRSS > 80<<20 {
+		t.Errorf("MaxRSS %d bytes, above the 64 MiB limit", st.MaxRSS)
+	}
+}
+
+// cgroup2Root finds a mounted cgroup v2 hierarchy, memory controller or
+// not: clone3(CLONE_INTO_CGROUP) needs only the hierarchy.
+func cgroup2Root(t *testing.T) string {
+	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return dir
+		}
+	}
+	testenv.Skip(t, "no cgroup v2 hierarchy mounted")
+	return ""
+}
+
+// newCgroup2 creates an empty cgroup v2 directory and removes it when the
+// test ends, after SIGKILLing what the test left in it.
+func newCgroup2(t *testing.T) (dir, path string) {
+	root := cgroup2Root(t)
+	name := fmt.Sprintf("respawnd-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dir = filepath.Join(root, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			testenv.Skip(t, "creating a cgroup v2 directory: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+			err := os.Remove(dir)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("removing test cgroup %s: %v", dir, err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return dir, "/" + name
+}
+
+func TestCgroupFDJoinsV2Cgroup(t *testing.T) {
+	testenv.RequireRoot(t, "cloning into a cgroup v2 directory")
+	verifyNoLeaks(t)
+	dir, path := newCgroup2(t)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	l, out := newTestLauncher(restart.LauncherConfig{})
+	p := start(t, l, restart.Command{Name: "cg2", Argv: localHelperArgv("cgroup"), CgroupFD: fd})
+	if st := waitDone(t, p); st.Code != 0 {
+		t.Fatalf("exit status %+v\n%s", st, out)
+	}
+	waitOutput(t, p)
+	if want := "cg2 | 0::" + path + "\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("the program's /proc/self/cgroup lacks %q:\n%s", want, out)
+	}
+}

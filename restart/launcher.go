@@ -1,0 +1,216 @@
+package restart
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Command is everything needed to start one program instance.
+type Command struct {
+	// Name is the program name, used for output prefixes and errors.
+	Name string
+	// Argv is the program and its arguments. argv[0] is looked up in
+	// respawnd's PATH when it has no slash; a relative path with a slash is
+	// relative to Dir.
+	Argv []string
+	// Dir is the working directory; "" keeps respawnd's.
+	Dir string
+	// Env is the complete environment, KEY=value. nil means an empty
+	// environment, not respawnd's.
+	Env []string
+	// User is a user name or numeric uid; "" keeps respawnd's. The program
+	// gets the user's supplementary groups. A numeric uid without an entry
+	// in the user database runs with the gid of the same number (unless
+	// Group is set) and no supplementary groups.
+	User string
+	// Group is a group name or numeric gid; "" means the user's primary
+	// group. With User "" it changes only the gid.
+	Group string
+	// OutputFile, when set, receives stdout and stderr (appended, created
+	// 0640 by respawnd). Otherwise lines go to the Launcher's Stdout and
+	// Stderr with a "NAME | " prefix.
+	OutputFile string
+	// CgroupFD, when >0, is an open cgroup v2 directory the child is cloned
+	// into (clone3 with CLONE_INTO_CGROUP). The caller keeps it open.
+	CgroupFD int
+	// CgroupProcs lists cgroup v1 cgroup.procs files the child joins before
+	// it execs the program, through the launcher's shim.
+	CgroupProcs []string
+	// KillGroupOnExit, when set, sends SIGKILL to what is left of the
+	// program's process group when its leader exits, before the leader is
+	// reaped: the last moment the group id is known to be the program's.
+	KillGroupOnExit bool
+}
+
+// The steps a start can fail at, as found in StartError.Op.
+const (
+	OpLookupCommand  = "lookup command"
+	OpLookupUser     = "lookup user"
+	OpLookupGroup    = "lookup group"
+	OpSetCredentials = "set credentials"
+	OpChdir          = "chdir"
+	OpExec           = "exec"
+	OpJoinCgroup     = "join cgroup"
+	OpOpenOutput     = "open output"
+)
+
+// StartError says exactly which step of a start failed. Err is the
+// underlying error, unchanged, so errors.Is(err, fs.ErrNotExist) and
+// fs.ErrPermission work.
+type StartError struct {
+	// Program is Command.Name.
+	Program string
+	// Op is one of the Op* constants.
+	Op string
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *StartError) Error() string {
+	return "starting " + e.Program + ": " + e.Op + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *StartError) Unwrap() error { return e.Err }
+
+// LauncherConfig configures a Launcher. Zero values mean defaults.
+type LauncherConfig struct {
+	// Stdout and Stderr receive the prefixed output lines of programs
+	// without an OutputFile; default os.Stdout and os.Stderr. Each line is
+	// one Write call, made under a lock shared by both writers.
+	Stdout, Stderr io.Writer
+	// Logger receives debug records about reaped orphans and failed output
+	// writes; nil discards them. Nothing is logged on the start path.
+	Logger *slog.Logger
+	// ShimPath is the binary re-executed to join cgroup v1 hierarchies
+	// before exec; default /proc/self/exe. That binary must call
+	// RunShimIfRequested first thing in main.
+	ShimPath string
+	// Subreaper makes Run set PR_SET_CHILD_SUBREAPER so that orphaned
+	// descendants are reparented to respawnd and reaped by Run. Run reaps
+	// also when respawnd is PID 1.
+	Subreaper bool
+}
+
+// Launcher starts programs and reaps orphans without stealing supervised
+// children's exit statuses. It is safe for concurrent use.
+//
+// While Run reaps, every child of the respawnd process must be started by
+// this Launcher: an exit status of any other child could be taken by the
+// reaper.
+type Launcher struct {
+	stdout, stderr io.Writer
+	outMu          sync.Mutex // serialises whole lines on stdout and stderr
+	logger         *slog.Logger
+	shimPath       string
+	subreaper      bool
+
+	// reapMu is held for reading by Start from the fork until the child is
+	// registered, and for writing by the reaper, so the reaper never sees a
+	// supervised child it does not know about.
+	reapMu   sync.RWMutex
+	childMu  sync.Mutex
+	children map[int]struct{} // pids of supervised children not yet reaped
+	// poke wakes the reaper after a supervised child was reaped; buffered
+	// so the sender never blocks, one pending wake-up is enough.
+	poke chan struct{}
+
+	devNullOnce sync.Once
+	devNull     *os.File
+}
+
+// NewLauncher returns a Launcher with cfg, zero values replaced by defaults.
+func NewLauncher(cfg LauncherConfig) *Launcher {
+	l := &Launcher{
+		stdout:    cfg.Stdout,
+		stderr:    cfg.Stderr,
+		logger:    cfg.Logger,
+		shimPath:  cfg.ShimPath,
+		subreaper: cfg.Subreaper,
+		children:  make(map[int]struct{}),
+		poke:      make(chan struct{}, 1),
+	}
+	if l.stdout == nil {
+		l.stdout = os.Stdout
+	}
+	if l.stderr == nil {
+		l.stderr = os.Stderr
+	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	if l.shimPath == "" {
+		l.shimPath = "/proc/self/exe"
+	}
+	return l
+}
+
+// Process is one started instance. It is safe for concurrent use.
+//
+// The launcher closes Done once the exit status is in and OutputDone once
+// every output line has been written; nobody else closes them.
+type Process struct {
+	pid       int
+	startTime time.Time
+	done      chan struct{}
+	outDone   chan struct{}
+	exit      ExitStatus // written before done is closed
+
+	// sigMu is held for reading while signalling and for writing while
+	// reaping, so that no signal is sent to a pid after it was reaped.
+	sigMu  sync.RWMutex
+	reaped bool
+}
+
+// PID returns the pid of the program, which is also its process group and
+// session id.
+func (p *Process) PID() int { return p.pid }
+
+// StartTime returns when the program had exec'd.
+func (p *Process) StartTime() time.Time { return p.startTime }
+
+// Done returns a channel the launcher closes once the exit status is in.
+// It does not wait for output: see OutputDone.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// OutputDone returns a channel the launcher closes once the output pipes
+// reached end of file and every line was written; that happens only after
+// every process holding the pipes (grandchildren too) closed them. It is
+// closed at start for programs with an OutputFile.
+func (p *Process) OutputDone() <-chan struct{} { return p.outDone }
+
+// Exit returns how the instance ended; it is the zero ExitStatus until Done
+// is closed.
+func (p *Process) Exit() ExitStatus {
+	select {
+	case <-p.done:
+		return p.exit
+	default:
+		return ExitStatus{}
+	}
+}
+
+// Kill sends SIGKILL to the whole process group.
+func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
+
+// ExitStatus is how an instance ended.
+type ExitStatus struct {
+	// Time is when the exit status was collected.
+	Time time.Time
+	// Code is the exit code when !Signaled; -1 when no status could be
+	// collected.
+	Code int
+	// Signaled says a signal ended the program.
+	Signaled bool
+	// Signal is the signal when Signaled.
+	Signal syscall.Signal
+	// Core says a core dump was written.
+	Core bool
+	// MaxRSS is the peak resident set size in bytes, from rusage.
+	MaxRSS int64
+}

@@ -1,0 +1,335 @@
+package restart
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Start starts cmd. It returns once the program has exec'd, or a
+// *StartError naming the step that failed; then nothing of the attempt is
+// left running. Start does no logging, reads nothing from /proc and starts
+// one goroutine to wait for the exit plus one per output pipe.
+func (l *Launcher) Start(cmd Command) (*Process, error) {
+	if len(cmd.Argv) == 0 || cmd.Argv[0] == "" {
+		return nil, &StartError{Program: cmd.Name, Op: OpLookupCommand, Err: ErrNoCommand}
+	}
+	path := cmd.Argv[0]
+	if !strings.Contains(path, "/") {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			if errors.Is(err, exec.ErrNotFound) {
+				// Let callers test for fs.ErrNotExist as for any missing file.
+				err = fmt.Errorf("%w (%w)", err, fs.ErrNotExist)
+			}
+			return nil, &StartError{Program: cmd.Name, Op: OpLookupCommand, Err: err}
+		}
+		path = p
+	}
+	cred, serr := lookupCredential(cmd.User, cmd.Group)
+	if serr != nil {
+		serr.Program = cmd.Name
+		return nil, serr
+	}
+
+	env := cmd.Env
+	if env == nil {
+		env = []string{} // os/exec would pass respawnd's environment for nil
+	}
+	c := &exec.Cmd{
+		Path:        path,
+		Args:        cmd.Argv,
+		Env:         env,
+		Dir:         cmd.Dir,
+		Stdin:       l.nullFile(),
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Credential: cred},
+	}
+	if cmd.CgroupFD > 0 {
+		c.SysProcAttr.UseCgroupFD = true
+		c.SysProcAttr.CgroupFD = cmd.CgroupFD
+	}
+
+	// Files the child inherits and the parent closes right after the fork.
+	var childEnds []*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			_ = f.Close()
+		}
+	}
+	var outR, errR, reportR *os.File
+	if cmd.OutputFile != "" {
+		f, err := os.OpenFile(cmd.OutputFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: err}
+		}
+		c.Stdout, c.Stderr = f, f
+		childEnds = append(childEnds, f)
+	} else {
+		// The child gets the *os.File write ends, never an io.Writer: os/exec
+		// would copy through its own goroutines and Wait would block until a
+		// grandchild holding the pipe exits.
+		var outW, errW *os.File
+		var err error
+		if outR, outW, err = os.Pipe(); err != nil {
+			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stdout pipe: %w", err)}
+		}
+		if errR, errW, err = os.Pipe(); err != nil {
+			closeAll([]*os.File{outR, outW})
+			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stderr pipe: %w", err)}
+		}
+		c.Stdout, c.Stderr = outW, errW
+		childEnds = append(childEnds, outW, errW)
+	}
+	var parentEnds []*os.File
+	if outR != nil {
+		parentEnds = append(parentEnds, outR, errR)
+	}
+
+	shim := len(cmd.CgroupProcs) > 0
+	if shim {
+		spec, err := json.Marshal(newShimSpec(&cmd, path, cred))
+		if err != nil {
+			closeAll(childEnds)
+			closeAll(parentEnds)
+			return nil, &StartError{Program: cmd.Name, Op: OpExec, Err: fmt.Errorf("encoding shim instructions: %w", err)}
+		}
+		var reportW *os.File
+		if reportR, reportW, err = os.Pipe(); err != nil {
+			closeAll(childEnds)
+			closeAll(parentEnds)
+			return nil, &StartError{Program: cmd.Name, Op: OpExec, Err: fmt.Errorf("creating shim report pipe: %w", err)}
+		}
+		childEnds = append(childEnds, reportW)
+		c.Path = l.shimPath
+		c.Args = []string{l.shimPath, shimMarker, string(spec)}
+		c.Dir = ""
+		c.SysProcAttr.Credential = nil // the shim drops privileges after joining
+		c.ExtraFiles = []*os.File{reportW}
+	}
+
+	// Hold off the reaper from before the fork until the child is
+	// registered, so it can never take this child for an orphan.
+	l.reapMu.RLock()
+	err := c.Start()
+	if err == nil {
+		l.register(c.Process.Pid)
+	}
+	l.reapMu.RUnlock()
+	closeAll(childEnds)
+	if err != nil {
+		closeAll(parentEnds)
+		if reportR != nil {
+			_ = reportR.Close()
+		}
+		return nil, l.startError(&cmd, c, err)
+	}
+	pid := c.Process.Pid
+
+	if shim {
+		serr := readShimReport(cmd.Name, reportR)
+		_ = reportR.Close()
+		if serr != nil {
+			// The shim exits right after reporting; reap it here so that the
+			// failure stays synchronous and nothing is left behind.
+			_ = c.Wait()
+			l.unregister(pid)
+			closeAll(parentEnds)
+			return nil, serr
+		}
+	}
+
+	p := &Process{
+		pid:       pid,
+		startTime: time.Now(),
+		done:      make(chan struct{}),
+		outDone:   make(chan struct{}),
+	}
+	go l.wait(p, c, cmd.KillGroupOnExit)
+	if outR == nil {
+		close(p.outDone)
+	} else {
+		go l.copyOutput(p, cmd.Name, outR, errR)
+	}
+	return p, nil
+}
+
+// copyOutput copies the program's stdout and stderr pipes until both reach
+// end of file, then closes p.outDone. It runs in its own goroutine and
+// starts one more for stderr.
+func (l *Launcher) copyOutput(p *Process, name string, outR, errR *os.File) {
+	defer close(p.outDone)
+	prefix := name + " | "
+	errDone := make(chan struct{})
+	go func() {
+		defer close(errDone)
+		defer errR.Close()
+		lw := &lineWriter{w: l.stderr, mu: &l.outMu, name: name, prefix: prefix, logger: l.logger}
+		lw.copyLines(errR)
+	}()
+	lw := &lineWriter{w: l.stdout, mu: &l.outMu, name: name, prefix: prefix, logger: l.logger}
+	lw.copyLines(outR)
+	_ = outR.Close()
+	<-errDone
+}
+
+// wait collects the exit status of p, fills p.exit and closes p.done. It
+// runs in its own goroutine, one per process, and is the only caller of
+// c.Wait.
+func (l *Launcher) wait(p *Process, c *exec.Cmd, killGroup bool) {
+	// Wait for the exit without reaping: until the zombie is reaped, its pid
+	// (and so the process group id) cannot be reused, so Signal may use it.
+	waitExited(p.pid)
+	p.sigMu.Lock()
+	if killGroup {
+		// ESRCH cannot happen while the leader is a zombie in the group;
+		// anything else is not worth failing the exit over.
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+	}
+	err := c.Wait()
+	p.reaped = true
+	p.sigMu.Unlock()
+	l.unregister(p.pid)
+
+	st := ExitStatus{Time: time.Now(), Code: -1}
+	if ps := c.ProcessState; ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Exited():
+				st.Code = ws.ExitStatus()
+			case ws.Signaled():
+				st.Signaled = true
+				st.Signal = ws.Signal()
+				st.Core = ws.CoreDump()
+			}
+		}
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			st.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
+		}
+	} else {
+		// Only possible if something else reaped our child.
+		l.logger.Error("collecting exit status failed", "pid", p.pid, "err", err)
+	}
+	p.exit = st
+	close(p.done)
+}
+
+// waitExited blocks until the child pid has exited, without reaping it.
+func waitExited(pid int) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// Signal sends sig to the whole process group of the program.
+//
+// The group id is the leader's pid. It is used only while the leader is not
+// yet reaped: a zombie still holds its pid, so the id cannot name anybody
+// else. Once the leader is reaped Signal sends nothing and returns
+// ErrProcessDone, because a group left without members frees the id for
+// reuse. To be rid of group members that outlive the leader, set
+// Command.KillGroupOnExit.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.sigMu.RLock()
+	defer p.sigMu.RUnlock()
+	if p.reaped {
+		return ErrProcessDone
+	}
+	if err := unix.Kill(-p.pid, sig); err != nil {
+		return fmt.Errorf("sending %v to process group %d: %w", sig, p.pid, err)
+	}
+	return nil
+}
+
+// nullFile returns /dev/null opened once for every child's stdin, or nil
+// (os/exec then opens it itself) if that failed.
+func (l *Launcher) nullFile() *os.File {
+	l.devNullOnce.Do(func() {
+		l.devNull, _ = os.Open(os.DevNull)
+	})
+	return l.devNull
+}
+
+func (l *Launcher) register(pid int) {
+	l.childMu.Lock()
+	l.children[pid] = struct{}{}
+	l.childMu.Unlock()
+}
+
+// unregister forgets a reaped child and wakes the reaper, which may have
+// stopped at this child's zombie.
+func (l *Launcher) unregister(pid int) {
+	l.childMu.Lock()
+	delete(l.children, pid)
+	l.childMu.Unlock()
+	select {
+	case l.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Launcher) supervised(pid int) bool {
+	l.childMu.Lock()
+	_, ok := l.children[pid]
+	l.childMu.Unlock()
+	return ok
+}
+
+// startError attributes a failed fork/exec to a step. The runtime reports
+// only the errno of whichever step failed in the child (clone into the
+// cgroup, credentials, chdir, execve), so the step is told apart after the
+// fact, on the failure path only.
+func (l *Launcher) startError(cmd *Command, c *exec.Cmd, err error) *StartError {
+	se := &StartError{Program: cmd.Name, Op: OpExec, Err: err}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return se
+	}
+	if cmd.CgroupFD > 0 && cgroupFailure(cmd.CgroupFD, errno) {
+		se.Op = OpJoinCgroup
+		se.Err = fmt.Errorf("cloning into cgroup fd %d: %w", cmd.CgroupFD, errno)
+		return se
+	}
+	if c.SysProcAttr.Credential != nil && (errno == unix.EPERM || errno == unix.EINVAL) {
+		se.Op = OpSetCredentials
+		return se
+	}
+	if c.Dir != "" && (errno == unix.ENOENT || errno == unix.ENOTDIR || errno == unix.EACCES || errno == unix.ELOOP) {
+		fi, serr := os.Stat(c.Dir)
+		switch {
+		case serr != nil:
+			se.Op, se.Err = OpChdir, serr
+		case !fi.IsDir():
+			se.Op, se.Err = OpChdir, &os.PathError{Op: "chdir", Path: c.Dir, Err: unix.ENOTDIR}
+		}
+	}
+	return se
+}
+
+// cgroupFailure reports whether a fork with CLONE_INTO_CGROUP failed
+// because of the cgroup: the fd is no cgroup v2 directory, or clone3
+// returned an errno that only the cgroup can cause (EBUSY: the cgroup has
+// controllers enabled for its children; EOPNOTSUPP: a threaded or invalid
+// domain; EAGAIN: its pids.max).
+func cgroupFailure(fd int, errno syscall.Errno) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return true
+	}
+	switch errno {
+	case unix.EBADF, unix.EBUSY, unix.EOPNOTSUPP, unix.EAGAIN, unix.ENODEV:
+		return true
+	}
+	return false
+}

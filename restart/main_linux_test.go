@@ -1,0 +1,129 @@
+package restart_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+	"github.com/respawnd/respawnd/restart"
+)
+
+func TestMain(m *testing.M) {
+	testenv.RunHelperIfRequested()
+	restart.RunShimIfRequested()
+	runLocalHelperIfRequested()
+	os.Exit(m.Run())
+}
+
+// localHelperArg marks a re-execution of the test binary as one of this
+// package's own helper modes, which the shared helper does not have.
+const localHelperArg = "respawnd-restart-test-helper"
+
+// localHelperArgv returns the argv that runs the test binary as a local
+// helper. Modes:
+//
+//	cgroup              print /proc/self/cgroup, then exit 0
+//	env                 print the environment, one variable a line, then exit 0
+//	args                print the arguments after the mode, one a line
+//	ids                 print "uid gid groups cwd", then exit 0
+//	lines ID N LEN      print N lines "ID i xxx…" (LEN x's) alternately to stdout and stderr
+//	long LEN            print one line of LEN x's without a newline
+//	orphan CODE         start a grandchild that exits after 20ms, print its pid, exit CODE
+func localHelperArgv(mode string, args ...string) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return append([]string{exe, localHelperArg, mode}, args...)
+}
+
+func runLocalHelperIfRequested() {
+	if len(os.Args) < 3 || os.Args[1] != localHelperArg {
+		return
+	}
+	os.Exit(runLocalHelper(os.Args[2], os.Args[3:]))
+}
+
+func runLocalHelper(mode string, args []string) int {
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	switch mode {
+	case "cgroup":
+		b, err := os.ReadFile("/proc/self/cgroup")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		os.Stdout.Write(b)
+		return 0
+	case "env":
+		for _, kv := range os.Environ() {
+			fmt.Println(kv)
+		}
+		return 0
+	case "args":
+		for _, a := range args {
+			fmt.Println(a)
+		}
+		return 0
+	case "ids":
+		groups, _ := os.Getgroups()
+		gs := make([]string, len(groups))
+		for i, g := range groups {
+			gs[i] = strconv.Itoa(g)
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("%d %d %s %s\n", os.Getuid(), os.Getgid(), strings.Join(gs, ","), wd)
+		return 0
+	case "lines":
+		n, _ := strconv.Atoi(arg(1))
+		size, _ := strconv.Atoi(arg(2))
+		pad := strings.Repeat("x", size)
+		for i := range n {
+			line := []byte(fmt.Sprintf("%s %d %s\n", arg(0), i, pad))
+			w := os.Stdout
+			if i%2 == 1 {
+				w = os.Stderr
+			}
+			// Write in two pieces so the launcher must join them into one
+			// line.
+			half := len(line) / 2
+			w.Write(line[:half])
+			w.Write(line[half:])
+		}
+		return 0
+	case "long":
+		size, _ := strconv.Atoi(arg(0))
+		os.Stdout.Write([]byte(strings.Repeat("x", size)))
+		return 0
+	case "orphan":
+		argv := testenv.HelperArgv("exit-after", "20ms", "0")
+		p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Files: []*os.File{nil, nil, os.Stderr}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		fmt.Println(p.Pid)
+		code, _ := strconv.Atoi(arg(0))
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "unknown local helper mode %q\n", mode)
+	return 2
+}
+
+// verifyNoLeaks checks for leaked goroutines after every other cleanup of
+// the test (cleanups run last in, first out) has killed and waited for its
+// processes.
+func verifyNoLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+}

@@ -1,0 +1,109 @@
+package restart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Run reaps orphaned descendants until ctx is done, then returns nil. It
+// sets PR_SET_CHILD_SUBREAPER when LauncherConfig.Subreaper is set, and
+// reaps also when respawnd is PID 1 (a container entrypoint), where orphans
+// of the whole namespace arrive. Otherwise it only waits for ctx. The flag
+// stays set after Run returns.
+//
+// Reaping never takes the exit status of a supervised child: each round
+// peeks at the first zombie with waitid(WNOWAIT), reaps it only when it is
+// not a child Start registered, and ends the round when it is one, whose
+// own wait goroutine reaps it and then wakes Run for the next round. Start
+// registers a child under a lock that excludes the round, so no supervised
+// child is ever unknown to the reaper.
+//
+// Run must be called at most once at a time; it starts no goroutines.
+func (l *Launcher) Run(ctx context.Context) error {
+	if !l.subreaper && os.Getpid() != 1 {
+		<-ctx.Done()
+		return nil
+	}
+	if l.subreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("setting child subreaper: %w", err)
+		}
+	}
+	// One pending SIGCHLD is enough: a round reaps every orphan zombie there
+	// is, however many signals were merged.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGCHLD)
+	defer signal.Stop(sigc)
+	for {
+		l.reapOrphans()
+		select {
+		case <-ctx.Done():
+			l.reapOrphans()
+			return nil
+		case <-sigc:
+		case <-l.poke:
+		}
+	}
+}
+
+// siginfoChild is the part of siginfo_t that waitid fills for SIGCHLD: the
+// pid follows three int32s (signo, errno, code; the last two swapped on
+// MIPS, which does not matter here) and, on 64-bit hosts, four bytes of
+// padding. See include/uapi/asm-generic/siginfo.h.
+type siginfoChild struct {
+	Signo int32
+	_     [2]int32
+	_     [is64bit]int32
+	Pid   int32
+	Uid   uint32
+	Stat  int32
+	_     [128 - (6+is64bit)*4]byte
+}
+
+const is64bit = ^uint(0) >> 63
+
+// reapOrphans reaps zombies that are not supervised children, up to the
+// first supervised one.
+func (l *Launcher) reapOrphans() {
+	l.reapMu.Lock()
+	defer l.reapMu.Unlock()
+	for {
+		var info siginfoChild
+		err := unix.Waitid(unix.P_ALL, 0, (*unix.Siginfo)(unsafe.Pointer(&info)),
+			unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			// ECHILD: no children at all.
+			return
+		case info.Pid == 0:
+			// Children, but no zombie.
+			return
+		}
+		pid := int(info.Pid)
+		if l.supervised(pid) {
+			// Its wait goroutine reaps it and pokes us; the kernel would
+			// keep returning it first, so the round ends here.
+			return
+		}
+		var ws unix.WaitStatus
+		var ru unix.Rusage
+		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, &ru)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || wpid != pid {
+			l.logger.Debug("reaping orphan failed", "pid", pid, "err", err)
+			return
+		}
+		l.logger.Debug("reaped orphan", "pid", pid, "exit_code", ws.ExitStatus(), "signal", ws.Signal())
+	}
+}

@@ -1,0 +1,65 @@
+package supervisor
+
+import (
+	"syscall"
+
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/restart"
+)
+
+// evidence is what is known about one death at the moment its exit status
+// arrives. The kernel raises the cgroup's and the host's oom_kill counters
+// before it sends the SIGKILL (mm/oom_kill.c, "Raise event before sending
+// signal"), so counters read after wait are already up to date; the kernel
+// log record is printed after the signal and may arrive later.
+type evidence struct {
+	status restart.ExitStatus
+	// kill is the kernel's report for this pid, if it arrived already.
+	kill *oom.Kill
+	// ownCgroup is true when the program has a cgroup of its own and its
+	// counter could be read; cgroupOOMs is the rise of its oom_kill counter
+	// not yet explained by other deaths.
+	ownCgroup  bool
+	cgroupOOMs uint64
+	// hostKnown is true when /proc/vmstat oom_kill could be compared with
+	// its value at start; hostOOMs is the rise since then.
+	hostKnown bool
+	hostOOMs  uint64
+	// kernelLog is true while the kernel log source is live, so a missing
+	// record may still arrive.
+	kernelLog bool
+}
+
+// judge returns the reason for a death and whether it is final. A reason
+// that is not final is the best guess until the kernel log record arrives
+// or the attribution window closes.
+func judge(e evidence) (r Reason, final bool) {
+	st := e.status
+	if !st.Signaled {
+		if st.Code == 0 {
+			return ReasonExitSuccess, true
+		}
+		return ReasonExitError, true
+	}
+	// The OOM killer only ever sends SIGKILL.
+	if st.Signal != syscall.SIGKILL {
+		return ReasonSignal, true
+	}
+	if e.kill != nil {
+		return ReasonOOMKill, true
+	}
+	if e.ownCgroup {
+		if e.cgroupOOMs > 0 {
+			return ReasonOOMKill, true
+		}
+		return ReasonSignal, true
+	}
+	if e.hostKnown && e.hostOOMs == 0 {
+		// No OOM kill anywhere on the host since the instance started.
+		return ReasonSignal, true
+	}
+	if e.kernelLog {
+		return ReasonSignal, false
+	}
+	return ReasonUnknown, true
+}

@@ -1,0 +1,159 @@
+package supervisor
+
+import (
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/respawnd/respawnd/oom"
+	"golang.org/x/sys/unix"
+)
+
+// Exit is the account of how one instance of a program ended.
+type Exit struct {
+	Program    string    `json:"program"`
+	Generation uint64    `json:"generation"`
+	PID        int       `json:"pid,omitempty"`
+	Started    time.Time `json:"started,omitzero"`
+	Time       time.Time `json:"time"`
+	Reason     Reason    `json:"reason"`
+	// Signal is set for ReasonSignal and ReasonOOMKill.
+	Signal syscall.Signal `json:"-"`
+	// Code is the exit code for ReasonExitError and ReasonExitSuccess.
+	Code int `json:"-"`
+	// Err says what failed for ReasonStartFailure.
+	Err string `json:"error,omitempty"`
+	// OOM holds the kernel's report when it is known.
+	OOM *oom.Kill `json:"oom,omitempty"`
+	// MaxRSS is the instance's peak resident set in bytes, when known.
+	MaxRSS int64 `json:"max_rss_bytes,omitempty"`
+}
+
+// SignalName is the exit's signal as "SIGKILL", or "" when there is none.
+func (e Exit) SignalName() string {
+	if e.Signal == 0 {
+		return ""
+	}
+	return unix.SignalName(e.Signal)
+}
+
+// Describe is a short human account, e.g. "signal SIGKILL" or "exit_error 3".
+func (e Exit) Describe() string {
+	switch e.Reason {
+	case ReasonSignal, ReasonOOMKill:
+		if e.Signal != 0 {
+			return e.Reason.String() + " " + e.SignalName()
+		}
+	case ReasonExitError, ReasonExitSuccess:
+		return e.Reason.String() + " " + strconv.Itoa(e.Code)
+	case ReasonStartFailure:
+		return e.Reason.String() + ": " + e.Err
+	}
+	return e.Reason.String()
+}
+
+// Event is one entry of the recent-events ring: an exit of a program's main
+// process, an OOM kill of one of its workers, or a host OOM kill of a
+// process that belongs to no program (Program empty).
+type Event struct {
+	Time    time.Time `json:"time"`
+	Program string    `json:"program,omitempty"`
+	PID     int       `json:"pid,omitempty"`
+	Comm    string    `json:"comm,omitempty"`
+	Reason  Reason    `json:"reason"`
+	Signal  string    `json:"signal,omitempty"`
+	// ExitCode is set for exit_error and exit_success.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Worker is true for an OOM kill of a process other than the main one.
+	Worker bool   `json:"worker,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// OOM holds the kernel's report when it is known.
+	OOM *oom.Kill `json:"oom,omitempty"`
+	// RSSBytes is the process's resident set just before death when known
+	// (from the kernel's report, or the peak from rusage).
+	RSSBytes int64 `json:"rss_bytes,omitempty"`
+}
+
+// eventRing keeps the most recent events. Safe for concurrent use.
+type eventRing struct {
+	mu   sync.Mutex
+	buf  []Event
+	next int
+	full bool
+	subs map[chan Event]struct{}
+}
+
+func newEventRing(size int) *eventRing {
+	return &eventRing{buf: make([]Event, size), subs: map[chan Event]struct{}{}}
+}
+
+func (r *eventRing) add(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf[r.next] = e
+	r.next = (r.next + 1) % len(r.buf)
+	if r.next == 0 {
+		r.full = true
+	}
+	for c := range r.subs {
+		select {
+		case c <- e:
+		default: // a slow follower loses events rather than stalling a program loop
+		}
+	}
+}
+
+// list returns the events newest first.
+func (r *eventRing) list() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.next
+	if r.full {
+		n = len(r.buf)
+	}
+	out := make([]Event, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+	}
+	return out
+}
+
+func (r *eventRing) subscribe() (<-chan Event, func()) {
+	// Buffered so that a follower reading at its own pace misses nothing in
+	// ordinary bursts.
+	c := make(chan Event, 64)
+	r.mu.Lock()
+	r.subs[c] = struct{}{}
+	r.mu.Unlock()
+	return c, func() {
+		r.mu.Lock()
+		delete(r.subs, c)
+		r.mu.Unlock()
+	}
+}
+
+func exitEvent(e Exit) Event {
+	ev := Event{Time: e.Time, Program: e.Program, PID: e.PID, Reason: e.Reason, Signal: e.SignalName(), Error: e.Err, OOM: e.OOM, RSSBytes: e.MaxRSS}
+	if e.Reason == ReasonExitError || e.Reason == ReasonExitSuccess {
+		c := e.Code
+		ev.ExitCode = &c
+	}
+	if e.OOM != nil {
+		ev.Comm = e.OOM.Comm
+		if rss := killRSS(*e.OOM); rss > 0 {
+			ev.RSSBytes = rss
+		}
+	}
+	return ev
+}
+
+func killRSS(k oom.Kill) int64 {
+	var n int64
+	for _, p := range []*int64{k.AnonRSSBytes, k.FileRSSBytes, k.ShmemRSSBytes} {
+		if p != nil {
+			n += *p
+		}
+	}
+	return n
+}

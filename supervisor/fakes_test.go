@@ -1,0 +1,260 @@
+package supervisor
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/restart"
+)
+
+// fakeClock is a manual clock: timers fire only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), c: ch})
+	return ch
+}
+
+// Advance moves the clock and fires every timer that is due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	keep := c.timers[:0]
+	var due []fakeTimer
+	for _, t := range c.timers {
+		if !t.at.After(c.now) {
+			due = append(due, t)
+		} else {
+			keep = append(keep, t)
+		}
+	}
+	c.timers = keep
+	now := c.now
+	c.mu.Unlock()
+	for _, t := range due {
+		t.c <- now
+	}
+}
+
+// pendingTimers returns the durations from now of the armed timers.
+func (c *fakeClock) pendingTimers() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Duration
+	for _, t := range c.timers {
+		out = append(out, t.at.Sub(c.now))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// fakeLauncher starts fakeProcs with increasing pids.
+type fakeLauncher struct {
+	mu      sync.Mutex
+	clock   *fakeClock
+	nextPID int
+	procs   []*fakeProc
+	fail    error
+	// obeyStop makes processes exit when they get a signal other than 0.
+	obeyStop bool
+}
+
+func (l *fakeLauncher) Start(cmd restart.Command) (Process, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return nil, l.fail
+	}
+	l.nextPID++
+	p := &fakeProc{pid: 1000 + l.nextPID, done: make(chan struct{}), clock: l.clock, obey: l.obeyStop, cmd: cmd}
+	l.procs = append(l.procs, p)
+	return p, nil
+}
+
+func (l *fakeLauncher) started() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.procs)
+}
+
+func (l *fakeLauncher) last() *fakeProc {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.procs) == 0 {
+		return nil
+	}
+	return l.procs[len(l.procs)-1]
+}
+
+type fakeProc struct {
+	pid   int
+	cmd   restart.Command
+	clock *fakeClock
+	obey  bool
+
+	mu      sync.Mutex
+	done    chan struct{}
+	exit    restart.ExitStatus
+	signals []syscall.Signal
+}
+
+func (p *fakeProc) PID() int                 { return p.pid }
+func (p *fakeProc) Done() <-chan struct{}    { return p.done }
+func (p *fakeProc) Exit() restart.ExitStatus { p.mu.Lock(); defer p.mu.Unlock(); return p.exit }
+
+func (p *fakeProc) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	p.signals = append(p.signals, sig)
+	obey := p.obey || sig == syscall.SIGKILL
+	p.mu.Unlock()
+	if obey {
+		p.die(restart.ExitStatus{Signaled: true, Signal: sig})
+	}
+	return nil
+}
+
+func (p *fakeProc) gotSignals() []syscall.Signal {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]syscall.Signal(nil), p.signals...)
+}
+
+// die ends the process with st (once).
+func (p *fakeProc) die(st restart.ExitStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	st.Time = p.clock.Now()
+	p.exit = st
+	close(p.done)
+}
+
+// fakeGroup is a memory cgroup whose oom_kill counter the test controls.
+type fakeGroup struct {
+	mu      sync.Mutex
+	path    string
+	ooms    uint64
+	removed bool
+}
+
+func (g *fakeGroup) Path() string    { return g.path }
+func (g *fakeGroup) FD() int         { return -1 }
+func (g *fakeGroup) Procs() []string { return nil }
+func (g *fakeGroup) KillAll() error  { return nil }
+func (g *fakeGroup) OOMKills() (uint64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ooms, nil
+}
+func (g *fakeGroup) Remove() error { g.mu.Lock(); g.removed = true; g.mu.Unlock(); return nil }
+func (g *fakeGroup) oom()          { g.mu.Lock(); g.ooms++; g.mu.Unlock() }
+
+type fakeCgroups struct {
+	mu     sync.Mutex
+	groups map[string]*fakeGroup
+}
+
+func (c *fakeCgroups) Create(name string, _ Limits) (Group, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups == nil {
+		c.groups = map[string]*fakeGroup{}
+	}
+	g := &fakeGroup{path: "/respawnd/" + name}
+	c.groups[name] = g
+	return g, nil
+}
+
+// fakeRecorder remembers what it was told.
+type fakeRecorder struct {
+	mu       sync.Mutex
+	exits    []Exit
+	restarts int
+	kills    map[string]int
+}
+
+func (r *fakeRecorder) Exited(e Exit) { r.mu.Lock(); r.exits = append(r.exits, e); r.mu.Unlock() }
+func (r *fakeRecorder) Restarted(string, time.Duration) {
+	r.mu.Lock()
+	r.restarts++
+	r.mu.Unlock()
+}
+func (r *fakeRecorder) OOMKill(program string, _ oom.Kill) {
+	r.mu.Lock()
+	if r.kills == nil {
+		r.kills = map[string]int{}
+	}
+	r.kills[program]++
+	r.mu.Unlock()
+}
+
+func (r *fakeRecorder) exitList() []Exit {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Exit(nil), r.exits...)
+}
+
+func (r *fakeRecorder) killCount(program string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kills[program]
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func prog(name string, mod ...func(*config.Program)) config.Program {
+	p := config.DefaultProgram()
+	p.Name = name
+	p.Command = []string{"/bin/" + name}
+	p.Restart.Backoff.Jitter = 0
+	for _, m := range mod {
+		m(&p)
+	}
+	return p
+}
+
+var errTest = errors.New("no such file")

@@ -1,0 +1,499 @@
+package supervisor
+
+import (
+	"context"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/restart"
+)
+
+func TestMain(m *testing.M) {
+	testenv.RunHelperIfRequested()
+	restart.RunShimIfRequested()
+	goleak.VerifyTestMain(m)
+}
+
+type harness struct {
+	t        *testing.T
+	clock    *fakeClock
+	launcher *fakeLauncher
+	rec      *fakeRecorder
+	cgroups  *fakeCgroups
+	sup      *Supervisor
+	ctx      context.Context
+	stop     func()
+}
+
+func newHarness(t *testing.T, mod ...func(*Config)) *harness {
+	t.Helper()
+	clock := newFakeClock()
+	h := &harness{t: t, clock: clock, launcher: &fakeLauncher{clock: clock, obeyStop: true}, rec: &fakeRecorder{}, cgroups: &fakeCgroups{}}
+	cfg := Config{
+		Launcher: h.launcher,
+		Recorder: h.rec,
+		Clock:    clock,
+		Limiter:  restart.NewLimiter(1000, 1000),
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	h.sup = New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx = ctx
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.sup.Run(ctx)
+	}()
+	h.stop = func() {
+		cancel()
+		// Stops escalate on the fake clock; keep it moving until Run returns.
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+				clock.Advance(time.Second)
+			}
+		}
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) apply(ps ...config.Program) {
+	h.t.Helper()
+	cfg := &config.Config{Limits: config.DefaultLimits(), Programs: ps}
+	if err := h.sup.Apply(h.ctx, cfg); err != nil {
+		h.t.Fatalf("apply: %v", err)
+	}
+}
+
+func (h *harness) status(name string) Status {
+	for _, s := range h.sup.Snapshot() {
+		if s.Name == name {
+			return s
+		}
+	}
+	return Status{}
+}
+
+func (h *harness) waitState(name string, want State) Status {
+	h.t.Helper()
+	var st Status
+	eventually(h.t, name+" "+want.String(), func() bool {
+		st = h.status(name)
+		return st.State == want
+	})
+	return st
+}
+
+func (h *harness) waitStarts(n int) {
+	h.t.Helper()
+	eventually(h.t, "start count", func() bool { return h.launcher.started() >= n })
+}
+
+// alwaysAtOnce makes every restart immediate, for tests about something else.
+func alwaysAtOnce(p *config.Program) {
+	p.Restart.ResetAfter = time.Nanosecond
+	p.Restart.Limit.Burst = 1000
+}
+
+var sigkill = restart.ExitStatus{Signaled: true, Signal: syscall.SIGKILL}
+
+func TestRestartAtOnceThenBackoff(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("api"))
+	h.waitState("api", StateRunning)
+
+	h.launcher.last().die(sigkill)
+	// The first restart happens at once: no clock advance needed.
+	h.waitStarts(2)
+	h.waitState("api", StateRunning)
+
+	// Crashes before reset_after back off: 100ms, 200ms, 400ms.
+	for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		h.launcher.last().die(sigkill)
+		st := h.waitState("api", StateBackoff)
+		if got := st.NextStart.Sub(h.clock.Now()); got != want {
+			t.Fatalf("crash %d: delay %v, want %v", i+2, got, want)
+		}
+		if n := h.launcher.started(); n != i+2 {
+			t.Fatalf("started %d processes during backoff, want %d", n, i+2)
+		}
+		h.clock.Advance(want)
+		h.waitStarts(i + 3)
+		h.waitState("api", StateRunning)
+	}
+	if got := h.status("api").Restarts; got != 4 {
+		t.Errorf("restarts = %d, want 4", got)
+	}
+}
+
+func TestResetAfterRestartsAtOnce(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("api"))
+	h.waitState("api", StateRunning)
+	h.launcher.last().die(sigkill)
+	h.waitStarts(2)
+	h.waitState("api", StateRunning)
+	// The second instance runs past reset_after: its crash counts as a first one.
+	h.clock.Advance(config.DefaultResetAfter + time.Second)
+	h.launcher.last().die(sigkill)
+	h.waitStarts(3)
+}
+
+func TestLimitGiveUpReachesFatal(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("api", func(p *config.Program) {
+		p.Restart.Limit = config.Limit{Burst: 3, Interval: time.Minute, Action: config.ActionGiveUp}
+	}))
+	for i := 1; ; i++ {
+		eventually(t, "a process", func() bool { return h.launcher.started() >= i })
+		h.waitState("api", StateRunning)
+		h.launcher.last().die(restart.ExitStatus{Code: 1})
+		eventually(t, "backoff or fatal", func() bool {
+			s := h.status("api").State
+			return s == StateBackoff || s == StateFatal || (s == StateRunning && h.launcher.started() > i)
+		})
+		if h.status("api").State == StateFatal {
+			break
+		}
+		if i > 10 {
+			t.Fatal("limit never tripped")
+		}
+		for _, d := range h.clock.pendingTimers() {
+			h.clock.Advance(d)
+		}
+	}
+	if got := h.launcher.started(); got != 3 {
+		t.Errorf("started %d times, want 3 (burst)", got)
+	}
+	h.clock.Advance(time.Hour)
+	if got := h.launcher.started(); got != 3 {
+		t.Errorf("a fatal program was started again (%d starts)", got)
+	}
+	// An operator start brings it back.
+	if err := h.sup.Control(h.ctx, "api", ActionStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("api", StateRunning)
+}
+
+func TestLimitBackoffKeepsGoingAtMax(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("api", func(p *config.Program) {
+		p.Restart.Backoff = config.Backoff{Initial: time.Second, Max: 5 * time.Second, Multiplier: 10}
+		p.Restart.Limit = config.Limit{Burst: 2, Interval: time.Hour, Action: config.ActionBackoff}
+	}))
+	var delays []time.Duration
+	for i := 1; i <= 6; i++ {
+		eventually(t, "a process", func() bool { return h.launcher.started() >= i })
+		h.waitState("api", StateRunning)
+		h.launcher.last().die(restart.ExitStatus{Code: 1})
+		eventually(t, "next", func() bool {
+			return h.status("api").State == StateBackoff || h.launcher.started() > i
+		})
+		if st := h.status("api"); st.State == StateBackoff {
+			d := st.NextStart.Sub(h.clock.Now())
+			delays = append(delays, d)
+			h.clock.Advance(d)
+		} else {
+			delays = append(delays, 0)
+		}
+	}
+	want := []time.Duration{0, 5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}
+	if !slices.Equal(delays, want) {
+		t.Errorf("delays %v, want %v", delays, want)
+	}
+	if s := h.status("api").State; s == StateFatal {
+		t.Error("action backoff must never reach fatal")
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		policy  config.Policy
+		exit    restart.ExitStatus
+		restart bool
+	}{
+		{config.PolicyNever, restart.ExitStatus{Code: 1}, false},
+		{config.PolicyOnFailure, restart.ExitStatus{Code: 0}, false},
+		{config.PolicyOnFailure, restart.ExitStatus{Code: 3}, true},
+		{config.PolicyOnFailure, sigkill, true},
+		{config.PolicyAlways, restart.ExitStatus{Code: 0}, true},
+		{config.PolicyOnOOM, restart.ExitStatus{Code: 3}, false},
+		{config.PolicyOnOOM, sigkill, false},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			h := newHarness(t)
+			h.apply(prog("p", func(p *config.Program) { p.Restart.Policy = tc.policy }))
+			h.waitState("p", StateRunning)
+			h.launcher.last().die(tc.exit)
+			if tc.restart {
+				h.waitStarts(2)
+				return
+			}
+			h.waitState("p", StateExited)
+			if n := h.launcher.started(); n != 1 {
+				t.Errorf("started %d times, want 1", n)
+			}
+		})
+	}
+}
+
+func TestOnOOMRestartsAfterOOMKill(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Cgroups = &fakeCgroups{} })
+	h.apply(prog("p", func(p *config.Program) {
+		p.Restart.Policy = config.PolicyOnOOM
+		max := int64(64 << 20)
+		p.Memory = &config.Memory{Max: &max}
+	}))
+	h.waitState("p", StateRunning)
+	g := h.sup.cfg.Cgroups.(*fakeCgroups).groups["p"]
+	g.oom()
+	h.launcher.last().die(sigkill)
+	h.waitStarts(2)
+	exits := h.rec.exitList()
+	if len(exits) != 1 || exits[0].Reason != ReasonOOMKill {
+		t.Fatalf("exits = %+v, want one oom_kill", exits)
+	}
+}
+
+func TestAttributionByCgroupCounter(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Cgroups = &fakeCgroups{} })
+	max := int64(64 << 20)
+	h.apply(prog("p", func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }))
+	h.waitState("p", StateRunning)
+	g := h.sup.cfg.Cgroups.(*fakeCgroups).groups["p"]
+
+	g.oom() // the kernel raises the counter before it sends SIGKILL
+	h.launcher.last().die(sigkill)
+	h.waitStarts(2)
+	h.waitState("p", StateRunning)
+	h.launcher.last().die(sigkill) // a plain kill -9: the counter did not move
+	eventually(t, "two exits", func() bool { return len(h.rec.exitList()) == 2 })
+	exits := h.rec.exitList()
+	if exits[0].Reason != ReasonOOMKill || exits[1].Reason != ReasonSignal || exits[1].Signal != syscall.SIGKILL {
+		t.Fatalf("reasons %v %v, want oom_kill then signal SIGKILL", exits[0].Describe(), exits[1].Describe())
+	}
+	if n := h.rec.killCount("p"); n != 1 {
+		t.Errorf("oom kills recorded = %d, want 1", n)
+	}
+}
+
+func TestAttributionByKernelLog(t *testing.T) {
+	host := uint64(10)
+	var mu = make(chan struct{}, 1)
+	mu <- struct{}{}
+	readHost := func() (uint64, error) { <-mu; defer func() { mu <- struct{}{} }(); return host, nil }
+	bump := func() { <-mu; host++; mu <- struct{}{} }
+	h := newHarness(t, func(c *Config) {
+		c.KernelLog = true
+		c.HostOOMKills = readHost
+		c.AttributionWindow = 2 * time.Second
+	})
+	h.apply(prog("p", alwaysAtOnce))
+	st := h.waitState("p", StateRunning)
+
+	// An OOM kill: vmstat rose, the record comes after the exit status.
+	bump()
+	h.launcher.last().die(sigkill)
+	h.waitStarts(2) // restarted at once, before attribution is final
+	if n := len(h.rec.exitList()); n != 0 {
+		t.Fatalf("exit recorded before evidence: %d", n)
+	}
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, Comm: "p"})
+	eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
+	if r := h.rec.exitList()[0].Reason; r != ReasonOOMKill {
+		t.Fatalf("reason %v, want oom_kill", r)
+	}
+
+	// A kill -9 while another process was OOM-killed: no record for us, so
+	// the window closes as signal.
+	st = h.waitState("p", StateRunning)
+	bump()
+	h.launcher.last().die(sigkill)
+	// Move the clock in steps until the window closes; the loop sees the
+	// death at its own pace.
+	eventually(t, "second exit", func() bool {
+		h.clock.Advance(100 * time.Millisecond)
+		return len(h.rec.exitList()) == 2
+	})
+	if e := h.rec.exitList()[1]; e.Reason != ReasonSignal || e.PID != st.PID {
+		t.Fatalf("second exit %v pid %d, want signal of %d", e.Describe(), e.PID, st.PID)
+	}
+
+	// No OOM anywhere since start: final at once.
+	h.waitStarts(3)
+	h.waitState("p", StateRunning)
+	h.launcher.last().die(sigkill)
+	eventually(t, "third exit", func() bool { return len(h.rec.exitList()) == 3 })
+
+	// A report that beats the exit status.
+	st = h.waitState("p", StateRunning)
+	bump()
+	// Whichever the loop sees first, the report or the exit status, the
+	// reason is the same.
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID})
+	h.launcher.last().die(sigkill)
+	eventually(t, "fourth exit", func() bool { return len(h.rec.exitList()) == 4 })
+	if r := h.rec.exitList()[3].Reason; r != ReasonOOMKill {
+		t.Errorf("early report: reason %v, want oom_kill", r)
+	}
+}
+
+func TestWorkerAndHostOOMKills(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Cgroups = &fakeCgroups{}; c.KernelLog = true })
+	max := int64(64 << 20)
+	h.apply(prog("p", func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }))
+	st := h.waitState("p", StateRunning)
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: 99999, Comm: "worker", TaskMemcg: "/respawnd/p"})
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: 88888, Comm: "stranger", TaskMemcg: "/other"})
+	eventually(t, "two events", func() bool { return len(h.sup.Events()) == 2 })
+	for _, ev := range h.sup.Events() {
+		ok := ev.PID == 99999 && ev.Program == "p" && ev.Worker ||
+			ev.PID == 88888 && ev.Program == "" && ev.Comm == "stranger" && !ev.Worker
+		if !ok || ev.Reason != ReasonOOMKill {
+			t.Errorf("event %+v", ev)
+		}
+	}
+	if h.rec.killCount("p") != 1 || h.rec.killCount("") != 1 {
+		t.Errorf("kills p=%d host=%d, want 1 and 1", h.rec.killCount("p"), h.rec.killCount(""))
+	}
+	if got := h.status("p"); got.PID != st.PID || got.State != StateRunning {
+		t.Errorf("a worker's OOM kill touched the main process: %+v", got)
+	}
+}
+
+func TestStopEscalatesToSIGKILL(t *testing.T) {
+	h := newHarness(t)
+	h.launcher.obeyStop = false
+	h.apply(prog("p", func(p *config.Program) { p.Stop.Timeout = 3 * time.Second }))
+	h.waitState("p", StateRunning)
+	proc := h.launcher.last()
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("p", StateStopping)
+	h.clock.Advance(3 * time.Second)
+	h.waitState("p", StateStopped)
+	if got := proc.gotSignals(); !slices.Equal(got[:2], []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) {
+		t.Errorf("signals %v, want SIGTERM then SIGKILL", got)
+	}
+	if n := h.launcher.started(); n != 1 {
+		t.Errorf("a stopped program restarted (%d starts)", n)
+	}
+}
+
+func TestReloadKeepsUnchanged(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("a"), prog("b"))
+	a := h.waitState("a", StateRunning)
+	b := h.waitState("b", StateRunning)
+
+	changed := prog("b", func(p *config.Program) { p.Command = []string{"/bin/b", "--new"} })
+	h.apply(prog("a"), changed, prog("c"))
+	h.waitState("c", StateRunning)
+	eventually(t, "b restarted", func() bool {
+		s := h.status("b")
+		return s.State == StateRunning && s.PID != b.PID
+	})
+	if s := h.status("a"); s.PID != a.PID {
+		t.Errorf("unchanged program restarted: pid %d -> %d", a.PID, s.PID)
+	}
+	nb := h.status("b")
+	for _, p := range h.launcher.procs {
+		if p.pid == nb.PID && !slices.Contains(p.cmd.Argv, "--new") {
+			t.Errorf("b runs %v, not its new definition", p.cmd.Argv)
+		}
+	}
+
+	h.apply(prog("a"))
+	eventually(t, "b and c gone", func() bool { return len(h.sup.Snapshot()) == 1 })
+}
+
+func TestStartFailureBacksOff(t *testing.T) {
+	h := newHarness(t)
+	h.launcher.fail = &restart.StartError{Program: "p", Op: "lookup command", Err: errTest}
+	h.apply(prog("p"))
+	h.waitState("p", StateBackoff)
+	eventually(t, "exit", func() bool { return len(h.rec.exitList()) >= 1 })
+	e := h.rec.exitList()[0]
+	if e.Reason != ReasonStartFailure || e.Err == "" {
+		t.Fatalf("exit %+v, want start_failure with an error", e)
+	}
+	if st := h.status("p"); st.Error == "" {
+		t.Error("status carries no error")
+	}
+	h.launcher.mu.Lock()
+	h.launcher.fail = nil
+	h.launcher.mu.Unlock()
+	for _, d := range h.clock.pendingTimers() {
+		h.clock.Advance(d)
+	}
+	h.waitState("p", StateRunning)
+}
+
+func TestGlobalLimiterQueuesInOrder(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Limiter = restart.NewLimiter(1, 2) })
+	names := []string{"a", "b", "c", "d"}
+	var ps []config.Program
+	for _, n := range names {
+		ps = append(ps, prog(n))
+	}
+	h.apply(ps...)
+	// Four first starts against a bucket of two: two start, two wait.
+	eventually(t, "two running, two queued", func() bool {
+		run, wait := 0, 0
+		for _, s := range h.sup.Snapshot() {
+			switch s.State {
+			case StateRunning:
+				run++
+			case StateBackoff:
+				wait++
+			}
+		}
+		return run == 2 && wait == 2
+	})
+	var delays []time.Duration
+	for _, s := range h.sup.Snapshot() {
+		if s.State == StateBackoff {
+			delays = append(delays, s.NextStart.Sub(h.clock.Now()))
+		}
+	}
+	slices.Sort(delays)
+	if !slices.Equal(delays, []time.Duration{time.Second, 2 * time.Second}) {
+		t.Errorf("queued delays %v, want 1s and 2s", delays)
+	}
+	h.clock.Advance(2 * time.Second)
+	eventually(t, "all running", func() bool {
+		for _, s := range h.sup.Snapshot() {
+			if s.State != StateRunning {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestShutdownStopsEverything(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("a"), prog("b"))
+	h.waitState("a", StateRunning)
+	h.waitState("b", StateRunning)
+	h.stop()
+	for _, p := range h.launcher.procs {
+		if sigs := p.gotSignals(); len(sigs) == 0 || sigs[0] != syscall.SIGTERM {
+			t.Errorf("pid %d got %v, want SIGTERM first", p.pid, sigs)
+		}
+	}
+}
