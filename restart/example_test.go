@@ -60,7 +60,8 @@ func ExamplePolicy_resetAfter() {
 	// ran 1s: attempt 2, restart after 1s
 }
 
-// With GiveUp, more than Burst starts within Interval stop the program.
+// With GiveUp, Burst starts within Interval are allowed and the program
+// is given up instead of starting once more.
 func ExamplePolicy_giveUp() {
 	p := restart.NewPolicy(restart.PolicyConfig{
 		Initial:  time.Second,
@@ -83,8 +84,7 @@ func ExamplePolicy_giveUp() {
 	// Output:
 	// start 1: restart after 0s
 	// start 2: restart after 1s
-	// start 3: restart after 2s
-	// start 4: gave up (limited true)
+	// start 3: gave up (limited true)
 }
 
 // Without GiveUp a tripped limit keeps the program restarting, Max apart,
@@ -115,10 +115,10 @@ func ExamplePolicy_backoffAtMax() {
 	// Output:
 	// attempt 1: restart after 0s (limited false)
 	// attempt 2: restart after 100ms (limited false)
-	// attempt 3: restart after 200ms (limited false)
+	// attempt 3: restart after 5s (limited true)
 	// attempt 4: restart after 5s (limited true)
-	// attempt 5: restart after 5s (limited true)
-	// attempt 6: restart after 1.6s (limited false)
+	// attempt 5: restart after 800ms (limited false)
+	// attempt 6: restart after 5s (limited true)
 	// after reset: attempt 1, restart after 0s
 }
 

@@ -117,8 +117,8 @@ type Policy struct {
 	cfg    PolicyConfig
 	streak int
 	// starts holds the most recent start times, oldest first, at most
-	// Burst+1 of them: enough to tell whether more than Burst fall within
-	// one Interval.
+	// Burst of them: enough to tell whether another start would make more
+	// than Burst within one Interval.
 	starts []time.Time
 }
 
@@ -127,7 +127,7 @@ func NewPolicy(cfg PolicyConfig) *Policy {
 	cfg = cfg.withDefaults()
 	p := &Policy{cfg: cfg}
 	if cfg.Burst > 0 {
-		p.starts = make([]time.Time, 0, cfg.Burst+1)
+		p.starts = make([]time.Time, 0, cfg.Burst)
 	}
 	return p
 }
@@ -137,7 +137,7 @@ func (p *Policy) Started(t time.Time) {
 	if p.cfg.Burst < 0 {
 		return
 	}
-	if len(p.starts) == p.cfg.Burst+1 {
+	if len(p.starts) == p.cfg.Burst {
 		copy(p.starts, p.starts[1:])
 		p.starts = p.starts[:len(p.starts)-1]
 	}
@@ -166,14 +166,15 @@ func (p *Policy) Exited(started, t time.Time) Decision {
 	return d
 }
 
-// limited reports whether more than Burst recorded starts fall within the
-// Interval that ends at t.
+// limited reports whether Burst starts already fall within the Interval
+// that ends at t, so that one more would exceed the limit. As with
+// systemd's StartLimitBurst, Burst starts are allowed and the next is not.
 func (p *Policy) limited(t time.Time) bool {
-	if p.cfg.Burst < 0 || len(p.starts) <= p.cfg.Burst {
+	if p.cfg.Burst < 0 || len(p.starts) < p.cfg.Burst {
 		return false
 	}
-	// starts holds exactly Burst+1 times; all of them are in the window
-	// when the oldest is.
+	// starts holds exactly Burst times; all of them are in the window when
+	// the oldest is.
 	return t.Sub(p.starts[0]) < p.cfg.Interval
 }
 

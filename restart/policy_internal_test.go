@@ -11,10 +11,10 @@ func TestPolicyMemoryBounded(t *testing.T) {
 	for i := range 1000 {
 		p.Started(t0.Add(time.Duration(i) * time.Second))
 	}
-	if len(p.starts) != 5 || cap(p.starts) != 5 {
-		t.Fatalf("kept %d start times (cap %d), want Burst+1 = 5", len(p.starts), cap(p.starts))
+	if len(p.starts) != 4 || cap(p.starts) != 4 {
+		t.Fatalf("kept %d start times (cap %d), want Burst = 4", len(p.starts), cap(p.starts))
 	}
-	if got, want := p.starts[4], t0.Add(999*time.Second); !got.Equal(want) {
+	if got, want := p.starts[3], t0.Add(999*time.Second); !got.Equal(want) {
 		t.Fatalf("newest start %v, want %v", got, want)
 	}
 }

@@ -91,8 +91,7 @@ func TestPolicy(t *testing.T) {
 			runs: []run{
 				{0, 1, restart.Decision{Delay: 0, Attempt: 1}},
 				{1, 1, restart.Decision{Delay: sec(1), Attempt: 2}},
-				{3, 1, restart.Decision{Delay: sec(2), Attempt: 3}},
-				{6, 1, restart.Decision{GiveUp: true, Limited: true, Attempt: 4}},
+				{3, 1, restart.Decision{GiveUp: true, Limited: true, Attempt: 3}},
 			},
 		},
 		{
@@ -101,8 +100,7 @@ func TestPolicy(t *testing.T) {
 			runs: []run{
 				{0, 30, restart.Decision{Delay: 0, Attempt: 1}},
 				{30, 1, restart.Decision{Delay: sec(1), Attempt: 2}},
-				{32, 1, restart.Decision{Delay: sec(2), Attempt: 3}},
-				{35, 1, restart.Decision{GiveUp: true, Limited: true, Attempt: 4}},
+				{32, 1, restart.Decision{GiveUp: true, Limited: true, Attempt: 3}},
 			},
 		},
 		{
@@ -110,9 +108,9 @@ func TestPolicy(t *testing.T) {
 			cfg:  limitGiveUp,
 			runs: []run{
 				{0, 1, restart.Decision{Delay: 0, Attempt: 1}},
-				{30, 1, restart.Decision{Delay: sec(1), Attempt: 2}},
-				{45, 1, restart.Decision{Delay: sec(2), Attempt: 3}},
-				{60, 1, restart.Decision{Delay: sec(4), Attempt: 4}},
+				{31, 1, restart.Decision{Delay: sec(1), Attempt: 2}},
+				{62, 1, restart.Decision{Delay: sec(2), Attempt: 3}},
+				{93, 1, restart.Decision{Delay: sec(4), Attempt: 4}},
 			},
 		},
 		{
@@ -121,14 +119,13 @@ func TestPolicy(t *testing.T) {
 			runs: []run{
 				{0, 1, restart.Decision{Delay: 0, Attempt: 1}},
 				{1, 1, restart.Decision{Delay: sec(1), Attempt: 2}},
-				{3, 1, restart.Decision{Delay: sec(2), Attempt: 3}},
-				{6, 1, restart.Decision{Delay: sec(10), Limited: true, Attempt: 4}},
-				{17, 1, restart.Decision{Delay: sec(10), Limited: true, Attempt: 5}},
-				{28, 1, restart.Decision{Delay: sec(10), Limited: true, Attempt: 6}},
-				// The oldest of the last four starts (17s) is 61s old: the
-				// window holds only three, so plain backoff (capped) again.
-				{70, 8, restart.Decision{Delay: sec(10), Attempt: 7}},
-				// A long run resets the streak; the window holds three starts.
+				{3, 1, restart.Decision{Delay: sec(10), Limited: true, Attempt: 3}},
+				{14, 1, restart.Decision{Delay: sec(10), Limited: true, Attempt: 4}},
+				{25, 1, restart.Decision{Delay: sec(10), Limited: true, Attempt: 5}},
+				// The oldest of the last three starts (14s) is 64s old: the
+				// window holds only two, so plain backoff (capped) again.
+				{70, 8, restart.Decision{Delay: sec(10), Attempt: 6}},
+				// A long run resets the streak; the window holds two starts.
 				{88, 40, restart.Decision{Delay: 0, Attempt: 1}},
 			},
 		},
@@ -151,7 +148,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestPolicyReset(t *testing.T) {
-	p := restart.NewPolicy(restart.PolicyConfig{Jitter: -1, Burst: 1, GiveUp: true})
+	p := restart.NewPolicy(restart.PolicyConfig{Jitter: -1, Burst: 2, GiveUp: true})
 	for i := range 3 {
 		start := epoch.Add(sec(float64(i)))
 		p.Started(start)
@@ -176,7 +173,8 @@ func TestPolicyDefaults(t *testing.T) {
 			t.Fatalf("limited with default burst after starts spread over %v", now.Sub(epoch))
 		}
 		got = append(got, d.Delay)
-		now = now.Add(time.Millisecond + d.Delay + 12*time.Second)
+		// Five starts 16s apart never fit one 60s window.
+		now = now.Add(time.Millisecond + d.Delay + 16*time.Second)
 	}
 	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
 	for i, w := range want {

@@ -154,6 +154,9 @@ func buildCommand(spec config.Program, base []string) restart.Command {
 		User:       spec.User,
 		Group:      spec.Group,
 		OutputFile: spec.Output.File,
+		// What is left of the process group goes with the leader, before
+		// the next instance starts: no orphans pile up across restarts.
+		KillGroupOnExit: true,
 	}
 }
 
@@ -418,9 +421,6 @@ func (p *program) onDeath() {
 	hostBase, hostBaseOK := p.hostBase, p.hostBaseOK
 	st := proc.Exit()
 	p.proc, p.procDone = nil, nil
-	// The instance's process group must not outlive it. The group id stays
-	// valid while any member lives, so this cannot reach a stranger.
-	_ = proc.Signal(syscall.SIGKILL)
 	p.lastDeath = st.Time
 	if p.lastDeath.IsZero() {
 		p.lastDeath = p.s.clock.Now()
