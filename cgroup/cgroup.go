@@ -77,6 +77,10 @@ type Manager struct {
 // V2 reports whether program cgroups are cgroup v2.
 func (m *Manager) V2() bool { return m.layout.v2 }
 
+// OwnDir returns the directory of respawnd's own cgroup on the hierarchy
+// used for program cgroups.
+func (m *Manager) OwnDir() (string, error) { return m.layout.dir(m.layout.own) }
+
 // Parent returns the cgroup path, relative to the hierarchy root, that holds
 // the program cgroups.
 func (m *Manager) Parent() string { return m.layout.parent }

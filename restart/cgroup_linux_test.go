@@ -125,3 +125,72 @@ func TestCgroupFDJoinsV2Cgroup(t *testing.T) {
 		t.Errorf("the program's /proc/self/cgroup lacks %q:\n%s", want, out)
 	}
 }
+
+// With CgroupLeave the forking thread itself joins the cgroup for the
+// instant of the fork: the program is in the cgroup from its first
+// instruction, no shim runs, and no thread of respawnd stays behind.
+func TestThreadMoveJoinsV1CgroupBeforeExec(t *testing.T) {
+	testenv.RequireRoot(t, "joining a cgroup v1 memory cgroup")
+	verifyNoLeaks(t)
+	cg := testenv.NewMemoryCgroup(t, 64<<20)
+	if cg.V2 {
+		testenv.Skip(t, "the memory controller is on cgroup v2 here; thread moves need a v1 hierarchy")
+	}
+	own := ownMemoryCgroupDir(t, filepath.Dir(cg.Dir))
+	// A shim that does not exist proves the shim is not used.
+	l, out := newTestLauncher(restart.LauncherConfig{ShimPath: "/nonexistent/respawnd-shim"})
+	for i := 0; i < 5; i++ {
+		p := start(t, l, restart.Command{Name: "cg", Argv: localHelperArgv("cgroup"), CgroupProcs: []string{cg.Procs()}, CgroupLeave: []string{own}})
+		if st := waitDone(t, p); st.Code != 0 {
+			t.Fatalf("exit status %+v\n%s", st, out)
+		}
+		waitOutput(t, p)
+	}
+	if want := ":memory:" + cg.Path + "\n"; strings.Count(out.String(), want) != 5 {
+		t.Errorf("not every program's /proc/self/cgroup has %q:\n%s", want, out)
+	}
+	// Every thread of this process is back where it was.
+	tasks, _ := os.ReadFile(filepath.Join(cg.Dir, "tasks"))
+	for _, f := range strings.Fields(string(tasks)) {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(os.Getpid()), "task", f)); err == nil {
+			t.Errorf("thread %s of the launcher stayed in the program's cgroup", f)
+		}
+	}
+}
+
+func TestThreadMoveHogIsOOMKilled(t *testing.T) {
+	testenv.RequireRoot(t, "OOM kill in a cgroup v1 memory cgroup")
+	verifyNoLeaks(t)
+	cg := testenv.NewMemoryCgroup(t, 64<<20)
+	if cg.V2 {
+		testenv.Skip(t, "the memory controller is on cgroup v2 here; thread moves need a v1 hierarchy")
+	}
+	own := ownMemoryCgroupDir(t, filepath.Dir(cg.Dir))
+	l, _ := newTestLauncher(restart.LauncherConfig{ShimPath: "/nonexistent/respawnd-shim"})
+	p := start(t, l, restart.Command{Name: "hog", Argv: testenv.HelperArgv("hog"), CgroupProcs: []string{cg.Procs()}, CgroupLeave: []string{own}})
+	st := waitDone(t, p)
+	waitOutput(t, p)
+	if !st.Signaled || st.Signal != syscall.SIGKILL {
+		t.Fatalf("exit status %+v, want SIGKILL by the OOM killer", st)
+	}
+	if st.MaxRSS > 80<<20 {
+		t.Errorf("MaxRSS %d bytes, above the 64 MiB limit", st.MaxRSS)
+	}
+}
+
+// ownMemoryCgroupDir is this process's own memory cgroup directory on the
+// v1 hierarchy mounted at mount.
+func ownMemoryCgroupDir(t *testing.T, mount string) string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && strings.Contains(","+parts[1]+",", ",memory,") {
+			return filepath.Join(mount, parts[2])
+		}
+	}
+	t.Fatal("no memory cgroup in /proc/self/cgroup")
+	return ""
+}

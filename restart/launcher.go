@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -38,8 +39,16 @@ type Command struct {
 	// into (clone3 with CLONE_INTO_CGROUP). The caller keeps it open.
 	CgroupFD int
 	// CgroupProcs lists cgroup v1 cgroup.procs files the child joins before
-	// it execs the program, through the launcher's shim.
+	// it execs the program.
 	CgroupProcs []string
+	// CgroupLeave lists, one for each entry of CgroupProcs, the cgroup v1
+	// directory respawnd's own threads live in. With it the launcher moves
+	// the one thread that forks into the program's cgroups for the instant
+	// of the fork (cgroup v1 places threads one by one), so the child is
+	// born inside them and execs the program directly. Without it, or when
+	// moving the thread fails, the child goes through the shim, which costs
+	// one more exec of respawnd's own binary.
+	CgroupLeave []string
 	// KillGroupOnExit, when set, sends SIGKILL to what is left of the
 	// program's process group when its leader exits, before the leader is
 	// reaped: the last moment the group id is known to be the program's.
@@ -109,6 +118,9 @@ type Launcher struct {
 	logger         *slog.Logger
 	shimPath       string
 	subreaper      bool
+	// noThreadMove is set once the kernel refused to move a single thread
+	// into a cgroup v1 group; starts then go through the shim.
+	noThreadMove atomic.Bool
 
 	// reapMu is held for reading by Start from the fork until the child is
 	// registered, and for writing by the reaper, so the reaper never sees a

@@ -93,7 +93,7 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		parentEnds = append(parentEnds, outR, errR)
 	}
 
-	shim := len(cmd.CgroupProcs) > 0
+	shim := len(cmd.CgroupProcs) > 0 && (!canMoveThread(&cmd) || l.noThreadMove.Load())
 	if shim {
 		spec, err := json.Marshal(newShimSpec(&cmd, path, cred))
 		if err != nil {
@@ -118,12 +118,23 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 	// Hold off the reaper from before the fork until the child is
 	// registered, so it can never take this child for an orphan.
 	l.reapMu.RLock()
-	err := c.Start()
+	var err error
+	if len(cmd.CgroupProcs) > 0 && !shim {
+		err = startInCgroups(c, cmd.CgroupProcs, cmd.CgroupLeave)
+	} else {
+		err = c.Start()
+	}
 	if err == nil {
 		l.register(c.Process.Pid)
 	}
 	l.reapMu.RUnlock()
 	closeAll(childEnds)
+	if errors.Is(err, errThreadMove) {
+		// This kernel will not move single threads: use the shim from now on.
+		closeAll(parentEnds)
+		l.noThreadMove.Store(true)
+		return l.Start(cmd)
+	}
 	if err != nil {
 		closeAll(parentEnds)
 		if reportR != nil {

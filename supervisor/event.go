@@ -26,6 +26,8 @@ type Exit struct {
 	Err string `json:"error,omitempty"`
 	// OOM holds the kernel's report when it is known.
 	OOM *oom.Kill `json:"oom,omitempty"`
+	// Settled is when the reason became final.
+	Settled time.Time `json:"-"`
 	// MaxRSS is the instance's peak resident set in bytes, when known.
 	MaxRSS int64 `json:"max_rss_bytes,omitempty"`
 }

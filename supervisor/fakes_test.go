@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"sort"
 	"sync"
@@ -168,17 +169,43 @@ type fakeGroup struct {
 	mu      sync.Mutex
 	path    string
 	ooms    uint64
+	counts  chan oom.CgroupCounts
 	removed bool
 }
 
 func (g *fakeGroup) Path() string    { return g.path }
 func (g *fakeGroup) FD() int         { return -1 }
 func (g *fakeGroup) Procs() []string { return nil }
+func (g *fakeGroup) Leave() []string { return nil }
 func (g *fakeGroup) KillAll() error  { return nil }
 func (g *fakeGroup) OOMKills() (uint64, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.ooms, nil
+}
+func (g *fakeGroup) Update(Limits) error { return nil }
+func (g *fakeGroup) Watch(ctx context.Context, out chan<- oom.CgroupCounts) error {
+	for {
+		select {
+		case c := <-g.counts:
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// event raises the counter and reports it, as the kernel and the watcher do.
+func (g *fakeGroup) event() {
+	g.mu.Lock()
+	g.ooms++
+	c := oom.CgroupCounts{OOMKill: g.ooms}
+	g.mu.Unlock()
+	g.counts <- c
 }
 func (g *fakeGroup) Remove() error { g.mu.Lock(); g.removed = true; g.mu.Unlock(); return nil }
 func (g *fakeGroup) oom()          { g.mu.Lock(); g.ooms++; g.mu.Unlock() }
@@ -194,7 +221,7 @@ func (c *fakeCgroups) Create(name string, _ Limits) (Group, error) {
 	if c.groups == nil {
 		c.groups = map[string]*fakeGroup{}
 	}
-	g := &fakeGroup{path: "/respawnd/" + name}
+	g := &fakeGroup{path: "/respawnd/" + name, counts: make(chan oom.CgroupCounts, 16)}
 	c.groups[name] = g
 	return g, nil
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"syscall"
 	"time"
 
@@ -41,8 +42,16 @@ type Group interface {
 	FD() int
 	// Procs lists cgroup v1 cgroup.procs files to join before exec.
 	Procs() []string
+	// Leave lists, one for each of Procs, the cgroup v1 directories
+	// respawnd's own threads belong in (see restart.Command.CgroupLeave).
+	Leave() []string
 	// OOMKills reads the group's own oom_kill counter.
 	OOMKills() (uint64, error)
+	// Watch sends the group's OOM counters to out each time they change,
+	// until ctx is done; then it returns nil.
+	Watch(ctx context.Context, out chan<- oom.CgroupCounts) error
+	// Update applies new limits.
+	Update(l Limits) error
 	// KillAll SIGKILLs every process left in the group.
 	KillAll() error
 	// Remove kills what is left and removes the group.

@@ -73,8 +73,13 @@ type program struct {
 	started   time.Time
 	restarts  uint64
 	lastDeath time.Time
+	latency   time.Duration // death to running, for the latest restart
 
 	group        Group
+	groupCounts  chan oom.CgroupCounts // from the group's watcher
+	stopWatch    context.CancelFunc
+	watchDone    chan struct{}
+	workerCheck  <-chan time.Time
 	oomAccounted uint64
 	hostBase     uint64
 	hostBaseOK   bool
@@ -221,6 +226,9 @@ func (p *program) setState(s State) {
 		attrs := []any{"state", s.String(), "from", from.String(), "generation", p.gen}
 		if s == StateRunning {
 			attrs = append(attrs, "pid", p.pid)
+			if p.latency > 0 {
+				attrs = append(attrs, "restart_latency", p.latency.String())
+			}
 		}
 		if s == StateBackoff {
 			attrs = append(attrs, "delay", p.nextStart.Sub(p.s.clock.Now()).Round(time.Millisecond).String())
@@ -267,6 +275,11 @@ func (p *program) run() {
 			p.settleExpired()
 		case m := <-p.msgs:
 			p.handle(m)
+		case c := <-p.groupCounts:
+			p.onCounts(c)
+		case <-p.workerCheck:
+			p.workerCheck = nil
+			p.checkWorkers()
 		}
 		if p.after == quit && p.proc == nil && p.state != StateStopping {
 			p.shutdown()
@@ -281,12 +294,22 @@ func (p *program) shutdown() {
 		pe.deadline = now
 	}
 	p.settleExpired()
-	if p.group != nil {
-		if err := p.group.Remove(); err != nil {
-			p.log.Warn("removing cgroup", "err", err)
-		}
-		p.s.ownMemcg("", p)
+	p.dropGroup()
+}
+
+// dropGroup stops watching the program's cgroup and removes it.
+func (p *program) dropGroup() {
+	if p.group == nil {
+		return
 	}
+	p.stopWatch()
+	<-p.watchDone
+	p.groupCounts, p.workerCheck = nil, nil
+	if err := p.group.Remove(); err != nil {
+		p.log.Warn("removing cgroup", "err", err)
+	}
+	p.s.ownMemcg("", p)
+	p.group = nil
 }
 
 // ensureGroup creates the program's memory cgroup when it asks for limits.
@@ -309,6 +332,44 @@ func (p *program) ensureGroup() {
 		p.oomAccounted = n
 	}
 	p.s.ownMemcg(g.Path(), p)
+	// The watcher sees OOM kills of workers (the main process survives)
+	// where the kernel log is not readable.
+	ctx, cancel := context.WithCancel(context.Background())
+	p.groupCounts = make(chan oom.CgroupCounts, 1) // latest counts; the watcher waits on ctx otherwise
+	p.stopWatch, p.watchDone = cancel, make(chan struct{})
+	go func(out chan<- oom.CgroupCounts, done chan<- struct{}) {
+		defer close(done)
+		if err := g.Watch(ctx, out); err != nil {
+			p.log.Warn("watching cgroup oom counters", "err", err)
+		}
+	}(p.groupCounts, p.watchDone)
+}
+
+// onCounts takes new counters of the program's cgroup. A rise that the
+// main process's death or the kernel log does not explain within the
+// attribution window is an OOM kill of a worker.
+func (p *program) onCounts(c oom.CgroupCounts) {
+	if c.OOMKill > p.oomAccounted && p.workerCheck == nil {
+		p.workerCheck = p.s.clock.After(p.s.cfg.AttributionWindow)
+	}
+}
+
+func (p *program) checkWorkers() {
+	if p.group == nil {
+		return
+	}
+	n, err := p.group.OOMKills()
+	if err != nil || n <= p.oomAccounted {
+		return
+	}
+	path := p.group.Path()
+	now := p.s.clock.Now()
+	for ; p.oomAccounted < n; p.oomAccounted++ {
+		k := oom.Kill{TaskMemcg: path}
+		p.s.rec.OOMKill(p.name, k)
+		p.s.events.add(Event{Time: now, Program: p.name, Reason: ReasonOOMKill, Signal: "SIGKILL", Worker: true, OOM: &k})
+	}
+	p.log.Warn("worker oom-killed", "memcg", path, "count", n)
 }
 
 // start starts a new instance now. It is the restart path: nothing slow
@@ -318,6 +379,7 @@ func (p *program) start() {
 	if p.group != nil {
 		cmd.CgroupFD = p.group.FD()
 		cmd.CgroupProcs = p.group.Procs()
+		cmd.CgroupLeave = p.group.Leave()
 	}
 	now := p.s.clock.Now()
 	p.policy.Started(now)
@@ -331,9 +393,11 @@ func (p *program) start() {
 	p.gen++
 	p.lastErr = ""
 	p.s.ownPID(p.pid, p)
+	p.latency = 0
 	if !p.lastDeath.IsZero() {
 		p.restarts++
-		p.s.rec.Restarted(p.name, p.started.Sub(p.lastDeath))
+		p.latency = p.started.Sub(p.lastDeath)
+		p.s.rec.Restarted(p.name, p.latency)
 		p.lastDeath = time.Time{}
 	}
 	p.setState(StateRunning)
@@ -418,7 +482,6 @@ func (p *program) cancelTimer() {
 // does not depend on the reason), attribute after.
 func (p *program) onDeath() {
 	proc, pid, started, gen := p.proc, p.pid, p.started, p.gen
-	hostBase, hostBaseOK := p.hostBase, p.hostBaseOK
 	st := proc.Exit()
 	p.proc, p.procDone = nil, nil
 	p.lastDeath = st.Time
@@ -426,42 +489,39 @@ func (p *program) onDeath() {
 		p.lastDeath = p.s.clock.Now()
 	}
 
-	stopping := p.state == StateStopping
-	policy := p.spec.Restart.Policy
-	restarted := false
-	if !stopping && policy == config.PolicyAlways {
-		if p.group != nil {
-			// Leftovers in the cgroup go before the new instance joins it.
-			_ = p.group.KillAll()
-		}
-		restarted = p.restartAfter(started, st.Time)
-	}
-
-	ev := p.gather(st, pid, hostBase, hostBaseOK)
+	// The counters are up to date at wait time and cost a file read or two,
+	// so the reason is settled (for programs with a cgroup, or when the host
+	// saw no OOM kill) before the next instance starts.
+	ev := p.gather(st, pid, p.hostBase, p.hostBaseOK)
 	reason, final := judge(ev)
 	e := Exit{Program: p.name, Generation: gen, PID: pid, Started: started, Time: st.Time, Reason: reason, Signal: st.Signal, Code: st.Code, MaxRSS: st.MaxRSS, OOM: ev.kill}
 	if !st.Signaled {
 		e.Signal = 0
 	}
-	if p.group != nil && !restarted {
+	if final {
+		e.Settled = p.s.clock.Now()
+	}
+	if p.group != nil {
+		// Leftovers in the cgroup go before a new instance joins it.
 		_ = p.group.KillAll()
 	}
-	p.recent = append(p.recent, pid)
-	if len(p.recent) > 16 {
-		p.recent = p.recent[1:]
-	}
 
-	decideLater := false
-	switch {
+	stopping := p.state == StateStopping
+	restarted, decideLater := false, false
+	switch policy := p.spec.Restart.Policy; {
 	case stopping:
 		p.lastDeath = time.Time{}
-	case restarted:
-	case policy == config.PolicyOnFailure && (st.Signaled || st.Code != 0):
-		restarted = p.restartAfter(started, st.Time)
-	case policy == config.PolicyOnOOM && final && reason == ReasonOOMKill:
+	case policy == config.PolicyAlways,
+		policy == config.PolicyOnFailure && (st.Signaled || st.Code != 0),
+		policy == config.PolicyOnOOM && final && reason == ReasonOOMKill:
 		restarted = p.restartAfter(started, st.Time)
 	case policy == config.PolicyOnOOM && !final:
 		decideLater = true
+	}
+
+	p.recent = append(p.recent, pid)
+	if len(p.recent) > 16 {
+		p.recent = p.recent[1:]
 	}
 	p.record(e, final, decideLater)
 
@@ -469,12 +529,9 @@ func (p *program) onDeath() {
 		p.finishStop()
 		return
 	}
-	if !restarted && p.state != StateFatal && !decideLater {
+	if !restarted && p.state != StateFatal {
 		p.lastDeath = time.Time{}
-		p.setState(StateExited)
-	}
-	if decideLater {
-		p.waitOOM = true
+		p.waitOOM = decideLater
 		p.setState(StateExited)
 	}
 }
@@ -573,6 +630,9 @@ func (p *program) logExit(e Exit) {
 	if e.OOM != nil {
 		attrs = append(attrs, "memcg", e.OOM.TaskMemcg, "rss_bytes", killRSS(*e.OOM))
 	}
+	if !e.Settled.IsZero() && !e.Time.IsZero() {
+		attrs = append(attrs, "attribution_delay", e.Settled.Sub(e.Time).String())
+	}
 	if e.Reason == ReasonOOMKill {
 		p.log.Warn("exited", attrs...)
 		return
@@ -593,6 +653,9 @@ func (p *program) onKill(k oom.Kill) {
 		e.OOM = &k
 		wasFinal := pe.final
 		e.Reason = ReasonOOMKill
+		if !wasFinal {
+			e.Settled = p.s.clock.Now()
+		}
 		p.last = &e
 		if !wasFinal {
 			p.finalize(e)
@@ -642,6 +705,7 @@ func (p *program) settleExpired() {
 		e := pe.exit
 		p.s.disownPID(e.PID, p)
 		if !pe.final {
+			e.Settled = now
 			p.finalize(e)
 		}
 		p.s.events.add(exitEvent(e))
@@ -750,10 +814,12 @@ func (p *program) finishStop() {
 	if p.pendingSpec != nil {
 		p.setSpec(*p.pendingSpec)
 		p.pendingSpec = nil
-		if p.group != nil && p.spec.Memory == nil {
-			_ = p.group.Remove()
-			p.s.ownMemcg("", p)
-			p.group = nil
+		if m := p.spec.Memory; m == nil {
+			p.dropGroup()
+		} else if p.group != nil {
+			if err := p.group.Update(Limits{Max: m.Max, High: m.High, SwapMax: m.SwapMax}); err != nil {
+				p.log.Warn("updating memory limits", "err", err)
+			}
 		}
 		p.ensureGroup()
 	}

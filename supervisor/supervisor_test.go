@@ -497,3 +497,36 @@ func TestShutdownStopsEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerOOMFromCgroupCounters(t *testing.T) {
+	// No kernel log: the cgroup watcher alone tells a worker's OOM kill.
+	h := newHarness(t, func(c *Config) { c.Cgroups = &fakeCgroups{} })
+	max := int64(64 << 20)
+	h.apply(prog("p", alwaysAtOnce, func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }))
+	st := h.waitState("p", StateRunning)
+	g := h.sup.cfg.Cgroups.(*fakeCgroups).groups["p"]
+
+	g.event() // a worker dies; the main process lives on
+	eventually(t, "worker oom counted", func() bool {
+		h.clock.Advance(100 * time.Millisecond)
+		return h.rec.killCount("p") == 1
+	})
+	if s := h.status("p"); s.PID != st.PID || len(h.rec.exitList()) != 0 {
+		t.Fatalf("a worker's OOM kill touched the main process: %+v", s)
+	}
+
+	// The main process's own OOM kill: the watcher sees the rise too, but
+	// the death explains it, so it is counted once, as the exit.
+	g.event()
+	h.launcher.last().die(sigkill)
+	eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
+	for range 30 {
+		h.clock.Advance(100 * time.Millisecond)
+	}
+	if e := h.rec.exitList()[0]; e.Reason != ReasonOOMKill {
+		t.Errorf("exit %s, want oom_kill", e.Describe())
+	}
+	if n := h.rec.killCount("p"); n != 2 {
+		t.Errorf("oom kills = %d, want 2 (one worker, one main)", n)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/respawnd/respawnd/cgroup"
@@ -54,12 +55,33 @@ func (a *cgroupsAdapter) Create(program string, l supervisor.Limits) (supervisor
 	if err != nil {
 		return nil, err
 	}
-	return groupAdapter{Group: g, v2: a.m.V2()}, nil
+	ga := groupAdapter{Group: g, v2: a.m.V2()}
+	if !ga.v2 {
+		// Where respawnd's forking thread returns after a start (cgroup v1).
+		if own, err := a.m.OwnDir(); err == nil {
+			ga.leave = []string{own}
+		}
+	}
+	for _, w := range g.Warnings() {
+		a.log.Warn("memory limit not applied", "program", program, "reason", w)
+	}
+	return ga, nil
 }
 
 type groupAdapter struct {
 	*cgroup.Group
-	v2 bool
+	v2    bool
+	leave []string
+}
+
+func (g groupAdapter) Leave() []string { return g.leave }
+
+func (g groupAdapter) Update(l supervisor.Limits) error {
+	return g.Group.Update(cgroup.Limits{Max: l.Max, High: l.High, SwapMax: l.SwapMax})
+}
+
+func (g groupAdapter) Watch(ctx context.Context, out chan<- oom.CgroupCounts) error {
+	return oom.WatchCgroup(ctx, g.Dir(), g.v2, out)
 }
 
 func (g groupAdapter) OOMKills() (uint64, error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -105,11 +106,17 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // every key/value in want, and the index after it.
 func (d *daemonProc) waitLog(from int, want map[string]any) (map[string]any, int) {
 	d.t.Helper()
+	return d.waitLogFn(from, fmt.Sprint(want), func(m map[string]any) bool { return matches(m, want) })
+}
+
+// waitLogFn is waitLog with a predicate.
+func (d *daemonProc) waitLogFn(from int, what string, match func(map[string]any) bool) (map[string]any, int) {
+	d.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		d.mu.Lock()
 		for i := from; i < len(d.log); i++ {
-			if matches(d.log[i], want) {
+			if match(d.log[i]) {
 				m := d.log[i]
 				d.mu.Unlock()
 				return m, i + 1
@@ -117,7 +124,7 @@ func (d *daemonProc) waitLog(from int, want map[string]any) (map[string]any, int
 		}
 		d.mu.Unlock()
 		if time.Now().After(deadline) {
-			d.t.Fatalf("no log record matching %v", want)
+			d.t.Fatalf("no log record matching %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
