@@ -1,6 +1,7 @@
 package config
 
 import (
+	"regexp"
 	"syscall"
 	"time"
 )
@@ -103,6 +104,67 @@ type Program struct {
 	Output Output `yaml:"output"`
 	// Memory is nil when the program has no memory limits.
 	Memory *Memory `yaml:"memory"`
+	// Match is nil for a program that respawnd always starts itself. When
+	// set, a running process that matches it is adopted as the program
+	// instead, and Command is how the program is started again after it
+	// exits.
+	Match *Match `yaml:"match"`
+	// OnMissing says what respawnd does at start-up when Match is set and
+	// no process matches it. It has no effect without Match: a file that
+	// sets on_missing without match is refused, and in code it must be
+	// DefaultOnMissing or "".
+	OnMissing OnMissing `yaml:"on_missing"`
+}
+
+// Match selects an already running process to adopt as a program. Every
+// field that is set must match; at least one of Comm, Exe, Cmdline and
+// Pidfile is set, and User only narrows those down. When several processes
+// match, the oldest is adopted.
+type Match struct {
+	// Comm is compared exactly with the process name (/proc/PID/comm). It
+	// is at most 15 bytes, as the kernel keeps no more.
+	Comm string `yaml:"comm"`
+	// Exe is the absolute path of the process's executable.
+	Exe string `yaml:"exe"`
+	// Cmdline is a Go regular expression (RE2 syntax) that must match
+	// somewhere in the process's arguments joined with single spaces; see
+	// CmdlineRegexp.
+	Cmdline string `yaml:"cmdline"`
+	// Pidfile is the absolute path of a file holding the pid of the one
+	// process to consider.
+	Pidfile string `yaml:"pidfile"`
+	// User is the user name or numeric uid the process runs as.
+	User string `yaml:"user"`
+}
+
+// CmdlineRegexp compiles Cmdline. It returns nil and no error when Cmdline
+// is empty. A Match accepted by Parse or Validate always compiles.
+func (m *Match) CmdlineRegexp() (*regexp.Regexp, error) {
+	if m.Cmdline == "" {
+		return nil, nil
+	}
+	return regexp.Compile(m.Cmdline)
+}
+
+// OnMissing says what respawnd does at start-up when no running process
+// matches a program's Match.
+type OnMissing string
+
+// The on_missing values.
+const (
+	// OnMissingStart starts the program with its Command.
+	OnMissingStart OnMissing = "start"
+	// OnMissingWait starts nothing and waits for a matching process to
+	// appear.
+	OnMissingWait OnMissing = "wait"
+)
+
+// String returns the value as it is written in the configuration file.
+func (o OnMissing) String() string { return string(o) }
+
+// valid reports whether o is one of the known values.
+func (o OnMissing) valid() bool {
+	return o == OnMissingStart || o == OnMissingWait
 }
 
 // Restart is a program's restart policy.
@@ -188,6 +250,7 @@ const (
 	DefaultStopTimeout       = 10 * time.Second
 	DefaultRestartsPerSecond = 50.0
 	DefaultRestartBurst      = 100
+	DefaultOnMissing         = OnMissingStart
 )
 
 // MinMemory is the smallest memory.max or memory.high accepted, in bytes.
@@ -218,6 +281,7 @@ func DefaultProgram() Program {
 			Signal:  DefaultStopSignal,
 			Timeout: DefaultStopTimeout,
 		},
+		OnMissing: DefaultOnMissing,
 	}
 }
 

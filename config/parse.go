@@ -28,13 +28,14 @@ func nodeBudget(n int) int {
 var (
 	configKeys  = []string{"limits", "programs"}
 	limitsKeys  = []string{"restarts_per_second", "restart_burst"}
-	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match"}
+	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match", "on_missing"}
 	restartKeys = []string{"policy", "backoff", "reset_after", "limit"}
 	backoffKeys = []string{"initial", "max", "multiplier", "jitter"}
 	limitKeys   = []string{"burst", "interval", "action"}
 	stopKeys    = []string{"signal", "timeout"}
 	outputKeys  = []string{"file"}
 	memoryKeys  = []string{"max", "high", "swap_max"}
+	matchKeys   = []string{"comm", "exe", "cmdline", "pidfile", "user"}
 )
 
 // Load reads the configuration file at path and decodes it with Parse. An
@@ -412,7 +413,31 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 				p.Memory = &m
 			}
 		case "match":
-			d.fail(field, "watching processes respawnd did not start is not supported by this version")
+			// Unlike other sections, a null or empty match is kept (and
+			// refused by the validator): read as left out, it would make
+			// respawnd start a second copy of a program already running.
+			m := &Match{}
+			p.Match = m
+			d.mapping(val, field, matchKeys, func(key string, val *yaml.Node, field string) {
+				switch key {
+				case "comm":
+					d.string(val, field, &m.Comm)
+				case "exe":
+					d.string(val, field, &m.Exe)
+				case "cmdline":
+					d.string(val, field, &m.Cmdline)
+				case "pidfile":
+					d.string(val, field, &m.Pidfile)
+				case "user":
+					d.string(val, field, &m.User)
+				}
+			})
+		case "on_missing":
+			if isNull(d.node(val)) {
+				delete(d.lines, field) // left out, as for any other key
+				return
+			}
+			d.string(val, field, (*string)(&p.OnMissing))
 		}
 	})
 }
@@ -514,9 +539,6 @@ func orConfig(field string) string {
 func unknownKey(key string, keys []string) string {
 	best, bestDist := "", 3
 	for _, k := range keys {
-		if k == "match" {
-			continue
-		}
 		if dist := editDistance(strings.ToLower(key), k); dist < bestDist {
 			best, bestDist = k, dist
 		}
@@ -524,8 +546,7 @@ func unknownKey(key string, keys []string) string {
 	if best != "" {
 		return fmt.Sprintf("unknown key, did you mean %q?", best)
 	}
-	known := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "match" })
-	return "unknown key (known keys: " + strings.Join(known, ", ") + ")"
+	return "unknown key (known keys: " + strings.Join(keys, ", ") + ")"
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes.

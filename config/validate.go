@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +19,11 @@ import (
 // nameRE is what a program name must match; "." and ".." are refused
 // separately because names become file and cgroup directory names.
 var nameRE = regexp.MustCompile(`^[a-z0-9_.-]+$`)
+
+// maxComm is the longest process name the kernel keeps: TASK_COMM_LEN is
+// 16 bytes including the terminating NUL (include/linux/sched.h), and longer
+// names are cut to 15 bytes in /proc/PID/comm.
+const maxComm = 15
 
 // maxSignal is the largest signal number Linux knows (SIGRTMAX).
 const maxSignal = 64
@@ -187,6 +194,74 @@ func (v *validator) program(pf string, p *Program) {
 	v.absPath(childField(f("output"), "file"), p.Output.File)
 	if p.Memory != nil {
 		v.memory(f("memory"), p.Memory)
+	}
+	if p.Match != nil {
+		v.match(f("match"), p.Match)
+	}
+	v.onMissing(f("on_missing"), p)
+}
+
+func (v *validator) match(pf string, m *Match) {
+	f := func(name string) string { return childField(pf, name) }
+	if m.Comm == "" && m.Exe == "" && m.Cmdline == "" && m.Pidfile == "" {
+		if m.User == "" {
+			v.errorf(pf, "must set at least one of comm, exe, cmdline or pidfile")
+		} else {
+			v.errorf(pf, "must set at least one of comm, exe, cmdline or pidfile; user only narrows them down")
+		}
+	}
+	for _, k := range matchKeys {
+		if v.isSet(f(k)) && matchValue(m, k) == "" {
+			v.errorf(f(k), "must not be empty")
+		}
+	}
+
+	if len(m.Comm) > maxComm {
+		v.errorf(f("comm"), "must be at most %d bytes, not %d: the kernel cuts process names to %d bytes (TASK_COMM_LEN is 16), so it would never match", maxComm, len(m.Comm), maxComm)
+	} else {
+		v.noNUL(f("comm"), "", m.Comm)
+	}
+	v.absPath(f("exe"), m.Exe)
+	v.absPath(f("pidfile"), m.Pidfile)
+	if _, err := m.CmdlineRegexp(); err != nil {
+		v.errorf(f("cmdline"), "invalid regular expression: %s", regexpError(err))
+	}
+	v.noNUL(f("user"), "", m.User)
+}
+
+// matchValue returns the field of m named by its key in the file.
+func matchValue(m *Match, key string) string {
+	switch key {
+	case "comm":
+		return m.Comm
+	case "exe":
+		return m.Exe
+	case "cmdline":
+		return m.Cmdline
+	case "pidfile":
+		return m.Pidfile
+	case "user":
+		return m.User
+	}
+	return ""
+}
+
+// regexpError describes an error from regexp.Compile on one line.
+func regexpError(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s: %q", se.Code, truncate(se.Expr))
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func (v *validator) onMissing(field string, p *Program) {
+	o := p.OnMissing
+	if !o.valid() && (o != "" || p.Match != nil) {
+		v.errorf(field, "invalid on_missing %q (want start or wait)", o)
+	}
+	if p.Match == nil && (v.isSet(field) || o != "" && o != DefaultOnMissing) {
+		v.errorf(field, "on_missing needs match: it says what to do when no process matches")
 	}
 }
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -186,4 +188,86 @@ func TestDaemonOOMEndToEnd(t *testing.T) {
 	if n := d.count(map[string]any{"msg": "exited", "reason": "oom_kill", "program": "sleeper"}); n != 0 {
 		t.Errorf("sleeper got %d oom_kill exits", n)
 	}
+}
+
+// As PID 1 of a PID namespace (a container), respawnd exec reaps orphans
+// that are reparented to it, and its program keeps running.
+func TestExecAsPID1ReapsOrphans(t *testing.T) {
+	testenv.RequireRoot(t, "creating a PID namespace")
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		testenv.Skip(t, "unshare(1) is not installed: %v", err)
+	}
+	exe, _ := os.Executable()
+	pidfile := filepath.Join(t.TempDir(), "orphan")
+	args := append([]string{"--pid", "--fork", "--kill-child", exe, "--log.format=json", "exec", "--restart.policy=never", "--"}, testenv.HelperArgv("orphan", pidfile)...)
+	cmd := exec.Command(unshare, args...)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // unshare --kill-child takes the namespace down with it
+		_ = cmd.Wait()
+	})
+	// The orphan's pid is its pid inside the namespace; find it outside by
+	// its NSpid.
+	deadline := time.Now().Add(20 * time.Second)
+	var inner string
+	for inner == "" {
+		b, err := os.ReadFile(pidfile)
+		if err == nil && len(b) > 0 {
+			inner = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no orphan pid written; output:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if inner == "1" {
+		t.Fatalf("the orphan claims to be PID 1")
+	}
+	// Find the orphan outside the namespace by its NSpid, then wait for it
+	// to be gone: exited and reaped, not left a zombie.
+	host := ""
+	for host == "" {
+		procs, _ := filepath.Glob("/proc/[0-9]*/status")
+		for _, p := range procs {
+			b, err := os.ReadFile(p)
+			if err == nil && strings.HasSuffix(nsLine(string(b)), "\t"+inner) && strings.Count(nsLine(string(b)), "\t") > 1 {
+				host = filepath.Base(filepath.Dir(p))
+			}
+		}
+		if host == "" {
+			if _, err := os.Stat(pidfile); err == nil && time.Now().After(deadline) {
+				t.Fatalf("orphan %s not found; output:\n%s", inner, out.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Fatalf("orphan %s not found", inner)
+			}
+		}
+	}
+	for {
+		b, err := os.ReadFile("/proc/" + host + "/status")
+		if err != nil {
+			return // reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan %s (host pid %s) not reaped: %s\noutput:\n%s", inner, host, strings.SplitN(string(b), "\n", 4)[2], out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func nsLine(status string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if strings.HasPrefix(l, "NSpid:") {
+			return l
+		}
+	}
+	return ""
 }

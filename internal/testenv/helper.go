@@ -24,6 +24,7 @@ const helperArg = "respawnd-test-helper"
 //	hog                    allocate and touch memory in 1 MiB steps until killed (only ever inside a limited cgroup)
 //	ready FIFO             write "PID\n" to FIFO, then sleep until killed
 //	ignore-term            ignore SIGTERM and sleep
+//	orphan PIDFILE         leave an orphan that exits after 200ms (its pid in PIDFILE), then sleep
 func HelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -94,6 +95,30 @@ func runHelper(mode string, args []string) int {
 		fmt.Fprintf(f, "%d\n", os.Getpid())
 		_ = f.Close()
 		sleepForever()
+	case "orphan":
+		// The middle process starts the grandchild and exits at once, so the
+		// grandchild is reparented to the nearest subreaper (or PID 1).
+		mid, err := os.StartProcess(os.Args[0], []string{os.Args[0], helperArg, "orphan-mid", arg(args, 0)}, &os.ProcAttr{Files: []*os.File{nil, os.Stdout, os.Stderr}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		if _, err := mid.Wait(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		sleepForever()
+	case "orphan-mid":
+		gc, err := os.StartProcess(os.Args[0], []string{os.Args[0], helperArg, "exit-after", "200ms", "0"}, &os.ProcAttr{Files: []*os.File{nil, os.Stdout, os.Stderr}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		if err := os.WriteFile(arg(args, 0), []byte(strconv.Itoa(gc.Pid)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		return 0
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		sleepForever()

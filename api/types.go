@@ -1,0 +1,168 @@
+package api
+
+import (
+	"time"
+
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/supervisor"
+)
+
+// ProgramsResponse is the body of GET /api/v1/programs.
+type ProgramsResponse struct {
+	Programs []Program `json:"programs"`
+}
+
+// Program is one program's status as the API reports it. Values that are
+// not known are null rather than absent.
+type Program struct {
+	Name string `json:"name"`
+	// State is one of starting, running, backoff, stopping, stopped,
+	// exited, fatal.
+	State string `json:"state"`
+	// PID is the main process's pid, 0 when none runs.
+	PID        int    `json:"pid"`
+	Generation uint64 `json:"generation"`
+	// StartTime is when the current process started; null when none runs.
+	StartTime *time.Time `json:"start_time"`
+	Restarts  uint64     `json:"restarts"`
+	// LastExit is the most recent exit; null before the first.
+	LastExit *Exit `json:"last_exit"`
+	// MemoryRSSBytes is the resident set of the program's process tree.
+	MemoryRSSBytes *uint64 `json:"memory_rss_bytes"`
+	// MemoryUsageBytes and MemoryLimitBytes are the program's memory cgroup
+	// usage and hard limit; null without a cgroup (or a limit).
+	MemoryUsageBytes *uint64 `json:"memory_usage_bytes"`
+	MemoryLimitBytes *uint64 `json:"memory_limit_bytes"`
+	// BackoffSeconds is the delay before the next start, 0 when none.
+	BackoffSeconds float64 `json:"backoff_seconds"`
+	// NextStart is when a program in backoff starts again.
+	NextStart *time.Time `json:"next_start,omitempty"`
+	// Cgroup is the program's memory cgroup path, when it has one.
+	Cgroup string `json:"cgroup,omitempty"`
+	// Error says why a program is fatal or failing to start.
+	Error string `json:"error,omitempty"`
+}
+
+// Exit is how one instance of a program ended.
+type Exit struct {
+	Time       time.Time `json:"time"`
+	PID        int       `json:"pid"`
+	Generation uint64    `json:"generation"`
+	// Reason is one of oom_kill, signal, exit_error, exit_success,
+	// start_failure, unknown.
+	Reason string `json:"reason"`
+	// Signal is the signal's name (SIGKILL) for signal and oom_kill.
+	Signal string `json:"signal,omitempty"`
+	// ExitCode is set for exit_error and exit_success.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Error says what failed for start_failure.
+	Error string `json:"error,omitempty"`
+	// OOM is the kernel's report of an OOM kill, when known.
+	OOM *oom.Kill `json:"oom,omitempty"`
+	// MaxRSSBytes is the instance's peak resident set, when known.
+	MaxRSSBytes *int64 `json:"max_rss_bytes,omitempty"`
+}
+
+// EventsResponse is the body of GET /api/v1/events: the most recent events,
+// newest first. With ?follow=true the endpoint instead streams one Event per
+// line (newline-delimited JSON), oldest first, and keeps streaming new ones.
+type EventsResponse struct {
+	Events []Event `json:"events"`
+}
+
+// Event is a crash of a program's main process, an OOM kill of one of its
+// workers, or a host OOM kill of a process that belongs to no program.
+type Event struct {
+	Time time.Time `json:"time"`
+	// Program is null for a host OOM kill.
+	Program *string `json:"program"`
+	PID     int     `json:"pid"`
+	// Comm is the process name, when the kernel reported it.
+	Comm string `json:"comm"`
+	// Reason is one of oom_kill, signal, exit_error, exit_success,
+	// start_failure, unknown.
+	Reason string `json:"reason"`
+	// Signal is the signal's name for signal and oom_kill, else "".
+	Signal string `json:"signal"`
+	// ExitCode is set for exit_error and exit_success, else null.
+	ExitCode *int `json:"exit_code"`
+	// Worker is true for an OOM kill of a process other than the main one.
+	Worker bool   `json:"worker"`
+	Error  string `json:"error,omitempty"`
+	// OOM is the kernel's report, null when not known.
+	OOM *oom.Kill `json:"oom"`
+	// RSSBytes is the resident set just before death, null when not known.
+	RSSBytes *int64 `json:"rss_bytes"`
+}
+
+// ControlResponse is the body of a successful
+// POST /api/v1/programs/{name}/{start,stop,restart}.
+type ControlResponse struct {
+	Program string `json:"program"`
+	Action  string `json:"action"`
+}
+
+// ErrorResponse is the body of every API error.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// Memory is what is known of a program's memory; nil fields are unknown.
+type Memory struct {
+	RSSBytes, UsageBytes, LimitBytes *uint64
+}
+
+// NewProgram turns a supervisor status into the API's Program, given what
+// is known of its memory and the time now (for the backoff).
+func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
+	p := Program{
+		Name:             st.Name,
+		State:            st.State.String(),
+		PID:              st.PID,
+		Generation:       st.Generation,
+		Restarts:         st.Restarts,
+		MemoryRSSBytes:   mem.RSSBytes,
+		MemoryUsageBytes: mem.UsageBytes,
+		MemoryLimitBytes: mem.LimitBytes,
+		Cgroup:           st.Cgroup,
+		Error:            st.Error,
+	}
+	if st.PID != 0 && !st.Started.IsZero() {
+		t := st.Started
+		p.StartTime = &t
+	}
+	if st.State == supervisor.StateBackoff && !st.NextStart.IsZero() {
+		t := st.NextStart
+		p.NextStart = &t
+		if d := t.Sub(now); d > 0 {
+			p.BackoffSeconds = d.Seconds()
+		}
+	}
+	if e := st.LastExit; e != nil {
+		x := &Exit{Time: e.Time, PID: e.PID, Generation: e.Generation, Reason: e.Reason.String(), Signal: e.SignalName(), Error: e.Err, OOM: e.OOM}
+		if e.Reason == supervisor.ReasonExitError || e.Reason == supervisor.ReasonExitSuccess {
+			c := e.Code
+			x.ExitCode = &c
+		}
+		if e.MaxRSS > 0 {
+			v := e.MaxRSS
+			x.MaxRSSBytes = &v
+		}
+		p.LastExit = x
+	}
+	return p
+}
+
+// NewEvent turns a supervisor event into the API's Event.
+func NewEvent(e supervisor.Event) Event {
+	out := Event{Time: e.Time, PID: e.PID, Comm: e.Comm, Reason: e.Reason.String(), Signal: e.Signal, ExitCode: e.ExitCode, Worker: e.Worker, Error: e.Error, OOM: e.OOM}
+	if e.Program != "" {
+		p := e.Program
+		out.Program = &p
+	}
+	if e.RSSBytes > 0 {
+		v := e.RSSBytes
+		out.RSSBytes = &v
+	}
+	return out
+}
