@@ -6,8 +6,9 @@
 // Load reads one file and Parse decodes bytes; neither does any other I/O.
 // Users, groups, commands and directories named in a configuration are not
 // looked up: whether they exist is decided when a program starts, not when
-// its configuration is read. Watching processes that respawnd did not start
-// (the future `match:` key) is not part of this version.
+// its configuration is read. The same holds for a program's match: this
+// package checks its syntax (an absolute exe, a cmdline that compiles, a
+// comm the kernel can hold) but finds no processes.
 //
 // A failed Load, Parse or Validate returns an error built with errors.Join
 // from one *Error per problem; Errors lists them. Each prints as

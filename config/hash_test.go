@@ -53,6 +53,10 @@ func TestHashStable(t *testing.T) {
 	}
 }
 
+func hashMatch() *Match {
+	return &Match{Comm: "api", Exe: "/usr/bin/api", Cmdline: "api .*--port", Pidfile: "/run/api.pid", User: "www-data"}
+}
+
 // TestHashSensitive changes every field of Program in turn, found by
 // reflection so that fields added later are covered too, and checks that
 // the hash changes.
@@ -60,6 +64,7 @@ func TestHashSensitive(t *testing.T) {
 	base := hashProgram()
 	i64 := int64(1 << 30)
 	base.Memory = &Memory{Max: &i64, High: &i64, SwapMax: &i64}
+	base.Match = hashMatch()
 	baseHash := base.Hash()
 
 	var visit func(path string, v reflect.Value)
@@ -75,6 +80,9 @@ func TestHashSensitive(t *testing.T) {
 			}
 			return
 		case reflect.Pointer:
+			if v.IsNil() {
+				t.Fatalf("%s is nil: set it in the base program so that its fields are covered", path)
+			}
 			visit(path, v.Elem())
 			return
 		}
@@ -123,10 +131,16 @@ func TestHashSensitive(t *testing.T) {
 		func(p *Program) { p.Command = []string{"/usr/bin/api", ""} },
 		func(p *Program) { p.Command = []string{"/usr/bin/ap", "i"} },
 		func(p *Program) { p.Restart.Backoff.Max = 30*time.Second + 1 },
+		func(p *Program) { p.Match = nil },
+		func(p *Program) { p.Match = &Match{} },
+		func(p *Program) { p.Match.Comm, p.Match.Exe = p.Match.Exe, p.Match.Comm },
+		func(p *Program) { p.Match.Cmdline, p.Match.Pidfile = "", p.Match.Cmdline+p.Match.Pidfile },
+		func(p *Program) { p.OnMissing = "" },
 	}
 	for i, mutate := range tests {
 		q := hashProgram()
 		q.Memory = &Memory{Max: &i64, High: &i64, SwapMax: &i64}
+		q.Match = hashMatch()
 		mutate(&q)
 		if q.Hash() == baseHash {
 			t.Errorf("mutation %d does not change the hash", i)

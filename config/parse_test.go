@@ -61,6 +61,8 @@ func TestParseDefaults(t *testing.T) {
 		{"stop.timeout", p.Stop.Timeout, 10 * time.Second},
 		{"output.file", p.Output.File, ""},
 		{"memory", p.Memory, (*Memory)(nil)},
+		{"match", p.Match, (*Match)(nil)},
+		{"on_missing", p.OnMissing, OnMissingStart},
 		{"limits.restarts_per_second", c.Limits.RestartsPerSecond, 50.0},
 		{"limits.restart_burst", c.Limits.RestartBurst, 100},
 	}
@@ -117,6 +119,15 @@ programs:
     command: [worker]
     memory: {max: 1G, high: 512M}
     stop: {signal: sigquit}
+  - name: legacy
+    command: [/usr/bin/worker, --queue=jobs]
+    match:
+      comm: worker
+      exe: /usr/bin/worker
+      cmdline: 'worker .*--queue=jobs'
+      pidfile: /run/worker.pid
+      user: 33
+    on_missing: wait
 `
 	c, err := Parse("demo.yaml", []byte(in))
 	if err != nil {
@@ -140,20 +151,25 @@ programs:
 				ResetAfter: 2 * time.Minute,
 				Limit:      Limit{Burst: 3, Interval: 10 * time.Second, Action: ActionGiveUp},
 			},
-			Stop:   Stop{Signal: syscall.SIGHUP, Timeout: time.Second},
-			Output: Output{File: "/var/log/api.log"},
-			Memory: &Memory{Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0)},
+			Stop:      Stop{Signal: syscall.SIGHUP, Timeout: time.Second},
+			Output:    Output{File: "/var/log/api.log"},
+			Memory:    &Memory{Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0)},
+			OnMissing: OnMissingStart,
 		}},
 	}
 	w := DefaultProgram()
 	w.Line, w.Name, w.Command = 17, "worker.v2_x-y", []string{"worker"}
 	w.Memory = &Memory{Max: i64(1e9), High: i64(512e6)}
 	w.Stop.Signal = syscall.SIGQUIT
-	want.Programs = append(want.Programs, w)
+	l := DefaultProgram()
+	l.Line, l.Name, l.Command = 21, "legacy", []string{"/usr/bin/worker", "--queue=jobs"}
+	l.Match = &Match{Comm: "worker", Exe: "/usr/bin/worker", Cmdline: "worker .*--queue=jobs", Pidfile: "/run/worker.pid", User: "33"}
+	l.OnMissing = OnMissingWait
+	want.Programs = append(want.Programs, w, l)
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", c, want)
 	}
-	if got := c.Summary(); got != "demo.yaml: 2 programs (api, worker.v2_x-y) OK" {
+	if got := c.Summary(); got != "demo.yaml: 3 programs (api, worker.v2_x-y, legacy) OK" {
 		t.Errorf("Summary() = %q", got)
 	}
 }
@@ -232,9 +248,13 @@ var parseErrorTests = []struct {
 	{"unknown nested key", withProgram("restart: {backoff: {inital: 1s}}"), []string{
 		`demo.yaml:4: programs[0].restart.backoff.inital: unknown key, did you mean "initial"?`}},
 	{"odd key quoted", withProgram(`"a b": 1`), []string{
-		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory)`}},
-	{"match is later", withProgram("match: {comm: nginx}"), []string{
-		"demo.yaml:4: programs[0].match: watching processes respawnd did not start is not supported by this version"}},
+		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing)`}},
+	{"unknown match key", withProgram("match: {comm: worker, cmd_line: x}"), []string{
+		`demo.yaml:4: programs[0].match.cmd_line: unknown key, did you mean "cmdline"?`}},
+	{"unknown match key far from any", withProgram("match:", "  comm: worker", "  parent_process: init"), []string{
+		"demo.yaml:6: programs[0].match.parent_process: unknown key (known keys: comm, exe, cmdline, pidfile, user)"}},
+	{"misspelt on_missing", withProgram("match: {comm: worker}", "on_mising: wait"), []string{
+		`demo.yaml:5: programs[0].on_mising: unknown key, did you mean "on_missing"?`}},
 	{"duplicate key", withProgram("dir: /a", "dir: /b"), []string{
 		"demo.yaml:5: programs[0].dir: duplicate key, first on line 4"}},
 	{"duplicate top-level key", "programs: []\nprograms: []\n", []string{
@@ -402,12 +422,133 @@ var parseErrorTests = []struct {
 	{"signal a list", withProgram("stop: {signal: [TERM]}"), []string{
 		"demo.yaml:4: programs[0].stop.signal: must be a signal name or number, not a list"}},
 
+	// match and on_missing.
+	{"empty match", withProgram("match: {}"), []string{
+		"demo.yaml:4: programs[0].match: must set at least one of comm, exe, cmdline or pidfile"}},
+	{"null match", withProgram("match:"), []string{
+		"demo.yaml:4: programs[0].match: must set at least one of comm, exe, cmdline or pidfile"}},
+	{"match with only null keys", withProgram("match: {comm: ~}"), []string{
+		"demo.yaml:4: programs[0].match: must set at least one of comm, exe, cmdline or pidfile",
+		"demo.yaml:4: programs[0].match.comm: must not be empty"}},
+	{"match by user alone", withProgram("match: {user: www-data}"), []string{
+		"demo.yaml:4: programs[0].match: must set at least one of comm, exe, cmdline or pidfile; user only narrows them down"}},
+	{"match a string", withProgram("match: worker"), []string{
+		`demo.yaml:4: programs[0].match: must be a mapping, not the string "worker"`}},
+	{"match key a list", withProgram("match: {comm: [worker]}"), []string{
+		"demo.yaml:4: programs[0].match.comm: must be a string, not a list"}},
+	{"comm too long", withProgram("match:", "  comm: legacy-worker-process"), []string{
+		"demo.yaml:5: programs[0].match.comm: must be at most 15 bytes, not 21: the kernel cuts process names to 15 bytes (TASK_COMM_LEN is 16), so it would never match"}},
+	{"comm NUL", withProgram(`match: {comm: "a\0"}`), []string{
+		"demo.yaml:4: programs[0].match.comm: must not contain a NUL byte"}},
+	{"relative exe", withProgram("match: {exe: bin/worker}"), []string{
+		`demo.yaml:4: programs[0].match.exe: must be an absolute path, not "bin/worker"`}},
+	{"relative pidfile", withProgram("match:", "  comm: worker", "  pidfile: worker.pid"), []string{
+		`demo.yaml:6: programs[0].match.pidfile: must be an absolute path, not "worker.pid"`}},
+	{"empty exe", withProgram(`match: {comm: worker, exe: ""}`), []string{
+		"demo.yaml:4: programs[0].match.exe: must not be empty"}},
+	{"bad cmdline", withProgram("match:", "  cmdline: 'worker --queue=[jobs'"), []string{
+		`demo.yaml:5: programs[0].match.cmdline: invalid regular expression: missing closing ]: "[jobs"`}},
+	{"bad cmdline repeat", withProgram("match: {cmdline: '*worker'}"), []string{
+		`demo.yaml:4: programs[0].match.cmdline: invalid regular expression: missing argument to repetition operator: "*"`}},
+	{"empty user", withProgram("match:", "  comm: worker", `  user: ""`), []string{
+		"demo.yaml:6: programs[0].match.user: must not be empty"}},
+	{"bad on_missing", withProgram("match: {comm: worker}", "on_missing: restart"), []string{
+		`demo.yaml:5: programs[0].on_missing: invalid on_missing "restart" (want start or wait)`}},
+	{"on_missing case matters", withProgram("match: {comm: worker}", "on_missing: Wait"), []string{
+		`demo.yaml:5: programs[0].on_missing: invalid on_missing "Wait" (want start or wait)`}},
+	{"on_missing a list", withProgram("match: {comm: worker}", "on_missing: [wait]"), []string{
+		"demo.yaml:5: programs[0].on_missing: must be a string, not a list"}},
+	{"on_missing without match", withProgram("on_missing: wait"), []string{
+		"demo.yaml:4: programs[0].on_missing: on_missing needs match: it says what to do when no process matches"}},
+	{"default on_missing without match", withProgram("on_missing: start"), []string{
+		"demo.yaml:4: programs[0].on_missing: on_missing needs match: it says what to do when no process matches"}},
+	{"bad on_missing without match", withProgram("on_missing: later"), []string{
+		`demo.yaml:4: programs[0].on_missing: invalid on_missing "later" (want start or wait)`,
+		"demo.yaml:4: programs[0].on_missing: on_missing needs match: it says what to do when no process matches"}},
+	{"match still needs command", "programs:\n  - name: legacy\n    match: {comm: worker}\n", []string{
+		"demo.yaml:2: programs[0].command: is required"}},
+	{"every match problem", withProgram(
+		"match:",
+		"  comm: a-very-long-process-name",
+		"  exe: worker",
+		"  cmdline: '(worker'",
+		"  pidfile: run/worker.pid",
+		`  user: ""`,
+		"on_missing: never"), []string{
+		"demo.yaml:5: programs[0].match.comm: must be at most 15 bytes, not 24: the kernel cuts process names to 15 bytes (TASK_COMM_LEN is 16), so it would never match",
+		`demo.yaml:6: programs[0].match.exe: must be an absolute path, not "worker"`,
+		`demo.yaml:7: programs[0].match.cmdline: invalid regular expression: missing closing ): "(worker"`,
+		`demo.yaml:8: programs[0].match.pidfile: must be an absolute path, not "run/worker.pid"`,
+		"demo.yaml:9: programs[0].match.user: must not be empty",
+		`demo.yaml:10: programs[0].on_missing: invalid on_missing "never" (want start or wait)`}},
+
 	// Aliases.
 	{"alias to itself", "programs: &p\n  - *p\n", []string{
 		"demo.yaml:2: programs[0]: must be a mapping, not a list"}},
 	{"unknown anchor", "programs: *nope\n", []string{
 		// The YAML parser gives no line for this one.
 		`demo.yaml: yaml: unknown anchor 'nope' referenced`}},
+}
+
+func TestParseMatch(t *testing.T) {
+	const in = `programs:
+  - name: legacy-worker
+    match: {comm: worker}
+    command: ["/usr/bin/worker", "--queue=jobs"]
+  - name: pinned
+    match:
+      pidfile: /run/pinned.pid
+      cmdline: '^pinned .*--queue=(jobs|mail)( |$)'
+      user: www-data
+    command: [/usr/bin/pinned]
+    on_missing: wait
+  - name: by-exe
+    match: {exe: /usr/bin/by-exe}
+    command: [/usr/bin/by-exe]
+    on_missing: ~
+`
+	c, err := Parse("demo.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		match     Match
+		onMissing OnMissing
+	}{
+		{Match{Comm: "worker"}, OnMissingStart},
+		{Match{Pidfile: "/run/pinned.pid", Cmdline: "^pinned .*--queue=(jobs|mail)( |$)", User: "www-data"}, OnMissingWait},
+		{Match{Exe: "/usr/bin/by-exe"}, OnMissingStart},
+	}
+	if len(c.Programs) != len(want) {
+		t.Fatalf("got %d programs", len(c.Programs))
+	}
+	for i, w := range want {
+		p := c.Programs[i]
+		if p.Match == nil || *p.Match != w.match || p.OnMissing != w.onMissing {
+			t.Errorf("%s: match %+v, on_missing %q; want %+v, %q", p.Name, p.Match, p.OnMissing, w.match, w.onMissing)
+		}
+	}
+
+	re, err := c.Programs[1].Match.CmdlineRegexp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, ok := range map[string]bool{
+		"pinned --queue=jobs":           true,
+		"pinned -v --queue=mail --once": true,
+		"pinned --queue=jobs2":          false,
+		"/usr/bin/pinned --queue=jobs":  false,
+	} {
+		if re.MatchString(s) != ok {
+			t.Errorf("cmdline %q matches %q: %v, want %v", re, s, !ok, ok)
+		}
+	}
+	if re, err := c.Programs[0].Match.CmdlineRegexp(); re != nil || err != nil {
+		t.Errorf("CmdlineRegexp() without cmdline = %v, %v; want nil, nil", re, err)
+	}
+	if _, err := (&Match{Cmdline: "("}).CmdlineRegexp(); err == nil {
+		t.Error("CmdlineRegexp() compiled \"(\"")
+	}
 }
 
 // TestParseErrors checks every class of error, each by its exact text.
@@ -545,8 +686,10 @@ func TestReferenceExample(t *testing.T) {
 	}
 	// The reference shows every key, so every optional part is set
 	// somewhere.
-	var memory, output, env, dir, user, group bool
+	var memory, output, env, dir, user, group, match, onMissing bool
 	for _, p := range c.Programs {
+		match = match || p.Match != nil && p.Match.Comm != "" && p.Match.Exe != "" && p.Match.Cmdline != "" && p.Match.Pidfile != "" && p.Match.User != ""
+		onMissing = onMissing || p.Match != nil && p.OnMissing != DefaultOnMissing
 		memory = memory || p.Memory != nil && p.Memory.Max != nil && p.Memory.High != nil && p.Memory.SwapMax != nil
 		output = output || p.Output.File != ""
 		env = env || len(p.Env) > 0
@@ -554,8 +697,8 @@ func TestReferenceExample(t *testing.T) {
 		user = user || p.User != ""
 		group = group || p.Group != ""
 	}
-	if !memory || !output || !env || !dir || !user || !group {
-		t.Errorf("reference lacks a key: memory %v, output %v, env %v, dir %v, user %v, group %v", memory, output, env, dir, user, group)
+	if !memory || !output || !env || !dir || !user || !group || !match || !onMissing {
+		t.Errorf("reference lacks a key: memory %v, output %v, env %v, dir %v, user %v, group %v, match %v, on_missing %v", memory, output, env, dir, user, group, match, onMissing)
 	}
 }
 

@@ -203,7 +203,8 @@ func (v *validator) program(pf string, p *Program) {
 
 func (v *validator) match(pf string, m *Match) {
 	f := func(name string) string { return childField(pf, name) }
-	if m.Comm == "" && m.Exe == "" && m.Cmdline == "" && m.Pidfile == "" {
+	badKey := slices.ContainsFunc(matchKeys, func(k string) bool { return v.isBad(f(k)) })
+	if m.Comm == "" && m.Exe == "" && m.Cmdline == "" && m.Pidfile == "" && !badKey {
 		if m.User == "" {
 			v.errorf(pf, "must set at least one of comm, exe, cmdline or pidfile")
 		} else {

@@ -248,3 +248,42 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateMatchInCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(p *Program)
+		want   string // "" for valid
+	}{
+		{"no match, default on_missing", func(*Program) {}, ""},
+		{"no match, empty on_missing", func(p *Program) { p.OnMissing = "" }, ""},
+		{"match by comm", func(p *Program) { p.Match = &Match{Comm: "worker"} }, ""},
+		{"match and wait", func(p *Program) { p.Match, p.OnMissing = &Match{Exe: "/usr/bin/worker", User: "0"}, OnMissingWait }, ""},
+		{"empty match", func(p *Program) { p.Match = &Match{} },
+			"match: must set at least one of comm, exe, cmdline or pidfile"},
+		{"match with empty on_missing", func(p *Program) { p.Match, p.OnMissing = &Match{Comm: "worker"}, "" },
+			`on_missing: invalid on_missing "" (want start or wait)`},
+		{"wait without match", func(p *Program) { p.OnMissing = OnMissingWait },
+			"on_missing: on_missing needs match: it says what to do when no process matches"},
+		{"bad match", func(p *Program) {
+			p.Match = &Match{Comm: "0123456789abcdef", Exe: "worker", Cmdline: `\8`, Pidfile: "a\x00", User: "x\x00"}
+		}, strings.Join([]string{
+			"match.comm: must be at most 15 bytes, not 16: the kernel cuts process names to 15 bytes (TASK_COMM_LEN is 16), so it would never match",
+			`match.exe: must be an absolute path, not "worker"`,
+			`match.pidfile: must be an absolute path, not "a\x00"`,
+			`match.cmdline: invalid regular expression: invalid escape sequence: "\\8"`,
+			"match.user: must not contain a NUL byte",
+		}, "\n")},
+	}
+	for _, tt := range tests {
+		p := codeProgram("worker")
+		tt.mutate(&p)
+		err := p.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Validate() = %v", tt.name, err)
+		case tt.want != "" && (err == nil || err.Error() != tt.want):
+			t.Errorf("%s: Validate():\n got %v\nwant %s", tt.name, err, tt.want)
+		}
+	}
+}

@@ -225,4 +225,8 @@ type ExitStatus struct {
 	Core bool
 	// MaxRSS is the peak resident set size in bytes, from rusage.
 	MaxRSS int64
+	// Unknown says how the process ended could not be learnt (a process
+	// respawnd did not start, on a kernel that does not report a non-child's
+	// exit status); the other fields are then not meaningful.
+	Unknown bool
 }

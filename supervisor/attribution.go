@@ -35,6 +35,17 @@ type evidence struct {
 // or the attribution window closes.
 func judge(e evidence) (r Reason, final bool) {
 	st := e.status
+	if st.Unknown {
+		// How a process respawnd did not start ended is not known on this
+		// kernel; only OOM evidence can say more. Never guess.
+		if e.kill != nil || e.ownCgroup && e.cgroupOOMs > 0 {
+			return ReasonOOMKill, true
+		}
+		if e.kernelLog && !(e.hostKnown && e.hostOOMs == 0) {
+			return ReasonUnknown, false
+		}
+		return ReasonUnknown, true
+	}
 	if !st.Signaled {
 		if st.Code == 0 {
 			return ReasonExitSuccess, true

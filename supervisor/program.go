@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"sync"
 	"syscall"
@@ -57,12 +56,17 @@ type program struct {
 	// a loop that is busy starting a process.
 	msgs chan any
 
-	mu sync.Mutex // guards st, the published status
-	st Status
+	mu      sync.Mutex // guards st, stHash and stChild, the published status
+	st      Status
+	stHash  string
+	stChild bool
 
 	// Everything below is owned by the loop goroutine.
 	log       *slog.Logger
 	spec      config.Program
+	specHash  string
+	child     bool // the current instance was started by this respawnd
+	rescanC   <-chan time.Time
 	cmd       restart.Command
 	policy    *restart.Policy
 	state     State
@@ -122,6 +126,7 @@ func newProgram(ctx context.Context, s *Supervisor, spec config.Program) *progra
 
 func (p *program) setSpec(spec config.Program) {
 	p.spec = spec
+	p.specHash = spec.Hash()
 	p.cmd = buildCommand(spec, p.s.cfg.Env)
 	b := spec.Restart.Backoff
 	if b.Jitter == 0 {
@@ -210,7 +215,7 @@ func (p *program) publish() Status {
 		st.Cgroup = p.group.Path()
 	}
 	p.mu.Lock()
-	p.st = st
+	p.st, p.stHash, p.stChild = st, p.specHash, p.child
 	p.mu.Unlock()
 	return st
 }
@@ -245,9 +250,12 @@ func (p *program) run() {
 	defer p.cancel()
 	p.ensureGroup()
 	p.setState(StateStarting)
-	// First starts take a token too: 500 programs at boot are no less a
-	// fork bomb than 500 restarts.
-	p.schedule(0)
+	// An instance already running (from respawnd's last life, or found by
+	// match) is adopted. First starts take a token too: 500 programs at boot
+	// are no less a fork bomb than 500 restarts.
+	if !p.adoptAtStart() {
+		p.schedule(0)
+	}
 	done := p.ctx.Done()
 	for {
 		select {
@@ -280,6 +288,9 @@ func (p *program) run() {
 		case <-p.workerCheck:
 			p.workerCheck = nil
 			p.checkWorkers()
+		case <-p.rescanC:
+			p.rescanC = nil
+			p.onRescan()
 		}
 		if p.after == quit && p.proc == nil && p.state != StateStopping {
 			p.shutdown()
@@ -392,6 +403,7 @@ func (p *program) start() {
 	p.proc, p.procDone, p.pid = proc, proc.Done(), proc.PID()
 	p.gen++
 	p.lastErr = ""
+	p.child = true
 	p.s.ownPID(p.pid, p)
 	p.latency = 0
 	if !p.lastDeath.IsZero() {
@@ -407,6 +419,7 @@ func (p *program) start() {
 			p.hostBase, p.hostBaseOK = n, true
 		}
 	}
+	p.s.stateChanged()
 }
 
 func (p *program) startFailed(err error) {
@@ -483,7 +496,7 @@ func (p *program) cancelTimer() {
 func (p *program) onDeath() {
 	proc, pid, started, gen := p.proc, p.pid, p.started, p.gen
 	st := proc.Exit()
-	p.proc, p.procDone = nil, nil
+	p.proc, p.procDone, p.child = nil, nil, false
 	p.lastDeath = st.Time
 	if p.lastDeath.IsZero() {
 		p.lastDeath = p.s.clock.Now()
@@ -524,6 +537,7 @@ func (p *program) onDeath() {
 		p.recent = p.recent[1:]
 	}
 	p.record(e, final, decideLater)
+	p.s.stateChanged()
 
 	if stopping {
 		p.finishStop()
@@ -551,7 +565,7 @@ func (p *program) restartAfter(started, died time.Time) bool {
 // gather collects the side evidence for a death at wait time.
 func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBaseOK bool) evidence {
 	ev := evidence{status: st, kernelLog: p.s.cfg.KernelLog}
-	if !st.Signaled || st.Signal != syscall.SIGKILL {
+	if !st.Unknown && (!st.Signaled || st.Signal != syscall.SIGKILL) {
 		return ev
 	}
 	if k, ok := p.early[pid]; ok {
@@ -771,7 +785,7 @@ func (p *program) control(m ctlMsg) error {
 		if p.proc == nil {
 			return fmt.Errorf("program %s is not running", p.name)
 		}
-		if err := p.proc.Signal(m.sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := p.proc.Signal(m.sig); err != nil && !errors.Is(err, restart.ErrProcessDone) {
 			return fmt.Errorf("signalling %s: %w", p.name, err)
 		}
 	default:
@@ -800,7 +814,7 @@ func (p *program) beginStop(after afterStop) {
 	if p.stopSig != 0 {
 		sig, p.stopSig = p.stopSig, 0
 	}
-	if err := p.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.proc.Signal(sig); err != nil && !errors.Is(err, restart.ErrProcessDone) {
 		p.log.Warn("sending stop signal", "err", err)
 	}
 	p.stopC = p.s.clock.After(p.spec.Stop.Timeout)

@@ -48,6 +48,21 @@ type Config struct {
 	OnTransition func(Status)
 	// EventRingSize is how many recent events are kept; default 256.
 	EventRingSize int
+
+	// Processes finds and watches processes respawnd did not start; nil
+	// means programs with match are started, never adopted, and no state
+	// is kept.
+	Processes ProcessSource
+	// Adopt holds the instances recorded before respawnd last stopped (the
+	// state file), by program name; they are taken over, not started again.
+	Adopt map[string]Instance
+	// SaveState, when set (with Processes), is called from a goroutine of
+	// the supervisor, never on the restart path, with every running
+	// instance after changes, and once more after shutdown.
+	SaveState func([]Instance) error
+	// Retained returns the OOM kills still in the kernel's ring buffer, to
+	// attribute deaths that happened while respawnd was down.
+	Retained func() ([]oom.Kill, error)
 }
 
 // Status is a program's state at one moment.
@@ -79,6 +94,7 @@ type Supervisor struct {
 
 	applyC chan applyReq
 	killC  chan oom.Kill
+	stateC chan struct{}
 
 	mu       sync.Mutex // guards programs and the owner maps
 	programs map[string]*program
@@ -119,6 +135,7 @@ func New(cfg Config) *Supervisor {
 		// Buffered so that a burst of kernel reports (an OOM storm) does not
 		// stall the kernel log reader while programs are being routed.
 		killC:    make(chan oom.Kill, 1024),
+		stateC:   make(chan struct{}, 1), // one pending request stands for any number
 		programs: map[string]*program{},
 		byPID:    map[int]*program{},
 		byMemcg:  map[string]*program{},
@@ -130,7 +147,29 @@ func New(cfg Config) *Supervisor {
 // (each with its own stop timeout), waits for all of them and returns nil.
 func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	saving := s.cfg.SaveState != nil && s.cfg.Processes != nil
+	ticks := map[int]uint64{}
+	if saving {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-s.stateC:
+					s.saveState(ticks)
+				}
+			}
+		}()
+	}
+	defer func() {
+		wg.Wait()
+		if saving {
+			// Every program is down now: nothing is left to adopt.
+			s.saveState(ticks)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():

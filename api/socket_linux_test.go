@@ -1,0 +1,150 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/respawnd/respawnd/api"
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+// serveSocket serves the fake daemon with control enabled on a socket in
+// a directory everyone may enter, and stops it in t.Cleanup.
+func serveSocket(t *testing.T) (*api.Socket, *fakeDaemon) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "respawnd-api-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFake()
+	s, err := api.ListenSocket(api.SocketPath(filepath.Join(dir, "state")), api.NewHandler(api.Config{Source: f, Controller: f}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return s, f
+}
+
+// asNobody runs the test binary as uid/gid 65534, as a client of path.
+func asNobody(t *testing.T, path string) string {
+	t.Helper()
+	// The test binary may sit in a directory only root can enter: run a
+	// copy from a directory everyone can.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "respawnd-api-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "api.test")
+	src, err := os.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(exe, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), clientEnv+"="+path)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as uid 65534: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestSocketMode(t *testing.T) {
+	testenv.RequireRoot(t, "a control socket owned by root")
+	s, _ := serveSocket(t)
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want a socket with 0600", fi.Mode())
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 {
+		t.Errorf("socket owned by uid %d, want 0", st.Uid)
+	}
+	// Root gets through and may control programs.
+	c := api.NewClient(s.Path())
+	ps, err := c.Programs(context.Background())
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("programs as root: %v %v", ps, err)
+	}
+	if err := c.Control(context.Background(), "api", "restart"); err != nil {
+		t.Errorf("restart as root: %v", err)
+	}
+	if err := c.Control(context.Background(), "nope", "restart"); !errors.Is(err, api.ErrUnknownProgram) {
+		t.Errorf("restart of an unknown program: %v, want ErrUnknownProgram", err)
+	}
+	// The mode alone keeps others out.
+	if got := asNobody(t, s.Path()); !strings.HasPrefix(got, "permission:") {
+		t.Errorf("uid 65534 through a 0600 socket: %q, want a permission error", got)
+	}
+}
+
+func TestSocketRefusesNonRootPeer(t *testing.T) {
+	testenv.RequireRoot(t, "connecting to the control socket as another user")
+	s, _ := serveSocket(t)
+	// Open the mode up so that only the peer-credential check stands.
+	if err := os.Chmod(s.Path(), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	got := asNobody(t, s.Path())
+	if !strings.HasPrefix(got, "permission:") || !strings.Contains(got, "uid 65534") {
+		t.Errorf("uid 65534 through an open socket: %q, want refusal by peer credentials", got)
+	}
+}
+
+func TestSocketNotRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "respawnd.sock")
+	_, err := api.NewClient(path).Programs(context.Background())
+	if !errors.Is(err, api.ErrNotRunning) {
+		t.Errorf("no socket: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestSocketStaleAndBusy(t *testing.T) {
+	testenv.RequireRoot(t, "a control socket owned by root")
+	s, _ := serveSocket(t)
+	// A second daemon on the same socket is refused.
+	if _, err := api.ListenSocket(s.Path(), api.NewHandler(api.Config{Source: newFake()}), nil); err == nil || !strings.Contains(err.Error(), "another respawnd") {
+		t.Errorf("second listener: %v, want another respawnd is listening", err)
+	}
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/respawnd/respawnd/api"
+	"github.com/respawnd/respawnd/cgroup"
+	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/metrics"
+	"github.com/respawnd/respawnd/supervisor"
+)
+
+var (
+	_ supervisor.Recorder = (*metrics.Recorder)(nil)
+	_ metrics.Source      = (*observer)(nil)
+	_ api.Source          = (*observer)(nil)
+	_ api.Controller      = (*observer)(nil)
+	_ supervisor.Cgroups  = (*trackedCgroups)(nil)
+)
+
+// reloadReq asks the daemon's loop to load the configuration again; reply,
+// when not nil, receives the outcome.
+type reloadReq struct {
+	load  func() (*config.Config, error)
+	reply chan<- error
+}
+
+// observer is what the metrics collector, the API and the control socket
+// read from the daemon at request time. It is safe for concurrent use.
+type observer struct {
+	sup     *supervisor.Supervisor
+	procfs  string
+	sources map[string]bool // set once, before serving
+	groups  sync.Map        // program name -> *cgroup.Group
+
+	// reloadC, when not nil, takes reload requests (respawnd run).
+	reloadC chan<- reloadReq
+	load    func() (*config.Config, error)
+
+	ready  atomic.Bool
+	mu     sync.Mutex
+	reload metrics.ReloadStatus
+}
+
+// applied records the outcome of a configuration load; the first success
+// makes the daemon ready (its OOM sources are set up before it applies).
+func (o *observer) applied(err error, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reload.Successful = err == nil
+	if err == nil {
+		o.reload.LastSuccess = now
+		o.ready.Store(true)
+	}
+}
+
+// Ready says whether the configuration is applied and every OOM source
+// initialised or deliberately degraded.
+func (o *observer) Ready() bool { return o.ready.Load() }
+
+// Reload implements metrics.Source.
+func (o *observer) Reload() metrics.ReloadStatus {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.reload
+}
+
+// OOMSources implements metrics.Source.
+func (o *observer) OOMSources() map[string]bool { return o.sources }
+
+// Programs implements metrics.Source.
+func (o *observer) Programs() []metrics.ProgramSample {
+	sts := o.sup.Snapshot()
+	out := make([]metrics.ProgramSample, len(sts))
+	roots := make([]int, 0, len(sts))
+	for _, st := range sts {
+		if st.PID != 0 {
+			roots = append(roots, st.PID)
+		}
+	}
+	rss := treeRSS(o.procfs, roots)
+	for i, st := range sts {
+		s := metrics.ProgramSample{Status: st}
+		if v, ok := rss[st.PID]; ok && st.PID != 0 {
+			s.RSSBytes, s.HasRSS = v, true
+		}
+		if g, ok := o.groups.Load(st.Name); ok && st.Cgroup != "" && g.(*cgroup.Group).Path() == st.Cgroup {
+			grp := g.(*cgroup.Group)
+			if u, err := grp.Usage(); err == nil {
+				s.MemoryUsageBytes, s.HasMemoryUsage = u, true
+			}
+			s.MemoryLimitBytes, s.HasMemoryLimit = grp.Limit()
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// APIPrograms is Programs in the API's terms.
+func (o *observer) apiPrograms() []api.Program {
+	now := time.Now()
+	samples := o.Programs()
+	out := make([]api.Program, len(samples))
+	for i, s := range samples {
+		var m api.Memory
+		if s.HasRSS {
+			m.RSSBytes = &s.RSSBytes
+		}
+		if s.HasMemoryUsage {
+			m.UsageBytes = &s.MemoryUsageBytes
+		}
+		if s.HasMemoryLimit {
+			m.LimitBytes = &s.MemoryLimitBytes
+		}
+		out[i] = api.NewProgram(s.Status, m, now)
+	}
+	return out
+}
+
+// Events implements api.Source.
+func (o *observer) Events() []supervisor.Event { return o.sup.Events() }
+
+// Subscribe implements api.Source.
+func (o *observer) Subscribe() (<-chan supervisor.Event, func()) { return o.sup.Subscribe() }
+
+// Control implements api.Controller.
+func (o *observer) Control(ctx context.Context, name string, a supervisor.Action, sig syscall.Signal) error {
+	return o.sup.Control(ctx, name, a, sig)
+}
+
+// Reload implements api.Controller: it loads and applies the configuration
+// file as SIGHUP does and returns why it was rejected.
+func (o *observer) Reload(ctx context.Context) error {
+	if o.reloadC == nil {
+		return errors.New("this respawnd has no configuration file to reload")
+	}
+	reply := make(chan error, 1)
+	select {
+	case o.reloadC <- reloadReq{load: o.load, reply: reply}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// apiSource adapts the observer to api.Source, whose Programs returns the
+// API's type.
+type apiSource struct{ *observer }
+
+func (a apiSource) Programs() []api.Program { return a.apiPrograms() }
+
+// trackedCgroups remembers each program's memory cgroup, so that scrapes
+// can read its usage and limit.
+type trackedCgroups struct {
+	*cgroupsAdapter
+	o *observer
+}
+
+func (t *trackedCgroups) Create(program string, l supervisor.Limits) (supervisor.Group, error) {
+	g, err := t.cgroupsAdapter.Create(program, l)
+	if err != nil {
+		return nil, err
+	}
+	if ga, ok := g.(groupAdapter); ok {
+		t.o.groups.Store(program, ga.Group)
+	}
+	return g, nil
+}
+
+// forget drops the cgroups of programs not in cfg.
+func (o *observer) forget(cfg *config.Config) {
+	keep := map[string]bool{}
+	for _, p := range cfg.Programs {
+		keep[p.Name] = true
+	}
+	o.groups.Range(func(k, _ any) bool {
+		if !keep[k.(string)] {
+			o.groups.Delete(k)
+		}
+		return true
+	})
+}
+
+// treeRSS returns, for each root pid, the resident set in bytes of it and
+// all its descendants, from one pass over /proc. Processes that vanish
+// mid-read are skipped.
+func treeRSS(procRoot string, roots []int) map[int]uint64 {
+	if len(roots) == 0 {
+		return nil
+	}
+	fs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return nil
+	}
+	procs, err := fs.AllProcs()
+	if err != nil {
+		return nil
+	}
+	children := make(map[int][]int, len(procs))
+	rss := make(map[int]uint64, len(procs))
+	page := uint64(os.Getpagesize())
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil {
+			continue // gone since the listing
+		}
+		children[st.PPID] = append(children[st.PPID], p.PID)
+		rss[p.PID] = uint64(st.RSS) * page
+	}
+	out := make(map[int]uint64, len(roots))
+	for _, root := range roots {
+		if _, ok := rss[root]; !ok {
+			continue
+		}
+		var total uint64
+		queue := []int{root}
+		for len(queue) > 0 {
+			pid := queue[0]
+			queue = queue[1:]
+			total += rss[pid]
+			queue = append(queue, children[pid]...)
+		}
+		out[root] = total
+	}
+	return out
+}
+
+// programNames lists cfg's program names.
+func programNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Programs))
+	for i, p := range cfg.Programs {
+		names[i] = p.Name
+	}
+	return names
+}
+

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/restart"
+	"github.com/respawnd/respawnd/supervisor"
+	"github.com/respawnd/respawnd/watch"
+)
+
+var (
+	_ supervisor.ProcessSource = (*processSource)(nil)
+	_ supervisor.Process       = watchedProc{}
+)
+
+// processSource lets the supervisor find and watch processes respawnd did
+// not start.
+type processSource struct {
+	scan *watch.Scanner
+	w    *watch.Watcher
+	boot time.Time
+}
+
+func newProcessSource(scan *watch.Scanner, w *watch.Watcher) (*processSource, error) {
+	boot, err := scan.BootTime()
+	if err != nil {
+		return nil, fmt.Errorf("reading boot time: %w", err)
+	}
+	return &processSource{scan: scan, w: w, boot: boot}, nil
+}
+
+func (s *processSource) Find(m config.Match) ([]supervisor.Found, error) {
+	re, err := m.CmdlineRegexp()
+	if err != nil {
+		return nil, err
+	}
+	ps, err := s.scan.Match(watch.Matcher{Comm: m.Comm, Exe: m.Exe, Cmdline: re, Pidfile: m.Pidfile, User: m.User})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]supervisor.Found, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, supervisor.Found{PID: p.Identity.PID, StartTime: p.Identity.StartTime, Started: s.Started(p.Identity.StartTime)})
+	}
+	return out, nil
+}
+
+func (s *processSource) Watch(pid int, startTime uint64, group bool) (supervisor.Process, error) {
+	p, err := s.w.Watch(watch.Identity{PID: pid, StartTime: startTime})
+	if err != nil {
+		return nil, err
+	}
+	return watchedProc{Proc: p, group: group}, nil
+}
+
+func (s *processSource) StartTime(pid int) (uint64, error) {
+	id, err := s.scan.Identify(pid)
+	return id.StartTime, err
+}
+
+func (s *processSource) Started(ticks uint64) time.Time { return watch.TicksToTime(s.boot, ticks) }
+
+// watchedProc is an adopted process as the supervisor sees it.
+type watchedProc struct {
+	*watch.Proc
+	// group is set when the process leads its own process group (respawnd
+	// started it in an earlier life, with setsid), so stop signals reach
+	// the whole group as they would for a child.
+	group bool
+}
+
+func (p watchedProc) Exit() restart.ExitStatus {
+	e := p.Proc.Exit()
+	if !e.Known {
+		return restart.ExitStatus{Time: e.Time, Code: -1, Unknown: true}
+	}
+	return restart.ExitStatus{Time: e.Time, Code: e.Code, Signaled: e.Signaled, Signal: e.Signal, Core: e.Core}
+}
+
+func (p watchedProc) Signal(sig syscall.Signal) error {
+	// The pidfd signal goes first: it fails once the leader is gone, so the
+	// group signal after it cannot reach a reused process group id.
+	if err := p.Proc.Signal(sig); err != nil {
+		if errors.Is(err, watch.ErrNotFound) {
+			return fmt.Errorf("%w: %w", restart.ErrProcessDone, err)
+		}
+		return err
+	}
+	if p.group {
+		if err := unix.Kill(-p.PID(), sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signalling process group %d: %w", p.PID(), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package deploy_test
+
+import (
+	"bytes"
+	"flag"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite generated files (kubernetes/prometheusrule.yaml) from their sources")
+
+const (
+	rulesFile     = "prometheus/rules.yml"
+	rulesTestFile = "prometheus/rules_test.yml"
+	promRuleFile  = "kubernetes/prometheusrule.yaml"
+	promtoolHint  = "Debian package prometheus"
+)
+
+// loadRuleGroups parses rules.yml as Prometheus does, unknown keys rejected.
+func loadRuleGroups(t *testing.T) []rulefmt.RuleGroup {
+	t.Helper()
+	rgs, errs := rulefmt.ParseFile(rulesFile, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if rgs == nil {
+		t.FailNow()
+	}
+	return rgs.Groups
+}
+
+func loadRules(t *testing.T) []rulefmt.Rule {
+	t.Helper()
+	var out []rulefmt.Rule
+	for _, g := range loadRuleGroups(t) {
+		out = append(out, g.Rules...)
+	}
+	return out
+}
+
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool := requireTool(t, "promtool", promtoolHint)
+	out, err := run(t, ".", promtool, "check", "rules", "--lint=all", "--lint-fatal", rulesFile)
+	if err != nil || strings.Contains(out, "WARNING") {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+}
+
+func TestPromtoolTestRules(t *testing.T) {
+	promtool := requireTool(t, "promtool", promtoolHint)
+	out, err := run(t, ".", promtool, "test", "rules", rulesTestFile)
+	if err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+func TestPromtoolCheckConfig(t *testing.T) {
+	promtool := requireTool(t, "promtool", promtoolHint)
+	out, err := run(t, ".", promtool, "check", "config", "prometheus/prometheus.yml")
+	if err != nil || strings.Contains(out, "WARNING") {
+		t.Errorf("promtool check config: %v\n%s", err, out)
+	}
+}
+
+// TestRulesUseRespawndMetrics checks every rule's expression against the
+// metrics respawnd exports.
+func TestRulesUseRespawndMetrics(t *testing.T) {
+	pc := newPromQLChecker(t)
+	for _, r := range loadRules(t) {
+		for _, err := range pc.check(r.Expr) {
+			t.Errorf("%s%s: %v", r.Alert, r.Record, err)
+		}
+	}
+}
+
+// TestAlertsAreActionable checks what an on-call engineer gets: a severity,
+// a summary and a description that name the program (or the source, or the
+// instance) the alert is about.
+func TestAlertsAreActionable(t *testing.T) {
+	pc := newPromQLChecker(t)
+	for _, r := range loadRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		if s := r.Labels["severity"]; s != "warning" && s != "critical" {
+			t.Errorf("%s: severity %q, want warning or critical", r.Alert, s)
+		}
+		if !strings.HasPrefix(r.Alert, "Respawnd") {
+			t.Errorf("%s: alert names start with Respawnd", r.Alert)
+		}
+		sum, desc := r.Annotations["summary"], r.Annotations["description"]
+		if sum == "" || len(desc) < 80 {
+			t.Errorf("%s: needs a summary and a description that says what to do", r.Alert)
+		}
+		labels, err := pc.outputLabels(r.Expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []string{"program", "source", "instance"} {
+			if labels[l] && !strings.Contains(sum, "$labels."+l) {
+				t.Errorf("%s: the summary does not name the %s", r.Alert, l)
+			}
+		}
+		for k := range r.Annotations {
+			if k != "summary" && k != "description" && k != "runbook_url" {
+				t.Errorf("%s: unexpected annotation %q", r.Alert, k)
+			}
+		}
+	}
+}
+
+// rulesTest is promtool's unit test file, as much of it as this test reads.
+type rulesTest struct {
+	RuleFiles          []string `yaml:"rule_files"`
+	EvaluationInterval string   `yaml:"evaluation_interval"`
+	Tests              []struct {
+		Interval    string `yaml:"interval"`
+		InputSeries []struct {
+			Series string `yaml:"series"`
+			Values string `yaml:"values"`
+		} `yaml:"input_series"`
+		AlertRuleTest []struct {
+			EvalTime  string `yaml:"eval_time"`
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []struct {
+				ExpLabels      map[string]string `yaml:"exp_labels"`
+				ExpAnnotations map[string]string `yaml:"exp_annotations"`
+			} `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+		PromQLExprTest []struct {
+			Expr       string `yaml:"expr"`
+			EvalTime   string `yaml:"eval_time"`
+			ExpSamples []struct {
+				Labels string  `yaml:"labels"`
+				Value  float64 `yaml:"value"`
+			} `yaml:"exp_samples"`
+		} `yaml:"promql_expr_test"`
+	} `yaml:"tests"`
+}
+
+// TestEveryAlertIsUnitTested requires, for every alert, a unit test where
+// it fires and one where it must stay silent; and checks the test's own
+// input series and queries against the contract.
+func TestEveryAlertIsUnitTested(t *testing.T) {
+	var rt rulesTest
+	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, rulesTestFile)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rt); err != nil {
+		t.Fatalf("%s: %v", rulesTestFile, err)
+	}
+	fires, silent := map[string]bool{}, map[string]bool{}
+	pc := newPromQLChecker(t)
+	for _, tc := range rt.Tests {
+		for _, s := range tc.InputSeries {
+			for _, err := range pc.check(s.Series) {
+				t.Errorf("%s: input series: %v", rulesTestFile, err)
+			}
+		}
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				silent[a.Alertname] = true
+			}
+		}
+		for _, p := range tc.PromQLExprTest {
+			for _, err := range pc.check(p.Expr) {
+				t.Errorf("%s: %v", rulesTestFile, err)
+			}
+		}
+	}
+	for _, r := range loadRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		if !fires[r.Alert] {
+			t.Errorf("%s: no unit test where it fires", r.Alert)
+		}
+		if !silent[r.Alert] {
+			t.Errorf("%s: no unit test where it must not fire", r.Alert)
+		}
+	}
+	// Every recording rule is queried by a promql_expr_test.
+	for _, r := range loadRules(t) {
+		if r.Record == "" {
+			continue
+		}
+		tested := false
+		for _, tc := range rt.Tests {
+			for _, p := range tc.PromQLExprTest {
+				tested = tested || strings.Contains(p.Expr, r.Record)
+			}
+		}
+		if !tested {
+			t.Errorf("recording rule %s: no promql_expr_test", r.Record)
+		}
+	}
+}
+
+// prometheusRuleHeader starts the generated PrometheusRule.
+const prometheusRuleHeader = `# prometheus-operator: respawnd's recording and alerting rules.
+# Generated from ../prometheus/rules.yml by ` + "`go test -run TestPrometheusRule -update`" + ` in
+# deploy/; do not edit by hand.
+`
+
+// wantPrometheusRule builds the PrometheusRule that carries rules.yml.
+func wantPrometheusRule(t *testing.T) *monitoringv1.PrometheusRule {
+	t.Helper()
+	pr := &monitoringv1.PrometheusRule{}
+	pr.APIVersion = "monitoring.coreos.com/v1"
+	pr.Kind = "PrometheusRule"
+	pr.Name = "respawnd"
+	pr.Namespace = "respawnd"
+	pr.Labels = map[string]string{"app.kubernetes.io/name": "respawnd", "app.kubernetes.io/component": "node-agent"}
+	for _, g := range loadRuleGroups(t) {
+		mg := monitoringv1.RuleGroup{Name: g.Name}
+		for _, r := range g.Rules {
+			mr := monitoringv1.Rule{Record: r.Record, Alert: r.Alert, Expr: intstr.FromString(r.Expr), Labels: r.Labels, Annotations: r.Annotations}
+			if r.For != 0 {
+				d := monitoringv1.Duration(r.For.String())
+				mr.For = &d
+			}
+			mg.Rules = append(mg.Rules, mr)
+		}
+		pr.Spec.Groups = append(pr.Spec.Groups, mg)
+	}
+	return pr
+}
+
+// TestPrometheusRule checks that the PrometheusRule for prometheus-operator
+// carries exactly the rules of rules.yml. With -update it rewrites it.
+func TestPrometheusRule(t *testing.T) {
+	want := wantPrometheusRule(t)
+	if *update {
+		b, err := sigsyaml.Marshal(map[string]any{
+			"apiVersion": want.APIVersion,
+			"kind":       want.Kind,
+			"metadata":   map[string]any{"name": want.Name, "namespace": want.Namespace, "labels": want.Labels},
+			"spec":       want.Spec,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(promRuleFile, append([]byte(prometheusRuleHeader), b...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs := decodeManifests(t, promRuleFile)
+	if len(objs) != 1 {
+		t.Fatalf("%s: %d objects, want 1", promRuleFile, len(objs))
+	}
+	got, ok := objs[0].(*monitoringv1.PrometheusRule)
+	if !ok {
+		t.Fatalf("%s: a %T, want a PrometheusRule", promRuleFile, objs[0])
+	}
+	if !reflect.DeepEqual(got.Spec, want.Spec) || got.Name != want.Name || got.Namespace != want.Namespace {
+		t.Errorf("%s differs from %s: run `go test -run TestPrometheusRule -update` in deploy/", promRuleFile, rulesFile)
+	}
+	if !slices.Equal([]string{want.Labels["app.kubernetes.io/name"]}, []string{got.Labels["app.kubernetes.io/name"]}) {
+		t.Errorf("%s: labels %v", promRuleFile, got.Labels)
+	}
+	_ = time.Second
+}
