@@ -52,7 +52,7 @@ LABEL org.opencontainers.image.title="respawnd" \
       org.opencontainers.image.source="https://github.com/respawnd/respawnd"
 COPY --from=build /out/respawnd /usr/bin/respawnd
 # Metrics (respawnd's --web.listen-address default).
-EXPOSE 9847
+EXPOSE 8571
 # The host agent runs as root (the DaemonSet says so explicitly); everything
 # else gets an unprivileged user by default.
 USER 65532:65532

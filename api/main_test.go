@@ -30,11 +30,11 @@ func runClient(path string) int {
 	_, err := api.NewClient(path).Programs(ctx)
 	switch {
 	case err == nil:
-		fmt.Println("allowed")
+		fmt.Fprintln(os.Stdout, "allowed")
 	case errors.Is(err, api.ErrPermission):
-		fmt.Println("permission:", err)
+		fmt.Fprintln(os.Stdout, "permission:", err)
 	default:
-		fmt.Println("error:", err)
+		fmt.Fprintln(os.Stdout, "error:", err)
 	}
 	return 0
 }

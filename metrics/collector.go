@@ -40,8 +40,8 @@ type Source interface {
 	// OOMSources says, for each OOM evidence source (kmsg, cgroup,
 	// vmstat), whether it is up.
 	OOMSources() map[string]bool
-	// Reload returns the outcome of the last configuration load.
-	Reload() ReloadStatus
+	// LastReload returns the outcome of the last configuration load.
+	LastReload() ReloadStatus
 }
 
 // Collector exports the state read at scrape time. It is safe for
@@ -106,7 +106,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for name, up := range c.src.OOMSources() {
 		ch <- prometheus.MustNewConstMetric(c.oomSourceUp, prometheus.GaugeValue, boolValue(up), name)
 	}
-	r := c.src.Reload()
+	r := c.src.LastReload()
 	ch <- prometheus.MustNewConstMetric(c.reloadSuccessful, prometheus.GaugeValue, boolValue(r.Successful))
 	var last float64
 	if !r.LastSuccess.IsZero() {

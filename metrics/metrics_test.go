@@ -36,8 +36,8 @@ func (f *fakeSource) Programs() []metrics.ProgramSample {
 	return f.programs
 }
 
-func (f *fakeSource) OOMSources() map[string]bool { return f.sources }
-func (f *fakeSource) Reload() metrics.ReloadStatus { return f.reload }
+func (f *fakeSource) OOMSources() map[string]bool      { return f.sources }
+func (f *fakeSource) LastReload() metrics.ReloadStatus { return f.reload }
 
 func TestRecorderCounts(t *testing.T) {
 	rec := metrics.NewRecorder()
@@ -299,7 +299,7 @@ type discardWriter struct {
 	n      int
 }
 
-func (w *discardWriter) Header() http.Header { return w.header }
+func (w *discardWriter) Header() http.Header  { return w.header }
 func (w *discardWriter) WriteHeader(code int) { w.code = code }
 func (w *discardWriter) Write(b []byte) (int, error) {
 	w.n += len(b)

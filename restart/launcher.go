@@ -104,6 +104,11 @@ type LauncherConfig struct {
 	// descendants are reparented to respawnd and reaped by Run. Run reaps
 	// also when respawnd is PID 1.
 	Subreaper bool
+	// ChildOOMScoreAdj, when set, is written to every started program's
+	// /proc/PID/oom_score_adj right after it execs. A program inherits
+	// respawnd's own value at fork; respawnd protects itself from the OOM
+	// killer with a low value that its programs must not keep.
+	ChildOOMScoreAdj *int
 }
 
 // Launcher starts programs and reaps orphans without stealing supervised
@@ -118,6 +123,7 @@ type Launcher struct {
 	logger         *slog.Logger
 	shimPath       string
 	subreaper      bool
+	oomAdj         *int
 	// noThreadMove is set once the kernel refused to move a single thread
 	// into a cgroup v1 group; starts then go through the shim.
 	noThreadMove atomic.Bool
@@ -144,6 +150,7 @@ func NewLauncher(cfg LauncherConfig) *Launcher {
 		logger:    cfg.Logger,
 		shimPath:  cfg.ShimPath,
 		subreaper: cfg.Subreaper,
+		oomAdj:    cfg.ChildOOMScoreAdj,
 		children:  make(map[int]struct{}),
 		poke:      make(chan struct{}, 1),
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -157,6 +158,12 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		}
 	}
 
+	if l.oomAdj != nil {
+		// After the program's exec: written before, it would be undone by
+		// nothing, but the shim and the thread join write nothing there.
+		// Failure is not fatal: the program runs with respawnd's value.
+		_ = os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*l.oomAdj)), 0)
+	}
 	p := &Process{
 		pid:       pid,
 		startTime: time.Now(),

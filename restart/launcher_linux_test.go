@@ -589,3 +589,30 @@ func TestStartReturnsAfterExec(t *testing.T) {
 		waitOutput(t, p)
 	}
 }
+
+// A program does not keep respawnd's own OOM protection.
+func TestChildOOMScoreAdj(t *testing.T) {
+	testenv.RequireRoot(t, "setting oom_score_adj")
+	verifyNoLeaks(t)
+	zero := 0
+	l, _ := newTestLauncher(restart.LauncherConfig{ChildOOMScoreAdj: &zero})
+	// The test process gives itself another value than the programs must
+	// get, as respawnd does (raising it needs no privilege, lowering does).
+	own, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("500"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile("/proc/self/oom_score_adj", own, 0) })
+	p := start(t, l, restart.Command{Name: "adj", Argv: testenv.HelperArgv("sleep")})
+	t.Cleanup(func() { _ = p.Kill(); waitDone(t, p) })
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", p.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "0" {
+		t.Errorf("program's oom_score_adj = %s, want 0", got)
+	}
+}

@@ -732,6 +732,7 @@ func (p *program) settleExpired() {
 	if !next.IsZero() {
 		p.settleC = p.s.clock.After(next.Sub(now))
 	}
+	p.publish() // the last exit may have settled without a state change
 }
 
 func (p *program) decideOnOOM(e Exit) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"go.uber.org/goleak"
 
 	"github.com/respawnd/respawnd/internal/testenv"

@@ -9,27 +9,42 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/metrics"
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
 )
 
-// daemon is respawnd's wiring: launcher, OOM sources and supervisor.
+// daemon is respawnd's wiring: launcher, OOM sources, supervisor, metrics
+// and what serves them.
 type daemon struct {
 	log      *slog.Logger
 	launcher *restart.Launcher
 	sup      *supervisor.Supervisor
 	kmsg     *oom.Kmsg
+	rec      *metrics.Recorder
+	obs      *observer
+	servers  *servers
+	adopt    *adoption // nil when adoption is off (exec) or unavailable
 }
 
 // newDaemon builds the daemon. env is the environment programs inherit.
-func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(supervisor.Status)) *daemon {
-	d := &daemon{log: logger}
-	d.launcher = restart.NewLauncher(restart.LauncherConfig{Logger: logger.With("component", "launcher"), Subreaper: true})
+func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(supervisor.Status), adopt bool) *daemon {
+	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: &observer{procfs: f.procfs, sources: map[string]bool{}}}
+	lcfg := restart.LauncherConfig{Logger: logger.With("component", "launcher"), Subreaper: true}
+	if adj := ownOOMScoreAdj(); adj != 0 {
+		// respawnd is protected from the OOM killer (systemd's
+		// OOMScoreAdjust=, say); its programs must not inherit that.
+		zero := 0
+		lcfg.ChildOOMScoreAdj = &zero
+		logger.Info("protected from the oom killer; programs start with oom_score_adj 0", "oom_score_adj", adj)
+	}
+	d.launcher = restart.NewLauncher(lcfg)
 
 	sources := []any{}
 	k, err := oom.NewKmsg(oom.KmsgConfig{Path: f.kmsg, Logger: logger.With("component", "oom")})
@@ -40,6 +55,7 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 		d.kmsg = k
 		sources = append(sources, "kmsg", "up")
 	}
+	d.obs.sources["kmsg"] = d.kmsg != nil
 	procfs := f.procfs
 	hostOOM := func() (uint64, error) { return oom.VMStatOOMKills(procfs) }
 	if _, err := hostOOM(); err != nil {
@@ -49,6 +65,7 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 	} else {
 		sources = append(sources, "vmstat", "up")
 	}
+	d.obs.sources["vmstat"] = hostOOM != nil
 	cg, cgErr := newCgroups(filepath.Join(f.sysfs, "fs", "cgroup"), logger.With("component", "cgroup"))
 	if cgErr != nil {
 		logger.Warn("oom source unavailable: memory cgroups (programs with memory limits run without them)", "err", cgErr)
@@ -56,12 +73,13 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 	} else {
 		sources = append(sources, "cgroup", cg.mode())
 	}
+	d.obs.sources["cgroup"] = cg != nil
 	logger.Info("oom sources", sources...)
 	logger.Info("privileges", "uid", os.Geteuid(), "pid1", os.Getpid() == 1)
 
 	scfg := supervisor.Config{
 		Launcher:     launcherAdapter{d.launcher},
-		Recorder:     nil,
+		Recorder:     d.rec,
 		Logger:       logger.With("component", "supervisor"),
 		Env:          env,
 		KernelLog:    d.kmsg != nil,
@@ -70,18 +88,59 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 		CgroupsErr:   cgErr,
 	}
 	if cg != nil {
-		scfg.Cgroups = cg
+		scfg.Cgroups = &trackedCgroups{cgroupsAdapter: cg, o: d.obs}
+	}
+	if adopt {
+		a, err := newAdoption(f.procfs, f.web.stateDir, logger.With("component", "watch"))
+		if err != nil {
+			logger.Warn("adoption unavailable: programs are started, never taken over", "err", err)
+		} else {
+			d.adopt = a
+			a.configure(&scfg, f.kmsg)
+		}
 	}
 	d.sup = supervisor.New(scfg)
+	d.obs.sup = d.sup
 	return d
 }
 
-// run runs everything until ctx is done. reload, when not nil, delivers a
-// freshly loaded configuration (or the reason it could not be loaded).
-func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan func() (*config.Config, error)) error {
+// serve sets up the HTTP listener and the control socket that run serves.
+func (d *daemon) serve(wf *webFlags, serveHTTP, serveSocket bool) error {
+	s, err := newServers(wf, d.log.With("component", "web"), d.obs, d.rec, serveHTTP, serveSocket)
+	if err != nil {
+		return err
+	}
+	d.servers = s
+	return nil
+}
+
+// apply makes cfg the configuration in force and records the outcome for
+// metrics and readiness.
+func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
+	// Named before the apply, so that the first exits of new programs are
+	// counted and the last words of removed ones are not.
+	d.rec.SetPrograms(programNames(cfg))
+	if err := d.sup.Apply(ctx, cfg); err != nil {
+		return err
+	}
+	d.obs.forget(cfg)
+	d.obs.applied(nil, time.Now())
+	return nil
+}
+
+// run runs everything until ctx is done. reload, when not nil, delivers
+// requests to load the configuration again.
+func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan reloadReq) error {
 	g, gctx := errgroup.WithContext(ctx)
+	if d.servers != nil {
+		g.Go(func() error { return d.servers.run(gctx) })
+	}
 	g.Go(func() error { return d.launcher.Run(gctx) })
 	g.Go(func() error { return d.sup.Run(gctx) })
+	if d.adopt != nil {
+		g.Go(func() error { return d.adopt.w.Run(gctx) })
+	}
+	g.Go(func() error { return watchdog(gctx, d.log) })
 	if d.kmsg != nil {
 		// Buffered so the kernel log reader keeps up with an OOM storm while
 		// the supervisor routes reports.
@@ -98,23 +157,35 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 		})
 	}
 	g.Go(func() error {
-		if err := d.sup.Apply(gctx, initial); err != nil && gctx.Err() == nil {
+		if err := d.apply(gctx, initial); err != nil && gctx.Err() == nil {
 			return err
 		}
+		notify(d.log, sdReady)
+		defer notify(d.log, sdStopping)
 		for {
 			select {
 			case <-gctx.Done():
 				return nil
-			case load := <-reload:
-				cfg, err := load()
+			case req := <-reload:
+				notify(d.log, sdReloading())
+				cfg, err := req.load()
 				if err != nil {
+					notify(d.log, sdReady)
 					d.log.Error("reload rejected, previous configuration stays in force", "err", err)
+					d.obs.applied(err, time.Now())
+					if req.reply != nil {
+						req.reply <- err
+					}
 					continue
 				}
-				if err := d.sup.Apply(gctx, cfg); err != nil && gctx.Err() == nil {
+				if err := d.apply(gctx, cfg); err != nil && gctx.Err() == nil {
 					return err
 				}
+				notify(d.log, sdReady)
 				d.log.Info("configuration reloaded", "file", cfg.File)
+				if req.reply != nil {
+					req.reply <- nil
+				}
 			}
 		}
 	})
@@ -140,11 +211,15 @@ func runDaemon(f *flags, logger *slog.Logger) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Programs inherit an ignored SIGPIPE (as systemd's IgnoreSIGPIPE=yes
+	// does): should respawnd be killed, a program writing to the pipe of its
+	// prefixed output gets EPIPE instead of dying with respawnd.
+	signal.Ignore(syscall.SIGPIPE)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reload := make(chan func() (*config.Config, error))
+	reload := make(chan reloadReq)
 	go func() {
 		for {
 			select {
@@ -153,7 +228,7 @@ func runDaemon(f *flags, logger *slog.Logger) int {
 			case <-hup:
 				logger.Info("reloading configuration", "file", f.configFile)
 				select {
-				case reload <- load:
+				case reload <- reloadReq{load: load}:
 				case <-ctx.Done():
 					return
 				}
@@ -161,7 +236,12 @@ func runDaemon(f *flags, logger *slog.Logger) int {
 		}
 	}()
 
-	d := newDaemon(f, logger, inheritedEnv(os.Environ()), nil)
+	d := newDaemon(f, logger, inheritedEnv(os.Environ()), nil, true)
+	d.obs.reloadC, d.obs.load = reload, load
+	if err := d.serve(f.web, true, true); err != nil {
+		logger.Error("respawnd failed", "err", err)
+		return 1
+	}
 	if err := d.run(ctx, cfg, reload); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("respawnd failed", "err", err)
 		return 1

@@ -148,7 +148,13 @@ func (e *execCmd) run(f *flags, logger *slog.Logger) int {
 			}
 		}
 	}
-	d := newDaemon(f, logger, os.Environ(), onTransition)
+	d := newDaemon(f, logger, os.Environ(), onTransition, false)
+	// Metrics and the API only when asked for (--web.listen-address), the
+	// control socket only with --state.dir: containers rarely want either.
+	if err := d.serve(f.web, f.web.listenSet, f.web.stateDirSet); err != nil {
+		logger.Error("respawnd failed", "err", err)
+		return 1
+	}
 	cfg := &config.Config{Limits: config.DefaultLimits(), Programs: []config.Program{prog}}
 
 	sigs := make(chan os.Signal, 8)

@@ -23,6 +23,7 @@ type flags struct {
 	sysfs      string
 	kmsg       string
 	log        promslog.Config
+	web        *webFlags
 }
 
 func main() {
@@ -41,6 +42,7 @@ func run(args []string) int {
 	app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(&f.procfs)
 	app.Flag("path.sysfs", "sysfs mountpoint.").Default("/sys").StringVar(&f.sysfs)
 	app.Flag("path.kmsg", "Kernel log device followed for OOM reports.").Default("/dev/kmsg").StringVar(&f.kmsg)
+	f.web = addWebFlags(app)
 
 	runCmd := app.Command("run", "Run the daemon in the foreground (the default).").Default()
 	runCmd.Flag("config", "Configuration file (YAML). Without it respawnd runs with no programs.").Short('c').StringVar(&f.configFile)
@@ -50,12 +52,16 @@ func run(args []string) int {
 
 	ex := newExecCmd(app)
 	sc := newScanCmd(app)
+	ctl := newCtlCmds(app)
 	versionCmd := app.Command("version", "Print version information.")
 
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "respawnd: %v\n", err)
 		return 2
+	}
+	if ctl.has(cmd) {
+		return ctl.run(cmd, &f, os.Stdout, os.Stderr)
 	}
 	logger := promslog.New(&f.log)
 	switch cmd {

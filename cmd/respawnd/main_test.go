@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,7 +51,16 @@ func startRespawnd(t *testing.T, args ...string) *daemonProc {
 		t.Fatal(err)
 	}
 	d := &daemonProc{t: t}
-	d.cmd = exec.Command(exe, append([]string{"--log.format=json"}, args...)...)
+	// Each daemon gets its own state directory (control socket, state file)
+	// and an ephemeral port, unless the test chose them.
+	pre := []string{"--log.format=json"}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--state.dir") }) {
+		pre = append(pre, "--state.dir="+t.TempDir())
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--web.listen-address") }) {
+		pre = append(pre, "--web.listen-address=127.0.0.1:0")
+	}
+	d.cmd = exec.Command(exe, append(pre, args...)...)
 	d.cmd.Env = append(os.Environ(), mainEnv+"=1")
 	d.cmd.Stdout = &lockedWriter{mu: &d.mu, w: &d.out}
 	stderr, err := d.cmd.StderrPipe()

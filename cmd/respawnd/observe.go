@@ -21,7 +21,7 @@ import (
 var (
 	_ supervisor.Recorder = (*metrics.Recorder)(nil)
 	_ metrics.Source      = (*observer)(nil)
-	_ api.Source          = (*observer)(nil)
+	_ api.Source          = apiSource{}
 	_ api.Controller      = (*observer)(nil)
 	_ supervisor.Cgroups  = (*trackedCgroups)(nil)
 )
@@ -66,8 +66,8 @@ func (o *observer) applied(err error, now time.Time) {
 // initialised or deliberately degraded.
 func (o *observer) Ready() bool { return o.ready.Load() }
 
-// Reload implements metrics.Source.
-func (o *observer) Reload() metrics.ReloadStatus {
+// LastReload implements metrics.Source.
+func (o *observer) LastReload() metrics.ReloadStatus {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.reload
@@ -104,7 +104,7 @@ func (o *observer) Programs() []metrics.ProgramSample {
 	return out
 }
 
-// APIPrograms is Programs in the API's terms.
+// apiPrograms is Programs in the API's terms.
 func (o *observer) apiPrograms() []api.Program {
 	now := time.Now()
 	samples := o.Programs()
@@ -246,4 +246,3 @@ func programNames(cfg *config.Config) []string {
 	}
 	return names
 }
-

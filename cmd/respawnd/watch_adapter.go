@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
 	"github.com/respawnd/respawnd/watch"
@@ -99,3 +101,61 @@ func (p watchedProc) Signal(sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// adoption is what lets `respawnd run` take back programs after its own
+// restart and adopt processes it did not start: the /proc scanner, the
+// pidfd watcher and the state file in the state directory.
+type adoption struct {
+	log      *slog.Logger
+	scan     *watch.Scanner
+	w        *watch.Watcher
+	src      *processSource
+	stateDir string
+	adopt    map[string]supervisor.Instance
+}
+
+// newAdoption sets up adoption; the error says why it is unavailable (then
+// programs are started, never adopted).
+func newAdoption(procfs, stateDir string, logger *slog.Logger) (*adoption, error) {
+	a := &adoption{log: logger, stateDir: stateDir, adopt: map[string]supervisor.Instance{}}
+	var err error
+	if a.scan, err = watch.New(watch.Config{ProcRoot: procfs, Logger: logger}); err != nil {
+		return nil, err
+	}
+	if a.w, err = watch.NewWatcher(watch.Config{ProcRoot: procfs, Logger: logger}); err != nil {
+		return nil, err
+	}
+	if a.src, err = newProcessSource(a.scan, a.w); err != nil {
+		return nil, err
+	}
+	entries, err := watch.LoadState(stateDir)
+	if err != nil {
+		// A corrupt file (watch.ErrCorruptState) or an unreadable one: the
+		// programs are still adopted by match, or started.
+		logger.Warn("state file unreadable, adopting by match only", "dir", stateDir, "err", err)
+	}
+	for _, e := range entries {
+		a.adopt[e.Program] = supervisor.Instance{Program: e.Program, PID: e.PID, StartTime: e.StartTime, ConfigHash: e.ConfigHash, Generation: e.Generation, Restarts: e.Restarts, Child: e.Child}
+	}
+	logger.Info("adoption ready", "mechanism", a.w.Mechanism().String(), "state_dir", stateDir, "recorded_instances", len(entries))
+	return a, nil
+}
+
+// configure hands the supervisor what adoption needs.
+func (a *adoption) configure(c *supervisor.Config, kmsgPath string) {
+	c.Processes = a.src
+	c.Adopt = a.adopt
+	c.SaveState = a.save
+	c.Retained = func() ([]oom.Kill, error) { return oom.ReadRetained(kmsgPath) }
+}
+
+func (a *adoption) save(in []supervisor.Instance) error {
+	out := make([]watch.StateEntry, 0, len(in))
+	for _, i := range in {
+		out = append(out, watch.StateEntry{Program: i.Program, PID: i.PID, StartTime: i.StartTime, ConfigHash: i.ConfigHash, Generation: i.Generation, Restarts: i.Restarts, Child: i.Child})
+	}
+	return watch.SaveState(a.stateDir, out)
+}
+
+// treeRSS is the resident memory of a program's process tree, for metrics.
+func (a *adoption) treeRSS(pid int) (uint64, error) { return a.scan.TreeRSS(pid) }

@@ -9,8 +9,9 @@ FROM ${RESPAWND_IMAGE} AS respawnd
 FROM ${BASE_IMAGE}
 COPY --from=respawnd /usr/bin/respawnd /usr/bin/respawnd
 COPY server /app/server
-# 8080: the app; 9847: respawnd's metrics (its --web.listen-address default).
-EXPOSE 8080 9847
+# 8080: the app; 8571: respawnd's metrics.
+EXPOSE 8080 8571
 USER 65532:65532
-ENTRYPOINT ["/usr/bin/respawnd", "exec", "--name=app", "--memory.max=200MiB", "--"]
+# respawnd exec serves metrics only when given --web.listen-address.
+ENTRYPOINT ["/usr/bin/respawnd", "exec", "--name=app", "--web.listen-address=:8571", "--memory.max=200MiB", "--"]
 CMD ["/app/server", "--listen=:8080"]

@@ -21,6 +21,7 @@ const helperArg = "respawnd-test-helper"
 //	exit-after DUR CODE    sleep DUR, then exit with CODE
 //	crash                  die of a signal (SIGSEGV, or SIGABRT from the runtime)
 //	fork-sleep PIDFILE     fork a grandchild that sleeps (its pid written to PIDFILE), then sleep
+//	hog-after DUR          sleep DUR, then hog (only ever inside a limited cgroup)
 //	hog                    allocate and touch memory in 1 MiB steps until killed (only ever inside a limited cgroup)
 //	ready FIFO             write "PID\n" to FIFO, then sleep until killed
 //	ignore-term            ignore SIGTERM and sleep
@@ -77,6 +78,10 @@ func runHelper(mode string, args []string) int {
 			return 3
 		}
 		sleepForever()
+	case "hog-after":
+		d, _ := time.ParseDuration(arg(args, 0))
+		time.Sleep(d)
+		fallthrough
 	case "hog":
 		var keep [][]byte
 		for {

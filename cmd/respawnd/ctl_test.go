@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/respawnd/respawnd/api"
+)
+
+func runCtl(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var f flags
+	app := kingpin.New("respawnd", "")
+	f.web = addWebFlags(app)
+	c := newCtlCmds(app)
+	cmd, err := app.Parse(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := c.run(cmd, &f, &out, &out)
+	return out.String(), code
+}
+
+func TestCtlDaemonNotRunning(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"status"}, {"restart", "api"}, {"reload"}, {"events"}} {
+		out, code := runCtl(t, append([]string{"--state.dir", dir}, args...)...)
+		if code != 1 || !strings.Contains(out, "respawnd is not running") || !strings.Contains(out, dir) {
+			t.Errorf("%v: exit %d, %q", args, code, out)
+		}
+	}
+}
+
+func TestStatusTable(t *testing.T) {
+	now := time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC)
+	started := now.Add(-90 * time.Second)
+	rss, limit := uint64(48<<20), uint64(64<<20)
+	code := 3
+	ps := []api.Program{
+		{Name: "api", State: "running", PID: 42, StartTime: &started, Restarts: 2, MemoryRSSBytes: &rss, MemoryLimitBytes: &limit,
+			LastExit: &api.Exit{Reason: "oom_kill", Signal: "SIGKILL"}},
+		{Name: "flaky", State: "backoff", BackoffSeconds: 1.5, Restarts: 7, LastExit: &api.Exit{Reason: "exit_error", ExitCode: &code}},
+	}
+	var b bytes.Buffer
+	writeStatusTable(&b, ps, now)
+	want := `NAME   STATE           PID  UPTIME  RESTARTS  LAST EXIT         MEMORY/LIMIT
+api    running         42   1m30s   2         oom_kill SIGKILL  48MiB/64MiB
+flaky  backoff (1.5s)  -    -       7         exit_error 3      -
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestFormatEvent(t *testing.T) {
+	rss := int64(64 << 20)
+	name := "hog"
+	e := api.Event{Time: time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC), Program: &name, PID: 123, Comm: "tail", Reason: "oom_kill", Signal: "SIGKILL", RSSBytes: &rss}
+	got := formatEvent(e)
+	for _, part := range []string{"hog pid=123 oom_kill SIGKILL", `comm="tail"`, "rss=64MiB"} {
+		if !strings.Contains(got, part) {
+			t.Errorf("%q lacks %q", got, part)
+		}
+	}
+	e.Program = nil
+	if got := formatEvent(e); !strings.Contains(got, "(host) pid=123") {
+		t.Errorf("host event: %q", got)
+	}
+}

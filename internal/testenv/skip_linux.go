@@ -1,0 +1,44 @@
+package testenv
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// RequireRoot skips unless the process holds the capabilities that
+// privileged tests need (CAP_SYS_ADMIN for cgroups, CAP_KILL, CAP_SETUID).
+// It probes the effective capability set rather than comparing the uid to 0.
+func RequireRoot(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		Skip(t, "%s needs root; skipped under -short", what)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		t.Fatalf("%s: reading capabilities: %v", what, err)
+	}
+	for _, c := range []uint{unix.CAP_SYS_ADMIN, unix.CAP_KILL, unix.CAP_SETUID} {
+		if data[c/32].Effective&(1<<(c%32)) == 0 {
+			Skip(t, "%s needs root (capability %d missing)", what, c)
+		}
+	}
+}
+
+// RequireKmsg skips unless /dev/kmsg can be opened for reading.
+func RequireKmsg(t testing.TB, what string) {
+	t.Helper()
+	RequireRoot(t, what)
+	f, err := os.Open("/dev/kmsg")
+	switch {
+	case err == nil:
+		_ = f.Close()
+	case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
+		Skip(t, "%s needs /dev/kmsg: %v", what, err)
+	default:
+		t.Fatalf("%s: opening /dev/kmsg: %v", what, err)
+	}
+}
