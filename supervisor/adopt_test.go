@@ -212,4 +212,3 @@ func TestOnMissingStart(t *testing.T) {
 		t.Errorf("started %v", argv)
 	}
 }
-
