@@ -598,6 +598,7 @@ func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBa
 // once the kernel's report is in (or cannot come).
 func (p *program) record(e Exit, final, decideRestart bool) {
 	p.last = &e
+	defer p.publish()
 	wantKernel := p.s.cfg.KernelLog && e.OOM == nil && (e.Reason == ReasonOOMKill || !final)
 	if final {
 		p.finalize(e)

@@ -530,3 +530,15 @@ func TestWorkerOOMFromCgroupCounters(t *testing.T) {
 		t.Errorf("oom kills = %d, want 2 (one worker, one main)", n)
 	}
 }
+
+func TestStatusShowsLastExitAfterImmediateRestart(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("p"))
+	h.waitState("p", StateRunning)
+	h.launcher.last().die(restart.ExitStatus{Code: 3})
+	h.waitStarts(2)
+	eventually(t, "last exit published", func() bool {
+		e := h.status("p").LastExit
+		return e != nil && e.Reason == ReasonExitError && e.Code == 3
+	})
+}
