@@ -1,11 +1,17 @@
 package metrics
 
 import (
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/supervisor"
@@ -20,74 +26,91 @@ const Namespace = "respawnd"
 // a scrape of a thousand programs cheap.
 var RestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
 
+// The Recorder's metric families.
+var (
+	exitsFamily = newFamily("program_exits_total",
+		"Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).",
+		dto.MetricType_COUNTER, "program", "reason")
+	oomKillsFamily = newFamily("program_oom_kills_total",
+		"OOM kills of a program's processes, workers included.",
+		dto.MetricType_COUNTER, "program")
+	restartsFamily = newFamily("program_restarts_total",
+		"Restarts of a program after an exit.",
+		dto.MetricType_COUNTER, "program")
+	restartLatencyFamily = newFamily("restart_duration_seconds",
+		"Time from a program's death being detected to its new process running.",
+		dto.MetricType_HISTOGRAM, "program")
+	hostOOMKillsFamily = newFamily("host_oom_kills_total",
+		"OOM kills on the host seen by respawnd, those of programs' processes included.",
+		dto.MetricType_COUNTER)
+	recorderFamilies = familyIndex(exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily)
+)
+
 // Recorder counts the events the supervisor reports. It satisfies
 // supervisor.Recorder. Its methods never block for long and are safe for
 // concurrent use.
+//
+// It keeps its counters itself and exports them as dto metric families
+// (see families.go); it is also a prometheus.Collector for use with any
+// registry.
 type Recorder struct {
-	exits          *prometheus.CounterVec
-	oomKills       *prometheus.CounterVec
-	restarts       *prometheus.CounterVec
-	restartLatency *prometheus.HistogramVec
-	hostOOMKills   prometheus.Counter
+	hostOOMKills atomic.Uint64
 
 	mu sync.Mutex
-	// programs is the set of configured programs; nil until SetPrograms is
-	// first called, after which events of other programs are dropped (they
-	// are the last words of programs removed by a reload).
-	programs map[string]bool
-	// seen are the programs whose series exist before SetPrograms is first
-	// called.
-	seen map[string]bool
+	// programs holds each counted program's series. Until SetPrograms is
+	// first called (configured is false) every program is counted and its
+	// series are created on its first event; after it, events of other
+	// programs are dropped (they are the last words of programs removed by
+	// a reload).
+	programs   map[string]*programCounters
+	configured bool
+	// sorted is programs in name order; nil when it must be rebuilt.
+	sorted []*programCounters
 }
 
-// NewRecorder returns a Recorder; register it with a prometheus.Registerer.
-func NewRecorder() *Recorder {
-	return &Recorder{
-		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace,
-			Name:      "program_exits_total",
-			Help:      "Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).",
-		}, []string{"program", "reason"}),
-		oomKills: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace,
-			Name:      "program_oom_kills_total",
-			Help:      "OOM kills of a program's processes, workers included.",
-		}, []string{"program"}),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace,
-			Name:      "program_restarts_total",
-			Help:      "Restarts of a program after an exit.",
-		}, []string{"program"}),
-		restartLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace,
-			Name:      "restart_duration_seconds",
-			Help:      "Time from a program's death being detected to its new process running.",
-			Buckets:   RestartBuckets,
-		}, []string{"program"}),
-		hostOOMKills: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace,
-			Name:      "host_oom_kills_total",
-			Help:      "OOM kills on the host seen by respawnd, those of programs' processes included.",
-		}),
+// programCounters are one program's event series. They are guarded by the
+// Recorder's mu.
+type programCounters struct {
+	labels    *programLabels
+	exits     [len(sortedReasonsArray)]uint64
+	exemplars [len(sortedReasonsArray)]*dto.Exemplar // the last, read-only once set
+	oomKills  uint64
+	restarts  uint64
+	// buckets counts restart latencies per bucket, not cumulatively; the
+	// last element is the +Inf bucket.
+	buckets    [len(restartBucketsArray) + 1]uint64
+	latencySum float64
+}
+
+// sortedReasonsArray and restartBucketsArray size the arrays above; init
+// checks that they agree with sortedReasons and RestartBuckets.
+var (
+	sortedReasonsArray  [6]struct{}
+	restartBucketsArray [9]struct{}
+)
+
+func init() {
+	if len(sortedReasons) != len(sortedReasonsArray) || len(RestartBuckets) != len(restartBucketsArray) {
+		panic("metrics: reason or bucket count changed; update sortedReasonsArray or restartBucketsArray")
 	}
+}
+
+// NewRecorder returns a Recorder. Export it with NewRegistry, or register
+// it with a prometheus.Registerer.
+func NewRecorder() *Recorder {
+	return &Recorder{programs: map[string]*programCounters{}}
 }
 
 // Describe implements prometheus.Collector.
 func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
-	r.exits.Describe(ch)
-	r.oomKills.Describe(ch)
-	r.restarts.Describe(ch)
-	r.restartLatency.Describe(ch)
-	r.hostOOMKills.Describe(ch)
+	for _, f := range []*family{exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily} {
+		ch <- f.desc
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
-	r.exits.Collect(ch)
-	r.oomKills.Collect(ch)
-	r.restarts.Collect(ch)
-	r.restartLatency.Collect(ch)
-	r.hostOOMKills.Collect(ch)
+	collectFamilies(ch, recorderFamilies, r.families())
 }
 
 // SetPrograms makes names the configured programs: each gets every series
@@ -95,91 +118,141 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 // deleted. Call it with every configuration about to be applied. Events of
 // programs not named are dropped from then on.
 func (r *Recorder) SetPrograms(names []string) {
-	want := make(map[string]bool, len(names))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := make(map[string]*programCounters, len(names))
 	for _, n := range names {
-		want[n] = true
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.programs
-	if old == nil {
-		old = r.seen
-		r.seen = nil
-	}
-	for n := range old {
-		if !want[n] {
-			r.exits.DeletePartialMatch(prometheus.Labels{"program": n})
-			r.oomKills.DeleteLabelValues(n)
-			r.restarts.DeleteLabelValues(n)
-			r.restartLatency.DeleteLabelValues(n)
+		if p := r.programs[n]; p != nil {
+			want[n] = p
+		} else {
+			want[n] = &programCounters{labels: newProgramLabels(n)}
 		}
 	}
-	for n := range want {
-		if !old[n] {
-			r.initProgram(n)
-		}
-	}
-	r.programs = want
+	r.programs, r.configured, r.sorted = want, true, nil
 }
 
-// initProgram creates every series of a program at 0. The caller holds mu.
-func (r *Recorder) initProgram(name string) {
-	for _, reason := range supervisor.Reasons {
-		r.exits.WithLabelValues(name, reason.String())
+// counters returns the series of a program whose events are counted, or
+// nil. Before the first SetPrograms call every program is, and its series
+// are created on its first event. The caller holds mu.
+func (r *Recorder) counters(name string) *programCounters {
+	if p := r.programs[name]; p != nil || r.configured {
+		return p
 	}
-	r.oomKills.WithLabelValues(name)
-	r.restarts.WithLabelValues(name)
-	r.restartLatency.WithLabelValues(name)
-}
-
-// known says whether events of the program are counted. Before the first
-// SetPrograms call every program is, and its series are created on its
-// first event.
-func (r *Recorder) known(name string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.programs != nil {
-		return r.programs[name]
-	}
-	if r.seen == nil {
-		r.seen = map[string]bool{}
-	}
-	if !r.seen[name] {
-		r.seen[name] = true
-		r.initProgram(name)
-	}
-	return true
+	p := &programCounters{labels: newProgramLabels(name)}
+	r.programs[name], r.sorted = p, nil
+	return p
 }
 
 // Exited counts one exit of a program's main process, with its pid as an
 // exemplar.
 func (r *Recorder) Exited(e supervisor.Exit) {
-	if !r.known(e.Program) {
+	var ex *dto.Exemplar
+	if e.PID != 0 {
+		pid := strconv.Itoa(e.PID)
+		ex = &dto.Exemplar{
+			Label:     []*dto.LabelPair{{Name: &labelPID, Value: &pid}},
+			Value:     new(float64(1)),
+			Timestamp: timestamppb.Now(),
+		}
+	}
+	i := reasonIndex(e.Reason)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.counters(e.Program)
+	if p == nil {
 		return
 	}
-	c := r.exits.WithLabelValues(e.Program, e.Reason.String())
-	if e.PID == 0 {
-		c.Inc()
-		return
+	p.exits[i]++
+	if ex != nil {
+		p.exemplars[i] = ex
 	}
-	c.(prometheus.ExemplarAdder).AddWithExemplar(1, prometheus.Labels{"pid": strconv.Itoa(e.PID)})
 }
 
 // Restarted observes the time from a program's death being detected to its
 // new process running.
 func (r *Recorder) Restarted(program string, latency time.Duration) {
-	if !r.known(program) {
+	v := latency.Seconds()
+	// As client_golang's histogram: the first bucket whose upper bound is
+	// at least v, or +Inf.
+	b := sort.SearchFloat64s(RestartBuckets, v)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.counters(program)
+	if p == nil {
 		return
 	}
-	r.restarts.WithLabelValues(program).Inc()
-	r.restartLatency.WithLabelValues(program).Observe(latency.Seconds())
+	p.restarts++
+	p.buckets[b]++
+	p.latencySum += v
 }
 
 // OOMKill counts one OOM kill on the host, and against program unless
 // program is "" (a process that belongs to no program).
 func (r *Recorder) OOMKill(program string, _ oom.Kill) {
-	r.hostOOMKills.Inc()
-	if program != "" && r.known(program) {
-		r.oomKills.WithLabelValues(program).Inc()
+	r.hostOOMKills.Add(1)
+	if program == "" {
+		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.counters(program); p != nil {
+		p.oomKills++
+	}
+}
+
+// upperBounds are RestartBuckets' upper bounds, shared by every scrape.
+var upperBounds = slices.Clone(RestartBuckets)
+
+// families returns the Recorder's metric families, sorted by name, each
+// with its metrics in the order a Registry would sort them into.
+func (r *Recorder) families() []*dto.MetricFamily {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sorted == nil {
+		r.sorted = make([]*programCounters, 0, len(r.programs))
+		for _, p := range r.programs {
+			if validLabelValue(p.labels.name) {
+				r.sorted = append(r.sorted, p)
+			}
+		}
+		slices.SortFunc(r.sorted, func(a, b *programCounters) int { return strings.Compare(a.labels.name, b.labels.name) })
+	}
+	n := len(r.sorted)
+	a := newArena(n * (len(sortedReasons) + 3))
+	exits := exitsFamily.start(n * len(sortedReasons))
+	oomKills := oomKillsFamily.start(n)
+	restarts := restartsFamily.start(n)
+	latency := restartLatencyFamily.start(n)
+	hists := make([]dto.Histogram, n)
+	counts := make([]uint64, n*(len(upperBounds)+1))
+	buckets := make([]dto.Bucket, n*len(upperBounds))
+	bucketPtrs := make([]*dto.Bucket, n*len(upperBounds))
+	for i, p := range r.sorted {
+		for j, v := range p.exits {
+			exits.Metric = append(exits.Metric, a.counter(p.labels.reasons[j], float64(v), p.exemplars[j]))
+		}
+		oomKills.Metric = append(oomKills.Metric, a.counter(p.labels.program, float64(p.oomKills), nil))
+		restarts.Metric = append(restarts.Metric, a.counter(p.labels.program, float64(p.restarts), nil))
+
+		h := &hists[i]
+		c := counts[i*(len(upperBounds)+1):][:len(upperBounds)+1]
+		bs := bucketPtrs[i*len(upperBounds):][:len(upperBounds):len(upperBounds)]
+		var cum uint64
+		for j := range upperBounds {
+			cum += p.buckets[j]
+			c[j] = cum
+			b := &buckets[i*len(upperBounds)+j]
+			b.CumulativeCount, b.UpperBound = &c[j], &upperBounds[j]
+			bs[j] = b
+		}
+		c[len(upperBounds)] = cum + p.buckets[len(upperBounds)]
+		h.SampleCount, h.SampleSum, h.Bucket = &c[len(upperBounds)], a.float(p.latencySum), bs
+		m := a.metrics.next()
+		m.Label, m.Histogram = p.labels.program, h
+		latency.Metric = append(latency.Metric, m)
+	}
+	host := hostOOMKillsFamily.start(1)
+	host.Metric = append(host.Metric, a.counter(nil, float64(r.hostOOMKills.Load()), nil))
+	// Sorted by name.
+	return []*dto.MetricFamily{host, exits, oomKills, restarts, latency}
 }

@@ -1,35 +1,64 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
-// NewRegistry returns a registry holding rec, c (when not nil), the Go and
-// process collectors and respawnd_build_info. It panics if a collector
-// cannot be registered, which is a programming error.
-func NewRegistry(rec *Recorder, c *Collector) *prometheus.Registry {
+// Registry is a prometheus.Registry holding the Go and process collectors
+// and respawnd_build_info, whose Gather adds the Recorder's and the
+// Collector's families. Those are built directly as dto families rather
+// than registered as collectors, so that a scrape of a thousand programs
+// skips the Registry's per-series checks and sorting (see families.go).
+// Other collectors may be registered with it as usual.
+type Registry struct {
+	*prometheus.Registry
+	rec *Recorder
+	c   *Collector
+}
+
+// NewRegistry returns a Registry exporting rec and c (either may be nil),
+// the Go and process collectors and respawnd_build_info. It panics if a
+// collector cannot be registered, which is a programming error.
+func NewRegistry(rec *Recorder, c *Collector) *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(Namespace),
-		rec,
 	)
-	if c != nil {
-		reg.MustRegister(c)
+	return &Registry{Registry: reg, rec: rec, c: c}
+}
+
+// Gather implements prometheus.Gatherer: the registered collectors'
+// families and the Recorder's and Collector's, sorted by name. As with
+// prometheus.Registry, an error comes with as many families as could be
+// gathered.
+func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := r.Registry.Gather()
+	var extra []*dto.MetricFamily
+	if r.rec != nil {
+		extra = append(extra, r.rec.families()...)
 	}
-	return reg
+	if r.c != nil {
+		cmfs, cerr := r.c.families()
+		extra = append(extra, cmfs...)
+		err = errors.Join(err, cerr)
+	}
+	mfs, merr := mergeFamilies(mfs, extra)
+	return mfs, errors.Join(err, merr)
 }
 
 // Handler serves reg's metrics in the text format, or OpenMetrics (with
 // exemplars) when the scraper asks for it, and counts its own scrapes in
-// promhttp_metric_handler_requests_total.
-func Handler(reg *prometheus.Registry) http.Handler {
+// promhttp_metric_handler_requests_total. Scrapes may run concurrently.
+func Handler(reg *Registry) http.Handler {
 	return promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling:     promhttp.ContinueOnError,
 		Registry:          reg,

@@ -57,7 +57,15 @@ type stateFile struct {
 // is mode 0600; dir is created with mode 0700 if missing. Temporary files
 // left by an earlier crash are removed. SaveState is not safe for
 // concurrent use on the same dir; respawnd has one writer.
-func SaveState(dir string, entries []StateEntry) error {
+func SaveState(dir string, entries []StateEntry) error { return WriteState(dir, entries, true) }
+
+// WriteState is SaveState with the syncs made optional. The rename alone
+// already leaves the old or the new file should respawnd die at any point;
+// the syncs only guard against the machine going down, which a state file
+// in a tmpfs such as /run does not survive anyway. respawnd writes after
+// every start and exit and syncs at most once a second, so a crash loop
+// does not become a stream of disk flushes.
+func WriteState(dir string, entries []StateEntry, sync bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
@@ -89,8 +97,10 @@ func SaveState(dir string, entries []StateEntry) error {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
@@ -99,6 +109,9 @@ func SaveState(dir string, entries []StateEntry) error {
 		return fmt.Errorf("replacing state file: %w", err)
 	}
 	committed = true
+	if !sync {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("opening state dir for sync: %w", err)

@@ -82,3 +82,22 @@ func TestLoadStateCorrupt(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteStateWithoutSync(t *testing.T) {
+	dir := t.TempDir()
+	want := []StateEntry{{Program: "api", PID: 42, StartTime: 7, ConfigHash: "h", Generation: 2, Restarts: 1, Child: true}}
+	if err := WriteState(dir, want, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("LoadState = %+v, want %+v", got, want)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+	if len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}

@@ -144,14 +144,27 @@ func TestAdoptOutsideProcess(t *testing.T) {
 		t.Cleanup(func() { _ = c.Process.Kill(); _, _ = c.Process.Wait() })
 		return c
 	}
-	sleeper := startOutside(testenv.HelperArgv("sleep", token+"-a"))
+	// Matched by its process name, which the helper sets itself.
+	comm := fmt.Sprintf("legacy%d", time.Now().UnixNano()%1e8)
+	sleeper := startOutside(testenv.HelperArgv("sleep-as", comm))
 	hog := startOutside(testenv.HelperArgv("hog-after", "3s", token+"-b"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", sleeper.Process.Pid))
+		if strings.TrimSpace(string(b)) == comm {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outside process never took the name %q", comm)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	// The replacements respawnd starts only sleep.
 	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
-  - {name: legacy-a, match: {cmdline: '%[1]s-a$'}, command: %[2]s}
+  - {name: legacy-a, match: {comm: %[4]s}, command: %[2]s}
   - {name: legacy-b, match: {cmdline: '%[1]s-b$'}, command: %[3]s}
-`, token, helperCommand("sleep", token+"-a"), helperCommand("sleep", token+"-b")))
+`, token, helperCommand("sleep-as", comm), helperCommand("sleep", token+"-b"), comm))
 	d := startRespawnd(t, "--state.dir", filepath.Join(dir, "state"), "--config", cfg)
 	pids := runningPIDs(d, 0, "legacy-a", "legacy-b")
 	if pids["legacy-a"] != sleeper.Process.Pid || pids["legacy-b"] != hog.Process.Pid {

@@ -173,6 +173,10 @@ func BenchmarkRestartLatency(b *testing.B) {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "bench.yaml")
 	victim := buildVictim(b, dir)
+	stateDir := os.Getenv("RESPAWND_BENCH_STATE_DIR") // where respawnd keeps its state file; default a temporary directory
+	if stateDir == "" {
+		stateDir = filepath.Join(dir, "state")
+	}
 	helper := func(fifo string) string { return fmt.Sprintf("[%q, \"ready\", %q]", victim, fifo) }
 	var resp, floor *restarter
 	resp = startRestarter(b, "respawnd", dir, func(fifo string) []string {
@@ -185,7 +189,7 @@ programs:
 		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		return []string{"--log.level=info", "--config", cfg}
+		return []string{"--log.level=info", "--web.listen-address=127.0.0.1:0", "--state.dir=" + stateDir, "--config", cfg}
 	}, []string{mainEnv + "=1"})
 	floor = startRestarter(b, "floor", dir, func(fifo string) []string {
 		return []string{floorArg, victim, "ready", fifo}

@@ -176,7 +176,7 @@ programs:
 		b.Fatal(err)
 	}
 	exe, _ := os.Executable()
-	rcmd := exec.Command(exe, "--log.format=json", "--config", cfg)
+	rcmd := exec.Command(exe, "--log.format=json", "--web.listen-address=127.0.0.1:0", "--state.dir="+filepath.Join(dir, "state"), "--config", cfg)
 	rcmd.Env = append(os.Environ(), mainEnv+"=1")
 	logs, err := rcmd.StderrPipe()
 	if err != nil {

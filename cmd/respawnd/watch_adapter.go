@@ -112,6 +112,7 @@ type adoption struct {
 	src      *processSource
 	stateDir string
 	adopt    map[string]supervisor.Instance
+	lastSync time.Time
 }
 
 // newAdoption sets up adoption; the error says why it is unavailable (then
@@ -154,7 +155,13 @@ func (a *adoption) save(in []supervisor.Instance) error {
 	for _, i := range in {
 		out = append(out, watch.StateEntry{Program: i.Program, PID: i.PID, StartTime: i.StartTime, ConfigHash: i.ConfigHash, Generation: i.Generation, Restarts: i.Restarts, Child: i.Child})
 	}
-	return watch.SaveState(a.stateDir, out)
+	// Synced at most once a second (see watch.WriteState); the supervisor
+	// calls save from one goroutine, so lastSync needs no lock.
+	sync := time.Since(a.lastSync) >= time.Second
+	if sync {
+		a.lastSync = time.Now()
+	}
+	return watch.WriteState(a.stateDir, out, sync)
 }
 
 // treeRSS is the resident memory of a program's process tree, for metrics.

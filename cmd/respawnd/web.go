@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -58,7 +57,7 @@ func addWebFlags(app *kingpin.Application) *webFlags {
 // --web.config.file) and the control socket; either may be absent.
 type servers struct {
 	log  *slog.Logger
-	reg  *prometheus.Registry
+	reg  *metrics.Registry
 	http *http.Server
 	wf   *webFlags
 	sock *api.Socket

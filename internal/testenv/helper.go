@@ -25,6 +25,7 @@ const helperArg = "respawnd-test-helper"
 //	hog                    allocate and touch memory in 1 MiB steps until killed (only ever inside a limited cgroup)
 //	ready FIFO             write "PID\n" to FIFO, then sleep until killed
 //	ignore-term            ignore SIGTERM and sleep
+//	sleep-as NAME          set the process name (comm) to NAME, then sleep
 //	orphan PIDFILE         leave an orphan that exits after 200ms (its pid in PIDFILE), then sleep
 func HelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
@@ -124,6 +125,13 @@ func runHelper(mode string, args []string) int {
 			return 3
 		}
 		return 0
+	case "sleep-as":
+		// The process name (comm) becomes NAME, so tests can match on it.
+		if err := setComm(arg(args, 0)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		sleepForever()
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		sleepForever()

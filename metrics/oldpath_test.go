@@ -1,0 +1,300 @@
+package metrics
+
+// This file keeps the metrics code as it was before the per-program
+// families were built directly (the client_golang CounterVec, HistogramVec
+// and MustNewConstMetric path), as the reference that
+// TestFamiliesMatchOldPath compares the direct families with.
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/supervisor"
+)
+
+const oldNamespace = Namespace
+
+var oldRestartBuckets = RestartBuckets
+
+// oldRecorder counts the events the supervisor reports. It satisfies
+// supervisor.oldRecorder. Its methods never block for long and are safe for
+// concurrent use.
+type oldRecorder struct {
+	exits          *prometheus.CounterVec
+	oomKills       *prometheus.CounterVec
+	restarts       *prometheus.CounterVec
+	restartLatency *prometheus.HistogramVec
+	hostOOMKills   prometheus.Counter
+
+	mu sync.Mutex
+	// programs is the set of configured programs; nil until SetPrograms is
+	// first called, after which events of other programs are dropped (they
+	// are the last words of programs removed by a reload).
+	programs map[string]bool
+	// seen are the programs whose series exist before SetPrograms is first
+	// called.
+	seen map[string]bool
+}
+
+// newOldRecorder returns a oldRecorder; register it with a prometheus.Registerer.
+func newOldRecorder() *oldRecorder {
+	return &oldRecorder{
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "program_exits_total",
+			Help:      "Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).",
+		}, []string{"program", "reason"}),
+		oomKills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "program_oom_kills_total",
+			Help:      "OOM kills of a program's processes, workers included.",
+		}, []string{"program"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "program_restarts_total",
+			Help:      "Restarts of a program after an exit.",
+		}, []string{"program"}),
+		restartLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: oldNamespace,
+			Name:      "restart_duration_seconds",
+			Help:      "Time from a program's death being detected to its new process running.",
+			Buckets:   oldRestartBuckets,
+		}, []string{"program"}),
+		hostOOMKills: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "host_oom_kills_total",
+			Help:      "OOM kills on the host seen by respawnd, those of programs' processes included.",
+		}),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (r *oldRecorder) Describe(ch chan<- *prometheus.Desc) {
+	r.exits.Describe(ch)
+	r.oomKills.Describe(ch)
+	r.restarts.Describe(ch)
+	r.restartLatency.Describe(ch)
+	r.hostOOMKills.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (r *oldRecorder) Collect(ch chan<- prometheus.Metric) {
+	r.exits.Collect(ch)
+	r.oomKills.Collect(ch)
+	r.restarts.Collect(ch)
+	r.restartLatency.Collect(ch)
+	r.hostOOMKills.Collect(ch)
+}
+
+// SetPrograms makes names the configured programs: each gets every series
+// at 0 if it has none yet, and the series of programs no longer named are
+// deleted. Call it with every configuration about to be applied. Events of
+// programs not named are dropped from then on.
+func (r *oldRecorder) SetPrograms(names []string) {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.programs
+	if old == nil {
+		old = r.seen
+		r.seen = nil
+	}
+	for n := range old {
+		if !want[n] {
+			r.exits.DeletePartialMatch(prometheus.Labels{"program": n})
+			r.oomKills.DeleteLabelValues(n)
+			r.restarts.DeleteLabelValues(n)
+			r.restartLatency.DeleteLabelValues(n)
+		}
+	}
+	for n := range want {
+		if !old[n] {
+			r.initProgram(n)
+		}
+	}
+	r.programs = want
+}
+
+// initProgram creates every series of a program at 0. The caller holds mu.
+func (r *oldRecorder) initProgram(name string) {
+	for _, reason := range supervisor.Reasons {
+		r.exits.WithLabelValues(name, reason.String())
+	}
+	r.oomKills.WithLabelValues(name)
+	r.restarts.WithLabelValues(name)
+	r.restartLatency.WithLabelValues(name)
+}
+
+// known says whether events of the program are counted. Before the first
+// SetPrograms call every program is, and its series are created on its
+// first event.
+func (r *oldRecorder) known(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.programs != nil {
+		return r.programs[name]
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if !r.seen[name] {
+		r.seen[name] = true
+		r.initProgram(name)
+	}
+	return true
+}
+
+// Exited counts one exit of a program's main process, with its pid as an
+// exemplar.
+func (r *oldRecorder) Exited(e supervisor.Exit) {
+	if !r.known(e.Program) {
+		return
+	}
+	c := r.exits.WithLabelValues(e.Program, e.Reason.String())
+	if e.PID == 0 {
+		c.Inc()
+		return
+	}
+	c.(prometheus.ExemplarAdder).AddWithExemplar(1, prometheus.Labels{"pid": strconv.Itoa(e.PID)})
+}
+
+// Restarted observes the time from a program's death being detected to its
+// new process running.
+func (r *oldRecorder) Restarted(program string, latency time.Duration) {
+	if !r.known(program) {
+		return
+	}
+	r.restarts.WithLabelValues(program).Inc()
+	r.restartLatency.WithLabelValues(program).Observe(latency.Seconds())
+}
+
+// OOMKill counts one OOM kill on the host, and against program unless
+// program is "" (a process that belongs to no program).
+func (r *oldRecorder) OOMKill(program string, _ oom.Kill) {
+	r.hostOOMKills.Inc()
+	if program != "" && r.known(program) {
+		r.oomKills.WithLabelValues(program).Inc()
+	}
+}
+
+// oldCollector exports the state read at scrape time. It is safe for
+// concurrent use if its Source is.
+type oldCollector struct {
+	src Source
+	now func() time.Time
+
+	up, state, startTime, lastExitTime, backoff  *prometheus.Desc
+	rss, memUsage, memLimit, oomSourceUp         *prometheus.Desc
+	reloadSuccessful, reloadSuccessTimestampSecs *prometheus.Desc
+}
+
+// oldCollectorConfig configures a Collector. Source is required; a nil Now
+// means time.Now.
+type oldCollectorConfig struct {
+	Source Source
+	Now    func() time.Time
+}
+
+// newOldCollector returns a Collector reading from cfg.Source.
+func newOldCollector(cfg oldCollectorConfig) *oldCollector {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	program := []string{"program"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(oldNamespace, "", name), help, labels, nil)
+	}
+	return &oldCollector{
+		src:          cfg.Source,
+		now:          cfg.Now,
+		up:           d("program_up", "Whether the program's main process is running (1) or not (0).", program...),
+		state:        d("program_state", "The program's current state: 1 for the state it is in, 0 for the others.", "program", "state"),
+		startTime:    d("program_start_time_seconds", "Start time of the program's current process since the Unix epoch in seconds.", program...),
+		lastExitTime: d("program_last_exit_time_seconds", "Time of the program's most recent exit since the Unix epoch in seconds.", program...),
+		backoff:      d("program_backoff_seconds", "Delay before the program's next start, 0 when none is pending.", program...),
+		rss:          d("program_memory_rss_bytes", "Resident set size of the program's process tree in bytes.", program...),
+		memUsage:     d("program_memory_usage_bytes", "Memory usage of the program's memory cgroup in bytes.", program...),
+		memLimit:     d("program_memory_limit_bytes", "Hard memory limit of the program's memory cgroup in bytes.", program...),
+		oomSourceUp:  d("oom_source_up", "Whether an OOM evidence source (kmsg, cgroup, vmstat) is working.", "source"),
+		reloadSuccessful: d("config_last_reload_successful",
+			"Whether the last configuration load or reload was successful."),
+		reloadSuccessTimestampSecs: d("config_last_reload_success_timestamp_seconds",
+			"Time of the last successful configuration load or reload since the Unix epoch in seconds."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *oldCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *oldCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, p := range c.src.Programs() {
+		c.collectProgram(ch, p, now)
+	}
+	for name, up := range c.src.OOMSources() {
+		ch <- prometheus.MustNewConstMetric(c.oomSourceUp, prometheus.GaugeValue, oldBoolValue(up), name)
+	}
+	r := c.src.LastReload()
+	ch <- prometheus.MustNewConstMetric(c.reloadSuccessful, prometheus.GaugeValue, oldBoolValue(r.Successful))
+	var last float64
+	if !r.LastSuccess.IsZero() {
+		last = oldUnixSeconds(r.LastSuccess)
+	}
+	ch <- prometheus.MustNewConstMetric(c.reloadSuccessTimestampSecs, prometheus.GaugeValue, last)
+}
+
+func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSample, now time.Time) {
+	name := p.Name
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+	}
+	gauge(c.up, oldBoolValue(p.PID != 0 && p.State == supervisor.StateRunning))
+	for _, s := range supervisor.States {
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, oldBoolValue(s == p.State), name, s.String())
+	}
+	var start float64
+	if p.PID != 0 && !p.Started.IsZero() {
+		start = oldUnixSeconds(p.Started)
+	}
+	gauge(c.startTime, start)
+	var lastExit float64
+	if p.LastExit != nil && !p.LastExit.Time.IsZero() {
+		lastExit = oldUnixSeconds(p.LastExit.Time)
+	}
+	gauge(c.lastExitTime, lastExit)
+	var backoff float64
+	if p.State == supervisor.StateBackoff && p.NextStart.After(now) {
+		backoff = p.NextStart.Sub(now).Seconds()
+	}
+	gauge(c.backoff, backoff)
+	if p.HasRSS {
+		gauge(c.rss, float64(p.RSSBytes))
+	}
+	if p.HasMemoryUsage {
+		gauge(c.memUsage, float64(p.MemoryUsageBytes))
+	}
+	if p.HasMemoryLimit {
+		gauge(c.memLimit, float64(p.MemoryLimitBytes))
+	}
+}
+
+func oldBoolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func oldUnixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
