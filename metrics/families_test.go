@@ -1,0 +1,296 @@
+package metrics
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/supervisor"
+)
+
+type testSource struct {
+	mu       sync.Mutex
+	programs []ProgramSample
+	sources  map[string]bool
+	reload   ReloadStatus
+}
+
+func (s *testSource) Programs() []ProgramSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ProgramSample(nil), s.programs...)
+}
+func (s *testSource) OOMSources() map[string]bool { return s.sources }
+func (s *testSource) LastReload() ReloadStatus    { return s.reload }
+
+// recorders is the events of a test applied to both the Recorder and the
+// old CounterVec one.
+type recorders struct {
+	rec *Recorder
+	old *oldRecorder
+}
+
+func (r recorders) exited(e supervisor.Exit) { r.rec.Exited(e); r.old.Exited(e) }
+func (r recorders) restarted(p string, d time.Duration) {
+	r.rec.Restarted(p, d)
+	r.old.Restarted(p, d)
+}
+func (r recorders) oomKill(p string)       { r.rec.OOMKill(p, oom.Kill{}); r.old.OOMKill(p, oom.Kill{}) }
+func (r recorders) setPrograms(n []string) { r.rec.SetPrograms(n); r.old.SetPrograms(n) }
+
+// encode writes mfs whose names start with respawnd_program, respawnd_restart,
+// respawnd_host, respawnd_oom or respawnd_config in format f.
+func encode(t *testing.T, mfs []*dto.MetricFamily, f expfmt.Format) string {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, f)
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), Namespace+"_") || mf.GetName() == Namespace+"_build_info" {
+			continue
+		}
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, ok := enc.(expfmt.Closer); ok {
+		_ = c.Close()
+	}
+	return buf.String()
+}
+
+// TestFamiliesMatchOldPath checks that the directly built families expose
+// exactly what the CounterVec/MustNewConstMetric path did, and that a
+// Registry that checks every series accepts them unchanged.
+func TestFamiliesMatchOldPath(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	r := recorders{NewRecorder(), newOldRecorder()}
+	// Events before the first SetPrograms create series.
+	r.exited(supervisor.Exit{Program: "early", PID: 5, Reason: supervisor.ReasonSignal})
+	r.restarted("early", 2*time.Second)
+
+	var names []string
+	for i := range 60 {
+		names = append(names, fmt.Sprintf("p%d.x-%d_y", i*7%60, i))
+	}
+	names = append(names, "a", "b", "B", "Z9")
+	r.setPrograms(append(names, "dropped"))
+	r.oomKill("dropped")
+	r.setPrograms(names)
+	now := time.Unix(5000, 0)
+	latencies := []time.Duration{0, time.Millisecond, 999 * time.Microsecond, 3 * time.Millisecond, 40 * time.Millisecond, time.Second, 10 * time.Second, 11 * time.Second}
+	for range 500 {
+		p := names[rnd.IntN(len(names))]
+		switch rnd.IntN(4) {
+		case 0:
+			r.exited(supervisor.Exit{Program: p, PID: rnd.IntN(3) * 1000, Reason: supervisor.Reason(rnd.IntN(8))})
+		case 1:
+			r.restarted(p, latencies[rnd.IntN(len(latencies))])
+		case 2:
+			r.oomKill(p)
+		default:
+			r.oomKill([]string{"", "gone"}[rnd.IntN(2)])
+		}
+	}
+
+	src := &testSource{sources: map[string]bool{"kmsg": true, "cgroup": false, "vmstat": true}, reload: ReloadStatus{Successful: false, LastSuccess: time.Unix(4000, 123)}}
+	for i, n := range rnd.Perm(len(names)) {
+		s := ProgramSample{Status: supervisor.Status{Name: names[n], State: supervisor.State(i % 9), PID: i % 3 * 100, NextStart: now.Add(time.Duration(i-30) * time.Second)}}
+		if i%2 == 0 {
+			s.Started = now.Add(-time.Duration(i) * time.Millisecond)
+			s.LastExit = &supervisor.Exit{Time: now.Add(-time.Hour)}
+		}
+		s.RSSBytes, s.HasRSS = uint64(i)<<12, i%3 != 0
+		s.MemoryUsageBytes, s.HasMemoryUsage = uint64(i)<<20, i%4 != 0
+		s.MemoryLimitBytes, s.HasMemoryLimit = 1<<30, i%5 != 0
+		src.programs = append(src.programs, s)
+	}
+	nowFn := func() time.Time { return now }
+
+	oldReg := prometheus.NewRegistry()
+	oldReg.MustRegister(r.old, newOldCollector(oldCollectorConfig{Source: src, Now: nowFn}))
+	want, err := oldReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCollector(CollectorConfig{Source: src, Now: nowFn})
+	got, err := NewRegistry(r.rec, c).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same families through a Registry's checks and sorting.
+	checkedReg := prometheus.NewRegistry()
+	checkedReg.MustRegister(r.rec, c)
+	checked, err := checkedReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	text := expfmt.NewFormat(expfmt.TypeTextPlain)
+	w := encode(t, want, text)
+	if g := encode(t, got, text); g != w {
+		t.Errorf("direct families differ from the old path:\n--- got\n%s\n--- want\n%s", g, w)
+	}
+	if g := encode(t, checked, text); g != w {
+		t.Errorf("checked families differ from the old path:\n--- got\n%s\n--- want\n%s", g, w)
+	}
+	// Exemplars: the same series carry them; only their timestamps differ.
+	om := expfmt.NewFormat(expfmt.TypeOpenMetrics)
+	ts := regexp.MustCompile(`(# \{pid="\d+"\} 1\.0) \d+\.\d+`)
+	wOM := ts.ReplaceAllString(encode(t, want, om), "$1")
+	if g := ts.ReplaceAllString(encode(t, got, om), "$1"); g != wOM {
+		t.Errorf("OpenMetrics differs from the old path:\n--- got\n%s\n--- want\n%s", g, wOM)
+	}
+	if !strings.Contains(wOM, `# {pid="1000"} 1.0`) {
+		t.Error("no exemplar in the sample")
+	}
+}
+
+// TestRegistryGolden checks a small registry's respawnd families, the
+// histogram included, against expected exposition text.
+func TestRegistryGolden(t *testing.T) {
+	rec := NewRecorder()
+	rec.SetPrograms([]string{"web", "api"})
+	rec.Restarted("api", time.Millisecond)
+	rec.Restarted("api", 2*time.Second)
+	rec.Restarted("api", time.Minute)
+	rec.Exited(supervisor.Exit{Program: "web", Reason: supervisor.ReasonExitSuccess})
+	src := &testSource{programs: []ProgramSample{
+		{Status: supervisor.Status{Name: "web", State: supervisor.StateStopped}},
+		{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 7, Started: time.Unix(10, 0)}, HasRSS: true, RSSBytes: 10},
+	}}
+	reg := NewRegistry(rec, NewCollector(CollectorConfig{Source: src}))
+	want := `
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).
+# TYPE respawnd_program_exits_total counter
+respawnd_program_exits_total{program="api",reason="exit_error"} 0
+respawnd_program_exits_total{program="api",reason="exit_success"} 0
+respawnd_program_exits_total{program="api",reason="oom_kill"} 0
+respawnd_program_exits_total{program="api",reason="signal"} 0
+respawnd_program_exits_total{program="api",reason="start_failure"} 0
+respawnd_program_exits_total{program="api",reason="unknown"} 0
+respawnd_program_exits_total{program="web",reason="exit_error"} 0
+respawnd_program_exits_total{program="web",reason="exit_success"} 1
+respawnd_program_exits_total{program="web",reason="oom_kill"} 0
+respawnd_program_exits_total{program="web",reason="signal"} 0
+respawnd_program_exits_total{program="web",reason="start_failure"} 0
+respawnd_program_exits_total{program="web",reason="unknown"} 0
+# HELP respawnd_program_memory_rss_bytes Resident set size of the program's process tree in bytes.
+# TYPE respawnd_program_memory_rss_bytes gauge
+respawnd_program_memory_rss_bytes{program="api"} 10
+# HELP respawnd_program_up Whether the program's main process is running (1) or not (0).
+# TYPE respawnd_program_up gauge
+respawnd_program_up{program="api"} 1
+respawnd_program_up{program="web"} 0
+# HELP respawnd_restart_duration_seconds Time from a program's death being detected to its new process running.
+# TYPE respawnd_restart_duration_seconds histogram
+respawnd_restart_duration_seconds_bucket{program="api",le="0.001"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="0.003"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="0.01"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="0.03"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="0.1"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="0.3"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="1"} 1
+respawnd_restart_duration_seconds_bucket{program="api",le="3"} 2
+respawnd_restart_duration_seconds_bucket{program="api",le="10"} 2
+respawnd_restart_duration_seconds_bucket{program="api",le="+Inf"} 3
+respawnd_restart_duration_seconds_sum{program="api"} 62.001
+respawnd_restart_duration_seconds_count{program="api"} 3
+respawnd_restart_duration_seconds_bucket{program="web",le="0.001"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="0.003"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="0.01"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="0.03"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="0.1"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="0.3"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="1"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="3"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="10"} 0
+respawnd_restart_duration_seconds_bucket{program="web",le="+Inf"} 0
+respawnd_restart_duration_seconds_sum{program="web"} 0
+respawnd_restart_duration_seconds_count{program="web"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"respawnd_program_exits_total", "respawnd_program_memory_rss_bytes", "respawnd_program_up", "respawnd_restart_duration_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestConcurrentScrapes scrapes the handler from several goroutines while
+// events, reloads and program changes arrive; run it with -race.
+func TestConcurrentScrapes(t *testing.T) {
+	rec := NewRecorder()
+	names := []string{"a", "b", "c", "d"}
+	rec.SetPrograms(names)
+	src := &testSource{sources: map[string]bool{"kmsg": true}}
+	setSamples := func(ns []string) {
+		ps := make([]ProgramSample, len(ns))
+		for i, n := range ns {
+			ps[i] = ProgramSample{Status: supervisor.Status{Name: n, State: supervisor.StateRunning, PID: i + 1}}
+		}
+		src.mu.Lock()
+		src.programs = ps
+		src.mu.Unlock()
+	}
+	setSamples(names)
+	srv := httptest.NewServer(Handler(NewRegistry(rec, NewCollector(CollectorConfig{Source: src}))))
+	defer srv.Close()
+
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n := names[i%len(names)]
+			rec.Exited(supervisor.Exit{Program: n, PID: i + 1, Reason: supervisor.ReasonSignal})
+			rec.Restarted(n, time.Duration(i)*time.Millisecond)
+			rec.OOMKill(n, oom.Kill{})
+			if i%50 == 0 {
+				ns := names[:1+i/50%len(names)]
+				rec.SetPrograms(ns)
+				setSamples(ns)
+			}
+		}
+	})
+	var scrapers sync.WaitGroup
+	for g := range 4 {
+		scrapers.Go(func() {
+			for range 25 {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+				if g%2 == 0 {
+					req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("respawnd_program_exits_total")) {
+					t.Errorf("scrape: %d\n%.300s", resp.StatusCode, b)
+					return
+				}
+			}
+		})
+	}
+	scrapers.Wait()
+	close(done)
+	wg.Wait()
+}
