@@ -11,6 +11,9 @@ import (
 type ProcessSource interface {
 	// Find returns the running processes that match m, oldest first.
 	Find(m config.Match) ([]Found, error)
+	// FindTagged returns the running process-group leaders whose initial
+	// environment holds entry (KEY=value), oldest first.
+	FindTagged(entry string) ([]Found, error)
 	// Watch reports the death of the process with this identity (pid and
 	// start time in clock ticks since boot, /proc/PID/stat field 22). It
 	// fails when no live process has that identity, so a reused pid is
@@ -87,6 +90,16 @@ func (p *program) adoptAtStart() bool {
 		}
 		p.diedWhileDown(inst)
 	}
+	// A program this respawnd started carries its tag in its environment:
+	// that finds it even when the state file is missing, or did not yet
+	// record the instance when respawnd died.
+	if tag := p.tag(); tag != "" {
+		if found, err := src.FindTagged(tag); err != nil {
+			p.log.Warn("looking for a tagged process", "err", err)
+		} else if p.adoptFound(found, "environment tag", true) {
+			return true
+		}
+	}
 	m := p.spec.Match
 	if m == nil {
 		return false
@@ -114,9 +127,14 @@ func (p *program) adoptMatch(m config.Match) bool {
 		p.log.Warn("looking for a matching process", "err", err)
 		return false
 	}
+	return p.adoptFound(found, "match", false)
+}
+
+// adoptFound adopts the oldest of found that can still be watched.
+func (p *program) adoptFound(found []Found, how string, group bool) bool {
 	sort.SliceStable(found, func(i, j int) bool { return found[i].StartTime < found[j].StartTime })
 	for i, f := range found {
-		proc, err := p.s.cfg.Processes.Watch(f.PID, f.StartTime, false)
+		proc, err := p.s.cfg.Processes.Watch(f.PID, f.StartTime, group)
 		if err != nil {
 			continue // gone since the scan
 		}
@@ -125,10 +143,11 @@ func (p *program) adoptMatch(m config.Match) bool {
 			for _, o := range found[i+1:] {
 				pids = append(pids, o.PID)
 			}
-			p.log.Warn("several processes match, adopting the oldest", "pid", f.PID, "others", pids)
+			p.log.Warn("several processes match, adopting the oldest", "pid", f.PID, "others", pids, "how", how)
 		}
 		p.lastErr = ""
-		p.adopt(proc, f.Started, 0, 0, "match")
+		p.child = group
+		p.adopt(proc, f.Started, 0, 0, how)
 		return true
 	}
 	return false
@@ -230,4 +249,16 @@ func (s *Supervisor) stateChanged() {
 	case s.stateC <- struct{}{}:
 	default:
 	}
+}
+
+// TagKey is the environment variable respawnd sets in every program it
+// starts, to know the program again after its own restart.
+const TagKey = "RESPAWND_INSTANCE"
+
+// tag is the program's KEY=value environment tag, or "" when tags are off.
+func (p *program) tag() string {
+	if p.s.cfg.Tag == "" {
+		return ""
+	}
+	return TagKey + "=" + p.s.cfg.Tag + "/" + p.name
 }

@@ -53,6 +53,8 @@ func (f *fakeSource) Find(m config.Match) ([]Found, error) {
 
 var errGone = errors.New("no such process")
 
+func (f *fakeSource) FindTagged(string) ([]Found, error) { return nil, nil }
+
 func (f *fakeSource) Watch(pid int, ticks uint64, _ bool) (Process, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

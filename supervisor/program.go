@@ -127,7 +127,11 @@ func newProgram(ctx context.Context, s *Supervisor, spec config.Program) *progra
 func (p *program) setSpec(spec config.Program) {
 	p.spec = spec
 	p.specHash = spec.Hash()
-	p.cmd = buildCommand(spec, p.s.cfg.Env)
+	env := p.s.cfg.Env
+	if tag := p.tag(); tag != "" {
+		env = append(env[:len(env):len(env)], tag)
+	}
+	p.cmd = buildCommand(spec, env)
 	b := spec.Restart.Backoff
 	if b.Jitter == 0 {
 		b.Jitter = -1 // restart treats 0 as "default"; the config means none

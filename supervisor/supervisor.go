@@ -63,6 +63,11 @@ type Config struct {
 	// Retained returns the OOM kills still in the kernel's ring buffer, to
 	// attribute deaths that happened while respawnd was down.
 	Retained func() ([]oom.Kill, error)
+	// Tag, when set, names this respawnd among others on the host (its
+	// state directory, say): every program gets TagKey=Tag/NAME in its
+	// environment, and after a restart respawnd adopts the process group
+	// leaders that carry its programs' tags.
+	Tag string
 }
 
 // Status is a program's state at one moment.

@@ -42,10 +42,14 @@ type Matcher struct {
 	// User is a user name or a numeric uid compared with the process's
 	// effective uid.
 	User string
+	// Env is a KEY=value entry that must be in the process's initial
+	// environment (/proc/PID/environ). respawnd tags the programs it
+	// starts this way, to find them again after its own restart.
+	Env string
 }
 
 func (m Matcher) empty() bool {
-	return m.Comm == "" && m.Exe == "" && m.Cmdline == nil && m.Pidfile == ""
+	return m.Comm == "" && m.Exe == "" && m.Cmdline == nil && m.Pidfile == "" && m.Env == ""
 }
 
 // Process is one process found in /proc.
@@ -111,7 +115,7 @@ func isChurn(err error) bool {
 // its absence, or /proc cannot be listed.
 func (s *Scanner) Match(m Matcher) ([]Process, error) {
 	if m.empty() {
-		return nil, fmt.Errorf("%w: no comm, exe, cmdline or pidfile given", ErrInvalidMatcher)
+		return nil, fmt.Errorf("%w: no comm, exe, cmdline, pidfile or env given", ErrInvalidMatcher)
 	}
 	uid := -1
 	if m.User != "" {
@@ -181,6 +185,16 @@ func (s *Scanner) match(p procfs.Proc, m Matcher, exes []string, uid int) (Proce
 	}
 	if m.Comm != "" && st.Comm != m.Comm {
 		return Process{}, false
+	}
+	if m.Env != "" {
+		env, err := p.Environ()
+		if err != nil {
+			s.skip(p.PID, "environ", err)
+			return Process{}, false
+		}
+		if !slices.Contains(env, m.Env) {
+			return Process{}, false
+		}
 	}
 	proc := Process{
 		Identity: Identity{PID: p.PID, StartTime: st.Starttime},

@@ -143,3 +143,28 @@ func TestTreeRSSLive(t *testing.T) {
 		t.Error("TreeRSS of a missing pid succeeded")
 	}
 }
+
+// Env matches an entry of the initial environment, and only that process.
+func TestMatchEnv(t *testing.T) {
+	testenv.RequireRoot(t, "reading other processes' environments")
+	s := liveScanner(t)
+	tag := fmt.Sprintf("RESPAWND_TEST_TAG=%d-%d", os.Getpid(), time.Now().UnixNano())
+	argv := testenv.HelperArgv("sleep")
+	tagged := exec.Command(argv[0], argv[1:]...)
+	tagged.Env = append(os.Environ(), tag)
+	if err := tagged.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tagged.Process.Kill(); _ = tagged.Wait() })
+	startChild(t, argv...) // same command, no tag
+	got, err := s.Match(Matcher{Env: tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Identity.PID != tagged.Process.Pid {
+		t.Fatalf("matched %+v, want only pid %d", got, tagged.Process.Pid)
+	}
+	if got, _ := s.Match(Matcher{Env: tag + "x"}); len(got) != 0 {
+		t.Errorf("a longer value matched: %+v", got)
+	}
+}

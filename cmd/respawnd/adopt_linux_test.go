@@ -37,10 +37,13 @@ func TestRespawndKill9KeepsPrograms(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		state func(dir string) // what happens to the state file while respawnd is down
+		match bool             // the programs have match: keys
 	}{
-		{"state file", func(string) {}},
-		{"state file missing", func(dir string) { _ = os.Remove(filepath.Join(dir, "state.json")) }},
-		{"state file corrupt", func(dir string) { _ = os.WriteFile(filepath.Join(dir, "state.json"), []byte("{not json"), 0o600) }},
+		{"state file", func(string) {}, true},
+		{"state file missing", func(dir string) { _ = os.Remove(filepath.Join(dir, "state.json")) }, true},
+		{"state file corrupt", func(dir string) { _ = os.WriteFile(filepath.Join(dir, "state.json"), []byte("{not json"), 0o600) }, true},
+		// No match and no state file: the programs' environment tags find them.
+		{"state file missing, no match", func(dir string) { _ = os.Remove(filepath.Join(dir, "state.json")) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -51,7 +54,11 @@ func TestRespawndKill9KeepsPrograms(t *testing.T) {
 			names := []string{"p1", "p2", "p3", "p4", "p5"}
 			for _, n := range names {
 				// match by cmdline, so that adoption works without the state file
-				fmt.Fprintf(&b, "  - {name: %s, command: %s, match: {cmdline: '%s-%s$'}}\n", n, helperCommand("sleep", token+"-"+n), token, n)
+				if tc.match {
+					fmt.Fprintf(&b, "  - {name: %s, command: %s, match: {cmdline: '%s-%s$'}}\n", n, helperCommand("sleep", token+"-"+n), token, n)
+				} else {
+					fmt.Fprintf(&b, "  - {name: %s, command: %s}\n", n, helperCommand("sleep", token+"-"+n))
+				}
 			}
 			cfg := writeFile(t, dir, "respawnd.yaml", b.String())
 
@@ -119,6 +126,17 @@ func TestRespawndKill9KeepsPrograms(t *testing.T) {
 				return m["msg"] == "state changed" && m["program"] == "p3" && m["state"] == "running" && pidOf(m) != pids["p3"]
 			})
 			pids["p3"] = pidOf(n)
+
+			// SIGTERM stops adopted and own programs alike, and respawnd exits.
+			if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			second.waitLog(0, map[string]any{"msg": "stopped"})
+			for n, pid := range pids {
+				if err := waitGone(pid); err != nil {
+					t.Errorf("%s (pid %d) survived respawnd's stop: %v", n, pid, err)
+				}
+			}
 		})
 	}
 }
@@ -188,4 +206,21 @@ func TestAdoptOutsideProcess(t *testing.T) {
 			return m["program"] == r && m["msg"] == "state changed" && m["state"] == "running" && pidOf(m) != pids[r]
 		})
 	}
+}
+
+// waitGone waits until pid no longer exists (reaped, or a zombie of
+// another parent is not ours to wait for: it counts as gone).
+func waitGone(pid int) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("still running")
 }

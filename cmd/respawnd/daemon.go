@@ -136,9 +136,17 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 		g.Go(func() error { return d.servers.run(gctx) })
 	}
 	g.Go(func() error { return d.launcher.Run(gctx) })
-	g.Go(func() error { return d.sup.Run(gctx) })
+	// The watcher reports the deaths of adopted processes, the supervisor's
+	// shutdown included: it stops only after the supervisor has returned.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	g.Go(func() error {
+		defer stopWatch()
+		return d.sup.Run(gctx)
+	})
 	if d.adopt != nil {
-		g.Go(func() error { return d.adopt.w.Run(gctx) })
+		g.Go(func() error { return d.adopt.w.Run(wctx) })
+	} else {
+		defer stopWatch()
 	}
 	g.Go(func() error { return watchdog(gctx, d.log) })
 	if d.kmsg != nil {

@@ -30,6 +30,7 @@ func main() {
 	// A re-execution of respawnd as the launcher's cgroup-joining shim must
 	// do nothing else.
 	restart.RunShimIfRequested()
+	closeOnExecInherited()
 	os.Exit(run(os.Args[1:]))
 }
 

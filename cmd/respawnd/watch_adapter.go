@@ -53,6 +53,23 @@ func (s *processSource) Find(m config.Match) ([]supervisor.Found, error) {
 	return out, nil
 }
 
+func (s *processSource) FindTagged(entry string) ([]supervisor.Found, error) {
+	ps, err := s.scan.Match(watch.Matcher{Env: entry})
+	if err != nil {
+		return nil, err
+	}
+	var out []supervisor.Found
+	for _, p := range ps {
+		// respawnd starts every program as the leader of its own session and
+		// group; the processes a program forks inherit the tag but not that.
+		if p.PGID != p.Identity.PID {
+			continue
+		}
+		out = append(out, supervisor.Found{PID: p.Identity.PID, StartTime: p.Identity.StartTime, Started: s.Started(p.Identity.StartTime)})
+	}
+	return out, nil
+}
+
 func (s *processSource) Watch(pid int, startTime uint64, group bool) (supervisor.Process, error) {
 	p, err := s.w.Watch(watch.Identity{PID: pid, StartTime: startTime})
 	if err != nil {
@@ -146,6 +163,7 @@ func newAdoption(procfs, stateDir string, logger *slog.Logger) (*adoption, error
 func (a *adoption) configure(c *supervisor.Config, kmsgPath string) {
 	c.Processes = a.src
 	c.Adopt = a.adopt
+	c.Tag = a.stateDir
 	c.SaveState = a.save
 	c.Retained = func() ([]oom.Kill, error) { return oom.ReadRetained(kmsgPath) }
 }
