@@ -130,13 +130,7 @@ func TestCgroupFDJoinsV2Cgroup(t *testing.T) {
 // instant of the fork: the program is in the cgroup from its first
 // instruction, no shim runs, and no thread of respawnd stays behind.
 func TestThreadMoveJoinsV1CgroupBeforeExec(t *testing.T) {
-	testenv.RequireRoot(t, "joining a cgroup v1 memory cgroup")
-	verifyNoLeaks(t)
-	cg := testenv.NewMemoryCgroup(t, 64<<20)
-	if cg.V2 {
-		testenv.Skip(t, "the memory controller is on cgroup v2 here; thread moves need a v1 hierarchy")
-	}
-	own := ownMemoryCgroupDir(t, filepath.Dir(cg.Dir))
+	cg, own := v1CgroupForThreadMove(t)
 	// A shim that does not exist proves the shim is not used.
 	l, out := newTestLauncher(restart.LauncherConfig{ShimPath: "/nonexistent/respawnd-shim"})
 	for i := 0; i < 5; i++ {
@@ -159,13 +153,7 @@ func TestThreadMoveJoinsV1CgroupBeforeExec(t *testing.T) {
 }
 
 func TestThreadMoveHogIsOOMKilled(t *testing.T) {
-	testenv.RequireRoot(t, "OOM kill in a cgroup v1 memory cgroup")
-	verifyNoLeaks(t)
-	cg := testenv.NewMemoryCgroup(t, 64<<20)
-	if cg.V2 {
-		testenv.Skip(t, "the memory controller is on cgroup v2 here; thread moves need a v1 hierarchy")
-	}
-	own := ownMemoryCgroupDir(t, filepath.Dir(cg.Dir))
+	cg, own := v1CgroupForThreadMove(t)
 	l, _ := newTestLauncher(restart.LauncherConfig{ShimPath: "/nonexistent/respawnd-shim"})
 	p := start(t, l, restart.Command{Name: "hog", Argv: testenv.HelperArgv("hog"), CgroupProcs: []string{cg.Procs()}, CgroupLeave: []string{own}})
 	st := waitDone(t, p)
@@ -176,6 +164,18 @@ func TestThreadMoveHogIsOOMKilled(t *testing.T) {
 	if st.MaxRSS > 80<<20 {
 		t.Errorf("MaxRSS %d bytes, above the 64 MiB limit", st.MaxRSS)
 	}
+}
+
+// v1CgroupForThreadMove makes a 64 MiB v1 memory cgroup for a test and
+// returns it with the directory the launcher's thread returns to.
+func v1CgroupForThreadMove(t *testing.T) (*testenv.MemoryCgroup, string) {
+	testenv.RequireRoot(t, "joining a cgroup v1 memory cgroup")
+	verifyNoLeaks(t)
+	cg := testenv.NewMemoryCgroup(t, 64<<20)
+	if cg.V2 {
+		testenv.Skip(t, "the memory controller is on cgroup v2 here; thread moves need a v1 hierarchy")
+	}
+	return cg, ownMemoryCgroupDir(t, filepath.Dir(cg.Dir))
 }
 
 // ownMemoryCgroupDir is this process's own memory cgroup directory on the
