@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -118,6 +119,9 @@ func (r *eventRing) list() []Event {
 	for i := 1; i <= n; i++ {
 		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
 	}
+	// An exit whose event waited for the kernel's report goes in after
+	// later ones: order by the time of the death, not of the filing.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
 	return out
 }
 

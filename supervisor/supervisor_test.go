@@ -542,3 +542,19 @@ func TestStatusShowsLastExitAfterImmediateRestart(t *testing.T) {
 		return e != nil && e.Reason == ReasonExitError && e.Code == 3
 	})
 }
+
+func TestEventsNewestFirstByTime(t *testing.T) {
+	r := newEventRing(4)
+	t0 := time.Unix(1000, 0)
+	// Filed out of order, as an exit waiting for the kernel's report is.
+	for _, d := range []time.Duration{2, 1, 4, 3, 5} {
+		r.add(Event{Time: t0.Add(d * time.Second), PID: int(d)})
+	}
+	var pids []int
+	for _, e := range r.list() {
+		pids = append(pids, e.PID)
+	}
+	if !slices.Equal(pids, []int{5, 4, 3, 1}) {
+		t.Errorf("events %v, want the 4 kept newest first by time: [5 4 3 1]", pids)
+	}
+}

@@ -182,8 +182,13 @@ func TestDaemonOOMEndToEnd(t *testing.T) {
 	t.Cleanup(func() { _ = hog.Process.Kill(); _, _ = hog.Process.Wait() })
 	_ = hog.Wait()
 	h, _ := d.waitLog(0, map[string]any{"msg": "host oom kill", "pid": float64(hog.Process.Pid)})
-	if h["memcg"] != outside.Path {
-		t.Errorf("host oom kill memcg %v, want %s", h["memcg"], outside.Path)
+	// The memcg comes from the kernel's oom-kill: line, which the kernel
+	// rate-limits (10 reports in 5 s, host-wide) while the Killed process
+	// line is never dropped; other tests' OOM kills count against it.
+	if m, _ := h["memcg"].(string); m != "" && m != outside.Path {
+		t.Errorf("host oom kill memcg %q, want %s", m, outside.Path)
+	} else if m == "" {
+		t.Logf("the kernel rate-limited the oom-kill: line of pid %d", hog.Process.Pid)
 	}
 	if n := d.count(map[string]any{"msg": "exited", "reason": "oom_kill", "program": "sleeper"}); n != 0 {
 		t.Errorf("sleeper got %d oom_kill exits", n)
