@@ -31,3 +31,6 @@ func (g *Group) KillAll() error { return ErrUnsupported }
 
 // Remove returns ErrUnsupported.
 func (g *Group) Remove() error { return ErrUnsupported }
+
+// RemoveParent is not supported on this system.
+func (m *Manager) RemoveParent() error { return ErrUnsupported }

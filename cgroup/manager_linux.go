@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"syscall"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -245,4 +246,18 @@ func (o libV2Ops) addProc(p string, pid int) error {
 // gone reports whether err means the cgroup no longer exists.
 func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, cgroup1.ErrCgroupDeleted)
+}
+
+// RemoveParent removes the parent of the program cgroups if it is empty,
+// as it is after a clean shutdown. It is left in place (and nil returned)
+// while any program cgroup is still in it.
+func (m *Manager) RemoveParent() error {
+	dir, err := m.layout.dir(m.layout.parent)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EBUSY) {
+		return fmt.Errorf("removing %s: %w", dir, err)
+	}
+	return nil
 }

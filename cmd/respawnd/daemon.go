@@ -31,6 +31,7 @@ type daemon struct {
 	obs      *observer
 	servers  *servers
 	adopt    *adoption // nil when adoption is off (exec) or unavailable
+	cgroups  *cgroupsAdapter
 }
 
 // newDaemon builds the daemon. env is the environment programs inherit.
@@ -88,6 +89,7 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 		CgroupsErr:   cgErr,
 	}
 	if cg != nil {
+		d.cgroups = cg
 		scfg.Cgroups = &trackedCgroups{cgroupsAdapter: cg, o: d.obs}
 	}
 	if adopt {
@@ -141,7 +143,15 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 	wctx, stopWatch := context.WithCancel(context.Background())
 	g.Go(func() error {
 		defer stopWatch()
-		return d.sup.Run(gctx)
+		err := d.sup.Run(gctx)
+		if d.cgroups != nil {
+			// Every program is stopped and its cgroup gone: the parent goes
+			// too (after a kill -9 it stays, for the next respawnd).
+			if rerr := d.cgroups.m.RemoveParent(); rerr != nil {
+				d.log.Warn("removing the program cgroups' parent", "err", rerr)
+			}
+		}
+		return err
 	})
 	if d.adopt != nil {
 		g.Go(func() error { return d.adopt.w.Run(wctx) })
