@@ -42,7 +42,7 @@ func FuzzParse(f *testing.F) {
 				if p.Line < 1 {
 					t.Errorf("program %q has line %d", p.Name, p.Line)
 				}
-				if p.Hash() != p.Hash() {
+				if h1, h2 := p.Hash(), p.Hash(); h1 != h2 {
 					t.Errorf("program %q hashes differently twice", p.Name)
 				}
 			}

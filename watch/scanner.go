@@ -363,18 +363,19 @@ func (s *Scanner) Started(id Identity) (time.Time, error) {
 	return TicksToTime(boot, id.StartTime), nil
 }
 
-// TreeRSS returns the resident set size in bytes of the process pid plus
-// all its descendants, from one pass over /proc. Memory shared between
-// processes of the tree is counted once per process, as in ps. It fails
-// with an error wrapping ErrNotFound when pid is not a live process.
-func (s *Scanner) TreeRSS(pid int) (uint64, error) {
+// TreeRSS returns, for each of roots that is a live process, the resident
+// memory in bytes of it and all its descendants, from one pass over /proc
+// (a scrape of many programs costs one pass, not one per program). Roots
+// that are gone or zombies are left out of the map. Kernel threads and
+// processes that vanish mid-read are skipped.
+func (s *Scanner) TreeRSS(roots ...int) (map[int]uint64, error) {
 	procs, err := s.fs.AllProcs()
 	if err != nil {
-		return 0, fmt.Errorf("listing processes in %s: %w", s.root, err)
+		return nil, fmt.Errorf("listing processes in %s: %w", s.root, err)
 	}
 	children := make(map[int][]int, len(procs))
 	rss := make(map[int]uint64, len(procs))
-	found := false
+	live := make(map[int]bool, len(roots))
 	for _, p := range procs {
 		st, err := p.Stat()
 		if err != nil {
@@ -388,25 +389,29 @@ func (s *Scanner) TreeRSS(pid int) (uint64, error) {
 		if st.RSS > 0 {
 			rss[p.PID] = uint64(st.RSS) * s.pageSize
 		}
-		if p.PID == pid {
-			found = !deadState(firstByte(st.State))
+		if !deadState(firstByte(st.State)) {
+			live[p.PID] = true
 		}
 	}
-	if !found {
-		return 0, fmt.Errorf("reading rss of pid %d: %w", pid, ErrNotFound)
-	}
-	var total uint64
-	seen := map[int]bool{}
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		if seen[p] {
+	out := make(map[int]uint64, len(roots))
+	for _, root := range roots {
+		if !live[root] {
 			continue
 		}
-		seen[p] = true
-		total += rss[p]
-		queue = append(queue, children[p]...)
+		var total uint64
+		seen := map[int]bool{}
+		queue := []int{root}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			total += rss[p]
+			queue = append(queue, children[p]...)
+		}
+		out[root] = total
 	}
-	return total, nil
+	return out, nil
 }

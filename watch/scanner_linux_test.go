@@ -119,9 +119,10 @@ func TestTreeRSSLive(t *testing.T) {
 	}
 	t.Cleanup(func() { killIdentity(gid) })
 
-	alone, err := s.TreeRSS(gpid)
+	got, err := s.TreeRSS(gpid)
+	alone := got[gpid]
 	if err != nil || alone == 0 {
-		t.Fatalf("TreeRSS(grandchild) = %d, %v", alone, err)
+		t.Fatalf("TreeRSS(grandchild) = %v, %v", got, err)
 	}
 	st, err := s.fs.Proc(cmd.Process.Pid)
 	if err != nil {
@@ -132,15 +133,16 @@ func TestTreeRSSLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := uint64(stat.ResidentMemory())
-	tree, err := s.TreeRSS(cmd.Process.Pid)
+	got, err = s.TreeRSS(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tree := got[cmd.Process.Pid]
 	if tree <= own || tree < alone {
 		t.Errorf("TreeRSS(helper) = %d, helper alone %d, its child %d", tree, own, alone)
 	}
-	if _, err := s.TreeRSS(1 << 30); err == nil {
-		t.Error("TreeRSS of a missing pid succeeded")
+	if got, _ := s.TreeRSS(1 << 30); len(got) != 0 {
+		t.Errorf("TreeRSS of a missing pid = %v", got)
 	}
 }
 

@@ -188,14 +188,17 @@ func TestTreeRSSFixtures(t *testing.T) {
 		{6925, 396 * page}, // its zombie child has no memory
 	} {
 		got, err := s.TreeRSS(tc.pid)
-		if err != nil || got != tc.want {
-			t.Errorf("TreeRSS(%d) = %d, %v; want %d", tc.pid, got, err, tc.want)
+		if err != nil || got[tc.pid] != tc.want {
+			t.Errorf("TreeRSS(%d) = %v, %v; want %d", tc.pid, got, err, tc.want)
 		}
 	}
-	for _, pid := range []int{6929, 6935, 99999} {
-		if _, err := s.TreeRSS(pid); !errors.Is(err, ErrNotFound) {
-			t.Errorf("TreeRSS(%d) = %v, want ErrNotFound", pid, err)
-		}
+	// All at once, in one pass, with roots that are not live processes.
+	all, err := s.TreeRSS(7097, 7099, 6925, 6929, 6935, 99999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || all[7097] != (391+412+3326)*page || all[7099] != 412*page || all[6925] != 396*page {
+		t.Errorf("TreeRSS(several) = %v", all)
 	}
 }
 

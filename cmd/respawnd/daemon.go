@@ -18,6 +18,7 @@ import (
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
+	"github.com/respawnd/respawnd/watch"
 )
 
 // daemon is respawnd's wiring: launcher, OOM sources, supervisor, metrics
@@ -36,7 +37,12 @@ type daemon struct {
 
 // newDaemon builds the daemon. env is the environment programs inherit.
 func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(supervisor.Status), adopt bool) *daemon {
-	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: &observer{procfs: f.procfs, sources: map[string]bool{}}}
+	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: &observer{sources: map[string]bool{}}}
+	if scan, err := watch.New(watch.Config{ProcRoot: f.procfs, Logger: logger.With("component", "watch")}); err != nil {
+		logger.Warn("process tree memory unavailable", "err", err)
+	} else {
+		d.obs.scan = scan
+	}
 	lcfg := restart.LauncherConfig{Logger: logger.With("component", "launcher"), Subreaper: true}
 	if adj := ownOOMScoreAdj(); adj != 0 {
 		// respawnd is protected from the OOM killer (systemd's

@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/procfs"
 
 	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/cgroup"
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/metrics"
 	"github.com/respawnd/respawnd/supervisor"
+	"github.com/respawnd/respawnd/watch"
 )
 
 var (
@@ -37,7 +35,7 @@ type reloadReq struct {
 // read from the daemon at request time. It is safe for concurrent use.
 type observer struct {
 	sup     *supervisor.Supervisor
-	procfs  string
+	scan    *watch.Scanner  // nil when /proc cannot be read
 	sources map[string]bool // set once, before serving
 	groups  sync.Map        // program name -> *cgroup.Group
 
@@ -86,7 +84,10 @@ func (o *observer) Programs() []metrics.ProgramSample {
 			roots = append(roots, st.PID)
 		}
 	}
-	rss := treeRSS(o.procfs, roots)
+	var rss map[int]uint64
+	if o.scan != nil && len(roots) > 0 {
+		rss, _ = o.scan.TreeRSS(roots...) // without it, RSS is simply not reported
+	}
 	for i, st := range sts {
 		s := metrics.ProgramSample{Status: st}
 		if v, ok := rss[st.PID]; ok && st.PID != 0 {
@@ -192,50 +193,6 @@ func (o *observer) forget(cfg *config.Config) {
 		}
 		return true
 	})
-}
-
-// treeRSS returns, for each root pid, the resident set in bytes of it and
-// all its descendants, from one pass over /proc. Processes that vanish
-// mid-read are skipped.
-func treeRSS(procRoot string, roots []int) map[int]uint64 {
-	if len(roots) == 0 {
-		return nil
-	}
-	fs, err := procfs.NewFS(procRoot)
-	if err != nil {
-		return nil
-	}
-	procs, err := fs.AllProcs()
-	if err != nil {
-		return nil
-	}
-	children := make(map[int][]int, len(procs))
-	rss := make(map[int]uint64, len(procs))
-	page := uint64(os.Getpagesize())
-	for _, p := range procs {
-		st, err := p.Stat()
-		if err != nil {
-			continue // gone since the listing
-		}
-		children[st.PPID] = append(children[st.PPID], p.PID)
-		rss[p.PID] = uint64(st.RSS) * page
-	}
-	out := make(map[int]uint64, len(roots))
-	for _, root := range roots {
-		if _, ok := rss[root]; !ok {
-			continue
-		}
-		var total uint64
-		queue := []int{root}
-		for len(queue) > 0 {
-			pid := queue[0]
-			queue = queue[1:]
-			total += rss[pid]
-			queue = append(queue, children[pid]...)
-		}
-		out[root] = total
-	}
-	return out
 }
 
 // programNames lists cfg's program names.

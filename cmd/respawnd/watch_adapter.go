@@ -181,6 +181,3 @@ func (a *adoption) save(in []supervisor.Instance) error {
 	}
 	return watch.WriteState(a.stateDir, out, sync)
 }
-
-// treeRSS is the resident memory of a program's process tree, for metrics.
-func (a *adoption) treeRSS(pid int) (uint64, error) { return a.scan.TreeRSS(pid) }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -409,33 +408,6 @@ func newTestApp(f *flags) *kingpin.Application {
 	app := kingpin.New("respawnd", "")
 	f.web = addWebFlags(app)
 	return app
-}
-
-func TestTreeRSS(t *testing.T) {
-	child := exec.Command(testenv.HelperArgv("sleep")[0], testenv.HelperArgv("sleep")[1:]...)
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	self := os.Getpid()
-	var got map[int]uint64
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got = treeRSS("/proc", []int{self, child.Process.Pid, 1 << 30})
-		if got[child.Process.Pid] > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("child rss never seen: %v", got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got[self] <= got[child.Process.Pid] {
-		t.Errorf("tree rss of the test (%d) does not include its child's (%d)", got[self], got[child.Process.Pid])
-	}
-	if _, ok := got[1<<30]; ok {
-		t.Error("a pid that does not exist has an rss")
-	}
 }
 
 func TestReloadOverSocketAndMetrics(t *testing.T) {
