@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,21 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on what the client reads from the daemon, so that a broken daemon
+// (or whatever listens on the socket's path) cannot make it use unbounded
+// memory.
+const (
+	// maxResponseBytes bounds a JSON answer: a program's status takes
+	// under 2 KiB, and the events ring holds 256 events of a few KiB.
+	maxResponseBytes = 16 << 20
+	// maxErrorBytes bounds the text of an error answer.
+	maxErrorBytes = 64 << 10
+	// maxEventLine bounds one line of an event stream.
+	maxEventLine = 1 << 20
 )
 
 // Client talks to a running daemon over its control socket. It is safe for
@@ -30,7 +46,12 @@ func NewClient(path string) *Client {
 			return d.DialContext(ctx, "unix", path)
 		},
 	}
-	return &Client{socket: path, hc: &http.Client{Transport: tr}}
+	hc := &http.Client{
+		Transport: tr,
+		// The daemon never redirects.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Client{socket: path, hc: hc}
 }
 
 // Programs returns every program's status.
@@ -40,6 +61,13 @@ func (c *Client) Programs(ctx context.Context) ([]Program, error) {
 		return nil, err
 	}
 	return r.Programs, nil
+}
+
+// Status returns every program's status and the kept orphans.
+func (c *Client) Status(ctx context.Context) (ProgramsResponse, error) {
+	var r ProgramsResponse
+	err := c.do(ctx, http.MethodGet, PathPrograms, &r)
+	return r, err
 }
 
 // Program returns one program's status.
@@ -60,7 +88,8 @@ func (c *Client) Events(ctx context.Context) ([]Event, error) {
 
 // Follow calls fn with the recent events, oldest first, and then with
 // every new one, until ctx is done (it then returns nil), the daemon stops,
-// or fn returns an error.
+// or fn returns an error. Empty lines (the daemon's heartbeats) are
+// skipped.
 func (c *Client) Follow(ctx context.Context, fn func(Event) error) error {
 	resp, err := c.send(ctx, http.MethodGet, PathEvents+"?follow=true")
 	if err != nil {
@@ -68,11 +97,14 @@ func (c *Client) Follow(ctx context.Context, fn func(Event) error) error {
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
 		var e Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return fmt.Errorf("decoding event: %w", err)
+			return printableErr(fmt.Errorf("decoding event: %w", err))
 		}
 		if err := fn(e); err != nil {
 			return err
@@ -82,7 +114,7 @@ func (c *Client) Follow(ctx context.Context, fn func(Event) error) error {
 		return nil
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("following events: %w", err)
+		return printableErr(fmt.Errorf("following events: %w", err))
 	}
 	return nil
 }
@@ -111,8 +143,8 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decoding %s response: %w", path, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(out); err != nil {
+		return printableErr(fmt.Errorf("decoding %s response: %w", path, err))
 	}
 	return nil
 }
@@ -132,18 +164,24 @@ func (c *Client) send(ctx context.Context, method, path string) (*http.Response,
 		case errors.Is(err, fs.ErrPermission):
 			return nil, fmt.Errorf("%w: cannot connect to %s (the control socket is root's)", ErrPermission, c.socket)
 		}
-		return nil, fmt.Errorf("connecting to %s: %w", c.socket, err)
+		return nil, printableErr(fmt.Errorf("connecting to %s: %w", c.socket, err))
 	}
-	if resp.StatusCode < 300 {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	msg := strings.TrimSpace(string(b))
+	if resp.StatusCode < 200 {
+		// A 101's body is the connection itself: read nothing from it.
+		return nil, fmt.Errorf("%s %s: unexpected answer %s", method, path, printable(resp.Status))
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	msg := string(b)
 	var er ErrorResponse
 	if json.Unmarshal(b, &er) == nil && er.Error != "" {
 		msg = er.Error
 	}
+	// The message goes to a terminal: keep it to printable text.
+	msg = strings.TrimSpace(printable(msg))
 	switch {
 	case resp.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(msg), "lifecycle"):
 		return nil, fmt.Errorf("%w: %s", ErrLifecycleDisabled, msg)
@@ -152,5 +190,42 @@ func (c *Client) send(ctx context.Context, method, path string) (*http.Response,
 	case resp.StatusCode == http.StatusNotFound && strings.HasPrefix(msg, "unknown program"):
 		return nil, fmt.Errorf("%w: %s", ErrUnknownProgram, strings.TrimPrefix(msg, "unknown program "))
 	}
-	return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
+	return nil, fmt.Errorf("%s %s: %s: %s", method, path, printable(resp.Status), msg)
+}
+
+// printableErr is err with a message that is safe to print (see
+// printable); errors.Is and errors.As still see err. Go's own errors may
+// carry bytes of the daemon's answer, such as a malformed header line.
+func printableErr(err error) error {
+	msg := err.Error()
+	if p := printable(msg); p != msg {
+		return &cleanError{msg: p, err: err}
+	}
+	return err
+}
+
+type cleanError struct {
+	msg string
+	err error
+}
+
+func (e *cleanError) Error() string { return e.msg }
+func (e *cleanError) Unwrap() error { return e.err }
+
+// printable replaces control characters other than newline and tab, and
+// invalid UTF-8, with U+FFFD, so that a daemon's answer printed to a
+// terminal cannot drive it (an escape sequence).
+func printable(s string) string {
+	clean := func(r rune) bool { return r != utf8.RuneError && (r == '\n' || r == '\t' || !unicode.IsControl(r)) }
+	if strings.IndexFunc(s, func(r rune) bool { return !clean(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if !clean(r) {
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/respawnd/respawnd/internal/securefs"
 )
 
 // SocketName is the control socket's file name in the state directory.
@@ -32,15 +35,21 @@ type Socket struct {
 	log  *slog.Logger
 }
 
-// ListenSocket creates the control socket at path (its directory is created
-// with mode 0755 if missing). A stale socket left by a respawnd that died is
+// ListenSocket creates the control socket at path. Its directory must exist
+// (the daemon opens its state directory with watch.OpenStateDir first) and
+// be respawnd's alone: owned by the effective uid and not writable by its
+// group or others, reached through directories that only root or the
+// effective uid can change (internal/securefs rules); otherwise
+// ListenSocket refuses. A stale socket left by a respawnd that died is
 // replaced; a socket some process still listens on is an error.
 func ListenSocket(path string, h http.Handler, logger *slog.Logger) (*Socket, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+	// Once the directory and its parents are checked, nobody but root and
+	// respawnd can change what the paths below name.
+	if err := checkSocketDir(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
@@ -68,6 +77,11 @@ func ListenSocket(path string, h http.Handler, logger *slog.Logger) (*Socket, er
 	s.srv = &http.Server{
 		Handler:           requirePrivilegedPeer(h),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			uid, err := peerUID(c)
 			if err != nil {
@@ -78,6 +92,39 @@ func ListenSocket(path string, h http.Handler, logger *slog.Logger) (*Socket, er
 		},
 	}
 	return s, nil
+}
+
+// checkSocketDir refuses a directory for the control socket that is not
+// respawnd's alone.
+func checkSocketDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("control socket directory %s: %w", dir, err)
+	}
+	euid := os.Geteuid()
+	trusted := []int{0}
+	if euid != 0 {
+		trusted = append(trusted, euid)
+	}
+	d, err := securefs.OpenDir(abs, securefs.Policy{Trusted: trusted})
+	if err != nil {
+		return fmt.Errorf("control socket directory %s: %w", abs, err)
+	}
+	defer d.Close()
+	fi, err := d.Stat()
+	if err != nil {
+		return fmt.Errorf("control socket directory %s: %w", abs, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return fmt.Errorf("control socket directory %s: %w", abs, errUnsupported)
+	case int(st.Uid) != euid:
+		return fmt.Errorf("control socket directory %s is owned by uid %d, not by respawnd's uid %d", abs, st.Uid, euid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("control socket directory %s is writable by its group or others (mode %04o)", abs, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // removeStale removes a socket at path that no process listens on.
@@ -168,4 +215,13 @@ func peerUID(c net.Conn) (int, error) {
 		return -1, fmt.Errorf("peer credentials: %w", credErr)
 	}
 	return uid, nil
+}
+
+// Close closes the listener and removes the socket without serving; it is
+// for a daemon that fails to start after the socket was created. Do not
+// call it after Run.
+func (s *Socket) Close() error {
+	err := s.ln.Close()
+	_ = os.Remove(s.path)
+	return err
 }

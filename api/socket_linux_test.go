@@ -27,8 +27,14 @@ func serveSocket(t *testing.T) (*api.Socket, *fakeDaemon) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The daemon creates its state directory (watch.OpenStateDir) before
+	// the socket; 0755 so that another user can reach the socket.
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	f := newFake()
-	s, err := api.ListenSocket(api.SocketPath(filepath.Join(dir, "state")), api.NewHandler(api.Config{Source: f, Controller: f}), nil)
+	s, err := api.ListenSocket(api.SocketPath(state), api.NewHandler(api.Config{Source: f, Controller: f}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +152,76 @@ func TestSocketStaleAndBusy(t *testing.T) {
 	// A second daemon on the same socket is refused.
 	if _, err := api.ListenSocket(s.Path(), api.NewHandler(api.Config{Source: newFake()}), nil); err == nil || !strings.Contains(err.Error(), "another respawnd") {
 		t.Errorf("second listener: %v, want another respawnd is listening", err)
+	}
+}
+
+func TestSocketRefusesDirectory(t *testing.T) {
+	testenv.RequireRoot(t, "directories owned by other users")
+	h := api.NewHandler(api.Config{Source: newFake()})
+	for _, tt := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string
+	}{
+		{"missing", func(t *testing.T, dir string) {}, "no such file or directory"},
+		{"owned by nobody", func(t *testing.T, dir string) {
+			mkdirMode(t, dir, 0o700)
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "owned by uid 65534"},
+		{"writable by others", func(t *testing.T, dir string) { mkdirMode(t, dir, 0o777) }, "writable by others"},
+		{"writable by the group", func(t *testing.T, dir string) { mkdirMode(t, dir, 0o770) }, "writable by its group or others (mode 0770)"},
+		{"sticky and writable by others", func(t *testing.T, dir string) { mkdirMode(t, dir, 0o1777) }, "writable by its group or others"},
+		{"link of nobody", func(t *testing.T, dir string) {
+			mkdirMode(t, dir+".real", 0o700)
+			if err := os.Symlink(dir+".real", dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "symbolic link owned by uid 65534"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			tt.setup(t, dir)
+			s, err := api.ListenSocket(api.SocketPath(dir), h, nil)
+			if err == nil {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = s.Run(ctx) // removes the socket
+				t.Fatalf("ListenSocket in %s succeeded", dir)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q lacks %q", err, tt.want)
+			}
+			if _, err := os.Lstat(api.SocketPath(dir)); err == nil {
+				t.Error("a socket was created")
+			}
+		})
+	}
+	// respawnd's own directory, 0700, is accepted.
+	dir := filepath.Join(t.TempDir(), "state")
+	mkdirMode(t, dir, 0o700)
+	s, err := api.ListenSocket(api.SocketPath(dir), h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// mkdirMode creates a directory with exactly mode, sticky bit included.
+func mkdirMode(t *testing.T, path string, mode uint32) {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(path, mode); err != nil {
+		t.Fatal(err)
 	}
 }

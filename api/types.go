@@ -10,6 +10,20 @@ import (
 // ProgramsResponse is the body of GET /api/v1/programs.
 type ProgramsResponse struct {
 	Programs []Program `json:"programs"`
+	// Orphans are running instances of programs that are no longer in the
+	// configuration, kept at start-up because respawnd runs with
+	// --state.orphans=keep; absent when there are none.
+	Orphans []Orphan `json:"orphans,omitempty"`
+}
+
+// Orphan is a running instance of a program that is no longer configured.
+// respawnd does not supervise it (no restart, no stop) and lists it until
+// it is gone or its program is configured again, which then takes it
+// over.
+type Orphan struct {
+	Name       string `json:"name"`
+	PID        int    `json:"pid"`
+	Generation uint64 `json:"generation"`
 }
 
 // Program is one program's status as the API reports it. Values that are
@@ -59,13 +73,20 @@ type Exit struct {
 	Error string `json:"error,omitempty"`
 	// OOM is the kernel's report of an OOM kill, when known.
 	OOM *oom.Kill `json:"oom,omitempty"`
-	// MaxRSSBytes is the instance's peak resident set, when known.
-	MaxRSSBytes *int64 `json:"max_rss_bytes,omitempty"`
+	// PeakMemoryBytes is the instance's peak memory, when known, and
+	// PeakMemorySource says which figure it is: "cgroup", the peak of the
+	// program's cgroup over the instance's life (all its processes, page
+	// cache included), or "oom_report", the victim's resident set (anon,
+	// file and shmem) in the kernel's OOM report.
+	PeakMemoryBytes  *int64 `json:"peak_memory_bytes,omitempty"`
+	PeakMemorySource string `json:"peak_memory_source,omitempty"`
 }
 
 // EventsResponse is the body of GET /api/v1/events: the most recent events,
 // newest first. With ?follow=true the endpoint instead streams one Event per
 // line (newline-delimited JSON), oldest first, and keeps streaming new ones.
+// A stream that has been silent for a while carries an empty line, a
+// heartbeat that readers skip (NDJSON parsers may ignore empty lines).
 type EventsResponse struct {
 	Events []Event `json:"events"`
 }
@@ -144,9 +165,9 @@ func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
 			c := e.Code
 			x.ExitCode = &c
 		}
-		if e.MaxRSS > 0 {
-			v := e.MaxRSS
-			x.MaxRSSBytes = &v
+		if e.PeakMemorySource != "" {
+			v := e.PeakMemory
+			x.PeakMemoryBytes, x.PeakMemorySource = &v, e.PeakMemorySource
 		}
 		p.LastExit = x
 	}

@@ -3,6 +3,7 @@ package cgroup
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -101,6 +102,10 @@ type Group struct {
 	mu       sync.Mutex // guards fd and warnings
 	fd       int
 	warnings []string
+
+	peakMu   sync.Mutex // guards peakFile and peakOK
+	peakFile *os.File   // memory.peak on v2, kept open for its per-fd reset
+	peakOK   bool       // the last ResetPeak took effect
 }
 
 // Name returns the program name the group was created for.

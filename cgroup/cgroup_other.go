@@ -2,6 +2,11 @@
 
 package cgroup
 
+import (
+	"syscall"
+	"time"
+)
+
 // managerSys is empty where cgroups do not exist.
 type managerSys struct{}
 
@@ -34,3 +39,18 @@ func (g *Group) Remove() error { return ErrUnsupported }
 
 // RemoveParent is not supported on this system.
 func (m *Manager) RemoveParent() error { return ErrUnsupported }
+
+// Signal returns ErrUnsupported.
+func (g *Group) Signal(syscall.Signal) error { return ErrUnsupported }
+
+// Drain returns ErrUnsupported.
+func (g *Group) Drain(time.Duration) error { return ErrUnsupported }
+
+// Contains returns ErrUnsupported.
+func (m *Manager) Contains(int, string) (bool, error) { return false, ErrUnsupported }
+
+// ResetPeak does nothing.
+func (g *Group) ResetPeak() {}
+
+// Peak reports nothing.
+func (g *Group) Peak() (uint64, bool) { return 0, false }

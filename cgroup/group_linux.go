@@ -179,7 +179,8 @@ func (g *Group) PIDs() ([]int, error) {
 // KillAll SIGKILLs every process in the group and waits, for a few seconds
 // at most, until none is left. On v2 with cgroup.kill (Linux 5.14) the
 // kernel kills the whole subtree at once, forks included; otherwise every
-// listed pid is signalled, again until the list is empty. Zombies are not
+// listed pid is signalled (never a pid reused by a process outside the
+// group: see Signal), again until the list is empty. Zombies are not
 // listed, so callers still reap their own children. A group that no longer
 // exists counts as empty.
 func (g *Group) KillAll() error {
@@ -212,8 +213,8 @@ func (g *Group) KillAll() error {
 		}
 		if !useKillFile {
 			for _, pid := range pids {
-				if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-					return fmt.Errorf("killing pid %d of cgroup %s: %w", pid, g.path, err)
+				if err := g.signalMember(pid, unix.SIGKILL); err != nil {
+					return fmt.Errorf("killing processes of cgroup %s: %w", g.path, err)
 				}
 			}
 		}
@@ -226,6 +227,7 @@ func (g *Group) KillAll() error {
 // that is already gone is not an error.
 func (g *Group) Remove() error {
 	defer g.closeFD()
+	defer g.closePeak()
 	if err := g.KillAll(); err != nil {
 		return fmt.Errorf("removing cgroup %s: %w", g.path, err)
 	}

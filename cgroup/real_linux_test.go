@@ -67,7 +67,12 @@ func createGroup(t *testing.T, m *Manager, name string, l Limits) *Group {
 // is traced, so it stops right after exec, is moved, and then let go.
 func startInGroup(t *testing.T, g *Group) *exec.Cmd {
 	t.Helper()
-	argv := testenv.HelperArgv("sleep")
+	return startInGroupArgv(t, g, testenv.HelperArgv("sleep"))
+}
+
+// startInGroupArgv is startInGroup for the helper mode in argv.
+func startInGroupArgv(t *testing.T, g *Group, argv []string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr
 	if g.FD() >= 0 {

@@ -10,6 +10,11 @@
 // package checks its syntax (an absolute exe, a cmdline that compiles, a
 // comm the kernel can hold) but finds no processes.
 //
+// Every value has a lower and an upper bound (MinMemory, MaxFileSize,
+// MaxPrograms, MaxLimitBurst and the other Max constants), each far beyond
+// what a deployment needs, so that whatever this package accepts can run in
+// bounded memory and time. Load reads at most MaxFileSize bytes.
+//
 // A failed Load, Parse or Validate returns an error built with errors.Join
 // from one *Error per problem; Errors lists them. Each prints as
 //

@@ -5,8 +5,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/respawnd/respawnd/restart"
 )
 
 func FuzzParse(f *testing.F) {
@@ -27,6 +30,9 @@ func FuzzParse(f *testing.F) {
 	for _, tt := range parseErrorTests {
 		f.Add([]byte(tt.in))
 	}
+	for _, in := range boundSeeds() {
+		f.Add([]byte(in))
+	}
 
 	const file = "fuzz.yaml"
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -42,10 +48,9 @@ func FuzzParse(f *testing.F) {
 				if p.Line < 1 {
 					t.Errorf("program %q has line %d", p.Name, p.Line)
 				}
-				if h1, h2 := p.Hash(), p.Hash(); h1 != h2 {
-					t.Errorf("program %q hashes differently twice", p.Name)
-				}
+				runPolicy(t, p)
 			}
+			runLimiter(t, c.Limits)
 			if !strings.HasSuffix(c.Summary(), " OK") {
 				t.Errorf("Summary() = %q", c.Summary())
 			}
@@ -107,5 +112,86 @@ func checkError(t *testing.T, file string, lines int, e *Error) {
 	}
 	if r, _ := utf8.DecodeRuneInString(e.Msg); unicode.IsUpper(r) {
 		t.Errorf("%q: message starts in upper case", text)
+	}
+}
+
+// runPolicy builds the restart policy of an accepted program, as the
+// supervisor does, and drives it through a crash loop and a long run: it
+// must neither panic nor give a delay outside [0, backoff.max].
+func runPolicy(t *testing.T, p Program) {
+	t.Helper()
+	policy := restart.NewPolicy(policyConfig(p))
+	now := time.Unix(0, 0)
+	for i := range 50 {
+		ran := time.Millisecond
+		if i == 25 {
+			ran = p.Restart.ResetAfter
+		}
+		policy.Started(now)
+		d := policy.Exited(now, now.Add(ran))
+		if d.Delay < 0 || d.Delay > p.Restart.Backoff.Max {
+			t.Fatalf("program %q: exit %d: delay %v outside [0, %v]", p.Name, i, d.Delay, p.Restart.Backoff.Max)
+		}
+		now = now.Add(ran + d.Delay)
+	}
+}
+
+// runLimiter builds the global restart limiter of an accepted file and
+// takes a few tokens.
+func runLimiter(t *testing.T, l Limits) {
+	t.Helper()
+	limiter := restart.NewLimiter(l.RestartsPerSecond, l.RestartBurst)
+	now := time.Unix(0, 0)
+	for i := range 10 {
+		if d, _ := limiter.Reserve(now); d < 0 {
+			t.Fatalf("reservation %d: delay %v", i, d)
+		}
+	}
+}
+
+// boundSeeds are inputs at, just past and far past the bounds.
+func boundSeeds() []string {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	return []string{
+		"limits: {restarts_per_second: 10000, restart_burst: 10000}\n",
+		"limits: {restarts_per_second: 10000.000000000002, restart_burst: 10001}\n",
+		"limits: {restarts_per_second: 0.001, restart_burst: 1}\n",
+		"limits: {restarts_per_second: 0.0009999999999999998}\n",
+		"limits: {restarts_per_second: 1e308, restart_burst: 9223372036854775807}\n",
+		"limits: {restarts_per_second: 1e400, restart_burst: -9223372036854775808}\n",
+		"limits: {restarts_per_second: .inf, restart_burst: 0x7fffffffffffffff}\n",
+		"limits: {restarts_per_second: -.inf}\n",
+		"limits: {restarts_per_second: .nan}\n",
+		"limits: {restarts_per_second: 5e-324}\n",
+		withProgram("restart:",
+			"  backoff: {initial: 24h, max: 24h, multiplier: 100, jitter: 1}",
+			"  reset_after: 24h",
+			"  limit: {burst: 1000, interval: 24h, action: give-up}",
+			"stop: {signal: 64, timeout: 1h}",
+			"memory: {max: 1EiB, high: 1EiB, swap_max: 1EiB}"),
+		withProgram("restart:",
+			"  backoff: {initial: 24h0m0.000000001s, max: 24h0m0.000000001s, multiplier: 100.00000000000001, jitter: 1.0000000000000002}",
+			"  reset_after: 86400000000001ns",
+			"  limit: {burst: 1001, interval: 1441m}",
+			"stop: {signal: 65, timeout: 3600000000001ns}",
+			"memory: {max: 1152921504606846977, high: 1025PiB, swap_max: 2EiB}"),
+		withProgram("restart:",
+			"  backoff: {initial: 1ns, max: 2562047h47m16.854775807s, multiplier: 1.7976931348623157e308}",
+			"  limit: {burst: 9223372036854775807, interval: -1ns}",
+			"stop: {timeout: 9223372036854775807ns}",
+			"memory: {max: 8EiB, high: 9223372036854775807, swap_max: -9223372036854775808}"),
+		withProgram("restart: {backoff: {multiplier: .nan, jitter: -.inf}, limit: {burst: -1}}"),
+		withProgram("restart: {backoff: {multiplier: 1e400, jitter: .nan}}"),
+		withProgram("restart:", "  limit: {burst: 9223372036854775807}"),
+		"programs:\n  - name: " + long(MaxNameLen) + "\n    command: [/bin/a]\n",
+		"programs:\n  - name: " + long(MaxNameLen+1) + "\n    command: [/bin/a]\n",
+		withProgram("dir: /"+long(MaxPathLen-1), "user: "+long(MaxUserLen), "group: "+long(MaxUserLen+1)),
+		withProgram("output: {file: /"+long(MaxPathLen)+"}", "env: {A: "+long(MaxArgLen-2)+", B: "+long(MaxArgLen-1)+"}"),
+		"programs:\n  - name: a\n    command: [/bin/a, " + long(MaxArgLen) + ", " + long(MaxArgLen+1) + "]\n",
+		withProgram("match: {comm: " + long(maxComm) + ", cmdline: '" + long(MaxCmdlineLen) + "', exe: /" + long(MaxPathLen) + "}"),
+		withProgram("match: {cmdline: '(?:\\pL\\pL\\pL\\pL){1000}'}"),
+		withProgram("match: {cmdline: '((((a{10}){10}){10}){10})'}"),
+		"x: &a [" + strings.Repeat("a, ", MaxCommandArgs) + "a]\nprograms: [{name: a, command: *a}]\n",
+		"x: &p {name: a, command: [a]}\nprograms: [" + strings.Repeat("*p, ", 100) + "*p]\n",
 	}
 }

@@ -1,101 +1,141 @@
 package config
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"fmt"
-	"hash"
-	"math"
-	"reflect"
 	"slices"
+	"strconv"
+	"time"
 )
 
-// Hash returns a stable hex SHA-256 digest of the program's whole definition
-// except Line, so that a reload can tell a changed program from an unchanged
-// one. Map order does not matter, and a nil map or slice hashes like an empty
-// one. The digest covers every field, including fields added later, and may
-// change between respawnd versions; compare digests only within one process.
+// hashVersion opens every encoding that Hash digests. Change it only
+// together with the encoding; a new optional setting needs no new version,
+// since a setting at its default is left out.
+const hashVersion = "respawnd program v1"
+
+// Hash returns the hex SHA-256 digest of the program's definition, so that
+// a reload, or a respawnd started again, can tell a changed program from an
+// unchanged one.
+//
+// The digest covers the values of the definition, not the Go types that
+// hold them: settings are named by their YAML keys, and a setting equal to
+// its default is left out. So the digest of a program stays the same across
+// respawnd versions, including ones that add optional settings, and a
+// program written with or without its defaults spelled out hashes the same.
+// Map order does not matter, a nil map or slice hashes like an empty one,
+// and Line is not part of it. See canonical for the encoding.
 func (p Program) Hash() string {
-	p.Line = 0 // where a program sits in the file is not part of its definition
-	h := sha256.New()
-	h.Write([]byte("respawnd config.Program\x00"))
-	hashValue(h, reflect.ValueOf(p))
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(p.canonical())
+	return hex.EncodeToString(sum[:])
 }
 
-// hashValue writes an unambiguous encoding of v to h: strings and
-// collections are length-prefixed, map entries are sorted by their encoded
-// key, and struct fields are named.
-func hashValue(h hash.Hash, v reflect.Value) {
-	var num [8]byte
-	putUint := func(x uint64) {
-		binary.BigEndian.PutUint64(num[:], x)
-		h.Write(num[:])
+// canonical returns the encoding that Hash digests: hashVersion, then a key
+// and a value for each setting that differs from DefaultProgram, in the
+// order docs/config.md lists them. Keys are YAML key paths as in errors
+// ("restart.backoff.max", "command[0]", "env.GOMAXPROCS", `env["A=B"]`);
+// env is sorted by name. Values are canonical text: strings as they are,
+// integers and sizes in decimal, durations in nanoseconds, numbers in Go's
+// shortest 'g' form, signals by number. A memory or match section that is
+// present gets its own key with an empty value, since an empty section is
+// not the same as none. Every string is written as a netstring
+// (LENGTH:BYTES,), so the encoding is unambiguous.
+func (p Program) canonical() []byte {
+	def := DefaultProgram()
+	var e encoder
+	e.netstring(hashVersion)
+
+	e.str("name", p.Name, def.Name)
+	for i, arg := range p.Command {
+		e.pair(indexField("command", i), arg)
 	}
-	putBytes := func(b []byte) {
-		putUint(uint64(len(b)))
-		h.Write(b)
+	e.str("dir", p.Dir, def.Dir)
+	keys := make([]string, 0, len(p.Env))
+	for k := range p.Env {
+		keys = append(keys, k)
 	}
-	switch v.Kind() {
-	case reflect.String:
-		putBytes([]byte(v.String()))
-	case reflect.Bool:
-		if v.Bool() {
-			putUint(1)
-		} else {
-			putUint(0)
-		}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		putUint(uint64(v.Int()))
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		putUint(v.Uint())
-	case reflect.Float32, reflect.Float64:
-		f := v.Float()
-		switch {
-		case f == 0:
-			f = 0 // -0 and +0 mean the same
-		case math.IsNaN(f):
-			f = math.NaN()
-		}
-		putUint(math.Float64bits(f))
-	case reflect.Slice, reflect.Array:
-		putUint(uint64(v.Len()))
-		for i := range v.Len() {
-			hashValue(h, v.Index(i))
-		}
-	case reflect.Map:
-		type entry struct{ k, v []byte }
-		entries := make([]entry, 0, v.Len())
-		iter := v.MapRange()
-		for iter.Next() {
-			kh, vh := sha256.New(), sha256.New()
-			hashValue(kh, iter.Key())
-			hashValue(vh, iter.Value())
-			entries = append(entries, entry{kh.Sum(nil), vh.Sum(nil)})
-		}
-		slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.k, b.k) })
-		putUint(uint64(len(entries)))
-		for _, e := range entries {
-			h.Write(e.k)
-			h.Write(e.v)
-		}
-	case reflect.Pointer:
-		if v.IsNil() {
-			putUint(0)
-			return
-		}
-		putUint(1)
-		hashValue(h, v.Elem())
-	case reflect.Struct:
-		t := v.Type()
-		putUint(uint64(t.NumField()))
-		for i := range t.NumField() {
-			putBytes([]byte(t.Field(i).Name))
-			hashValue(h, v.Field(i))
-		}
-	default:
-		putBytes(fmt.Appendf(nil, "%v", v))
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.pair(childField("env", k), p.Env[k])
+	}
+	e.str("user", p.User, def.User)
+	e.str("group", p.Group, def.Group)
+
+	r, dr := &p.Restart, &def.Restart
+	e.str("restart.policy", string(r.Policy), string(dr.Policy))
+	e.duration("restart.backoff.initial", r.Backoff.Initial, dr.Backoff.Initial)
+	e.duration("restart.backoff.max", r.Backoff.Max, dr.Backoff.Max)
+	e.float("restart.backoff.multiplier", r.Backoff.Multiplier, dr.Backoff.Multiplier)
+	e.float("restart.backoff.jitter", r.Backoff.Jitter, dr.Backoff.Jitter)
+	e.duration("restart.reset_after", r.ResetAfter, dr.ResetAfter)
+	e.int("restart.limit.burst", int64(r.Limit.Burst), int64(dr.Limit.Burst))
+	e.duration("restart.limit.interval", r.Limit.Interval, dr.Limit.Interval)
+	e.str("restart.limit.action", string(r.Limit.Action), string(dr.Limit.Action))
+
+	e.int("stop.signal", int64(p.Stop.Signal), int64(def.Stop.Signal))
+	e.duration("stop.timeout", p.Stop.Timeout, def.Stop.Timeout)
+	e.str("output.file", p.Output.File, def.Output.File)
+
+	if m := p.Memory; m != nil {
+		e.pair("memory", "")
+		e.size("memory.max", m.Max)
+		e.size("memory.high", m.High)
+		e.size("memory.swap_max", m.SwapMax)
+	}
+	if m := p.Match; m != nil {
+		e.pair("match", "")
+		e.str("match.comm", m.Comm, "")
+		e.str("match.exe", m.Exe, "")
+		e.str("match.cmdline", m.Cmdline, "")
+		e.str("match.pidfile", m.Pidfile, "")
+		e.str("match.user", m.User, "")
+	}
+	e.str("on_missing", string(p.OnMissing), string(def.OnMissing))
+	return e.b
+}
+
+// encoder builds the encoding of canonical.
+type encoder struct{ b []byte }
+
+func (e *encoder) netstring(s string) {
+	e.b = strconv.AppendInt(e.b, int64(len(s)), 10)
+	e.b = append(e.b, ':')
+	e.b = append(e.b, s...)
+	e.b = append(e.b, ',')
+}
+
+func (e *encoder) pair(key, value string) {
+	e.netstring(key)
+	e.netstring(value)
+}
+
+func (e *encoder) str(key, v, def string) {
+	if v != def {
+		e.pair(key, v)
+	}
+}
+
+func (e *encoder) int(key string, v, def int64) {
+	if v != def {
+		e.pair(key, strconv.FormatInt(v, 10))
+	}
+}
+
+func (e *encoder) duration(key string, v, def time.Duration) {
+	e.int(key, int64(v), int64(def))
+}
+
+func (e *encoder) float(key string, v, def float64) {
+	if v == def {
+		return
+	}
+	if v == 0 {
+		v = 0 // -0 and +0 mean the same; every NaN prints as NaN
+	}
+	e.pair(key, strconv.FormatFloat(v, 'g', -1, 64))
+}
+
+func (e *encoder) size(key string, v *int64) {
+	if v != nil {
+		e.pair(key, strconv.FormatInt(*v, 10))
 	}
 }

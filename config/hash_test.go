@@ -1,7 +1,12 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -147,3 +152,161 @@ func TestHashSensitive(t *testing.T) {
 		}
 	}
 }
+
+// hashAllSet returns a program with every setting away from its default.
+func hashAllSet() Program {
+	i64 := func(n int64) *int64 { return &n }
+	return Program{
+		Line:    7,
+		Name:    "api",
+		Command: []string{"/usr/bin/api", "--port", "8080"},
+		Dir:     "/srv/api",
+		Env:     map[string]string{"GOMAXPROCS": "2", "X.Y": "1"},
+		User:    "www-data",
+		Group:   "33",
+		Restart: Restart{
+			Policy:     PolicyOnFailure,
+			Backoff:    Backoff{Initial: 250 * time.Millisecond, Max: 90 * time.Second, Multiplier: 1.5, Jitter: 0},
+			ResetAfter: 2 * time.Minute,
+			Limit:      Limit{Burst: 3, Interval: 10 * time.Second, Action: ActionGiveUp},
+		},
+		Stop:      Stop{Signal: syscall.SIGINT, Timeout: time.Second},
+		Output:    Output{File: "/var/log/api.log"},
+		Memory:    &Memory{Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0)},
+		Match:     &Match{Comm: "api", Exe: "/usr/bin/api", Cmdline: "^api", Pidfile: "/run/api.pid", User: "www-data"},
+		OnMissing: OnMissingWait,
+	}
+}
+
+// TestHashGolden pins the encoding: a change to it changes the digest of
+// every program, and so restarts every program when respawnd is upgraded.
+// Change these values only together with hashVersion.
+func TestHashGolden(t *testing.T) {
+	tests := []struct {
+		name      string
+		p         Program
+		canonical string
+		digest    string
+	}{
+		{
+			name:      "defaults",
+			p:         codeProgram("api"),
+			canonical: "19:respawnd program v1,4:name,3:api,10:command[0],12:/usr/bin/api,",
+			digest:    "51a4dd8f01253458b52c35b242d9d01777a1d170b102906e813f36b8a16a981c",
+		},
+		{
+			name: "every setting",
+			p:    hashAllSet(),
+			canonical: "19:respawnd program v1," +
+				"4:name,3:api," +
+				"10:command[0],12:/usr/bin/api,10:command[1],6:--port,10:command[2],4:8080," +
+				"3:dir,8:/srv/api," +
+				"14:env.GOMAXPROCS,1:2,10:env[\"X.Y\"],1:1," +
+				"4:user,8:www-data,5:group,2:33," +
+				"14:restart.policy,10:on-failure," +
+				"23:restart.backoff.initial,9:250000000," +
+				"19:restart.backoff.max,11:90000000000," +
+				"26:restart.backoff.multiplier,3:1.5," +
+				"22:restart.backoff.jitter,1:0," +
+				"19:restart.reset_after,12:120000000000," +
+				"19:restart.limit.burst,1:3," +
+				"22:restart.limit.interval,11:10000000000," +
+				"20:restart.limit.action,7:give-up," +
+				"11:stop.signal,1:2," +
+				"12:stop.timeout,10:1000000000," +
+				"11:output.file,16:/var/log/api.log," +
+				"6:memory,0:," +
+				"10:memory.max,9:268435456," +
+				"11:memory.high,9:209715200," +
+				"15:memory.swap_max,1:0," +
+				"5:match,0:," +
+				"10:match.comm,3:api," +
+				"9:match.exe,12:/usr/bin/api," +
+				"13:match.cmdline,4:^api," +
+				"13:match.pidfile,12:/run/api.pid," +
+				"10:match.user,8:www-data," +
+				"10:on_missing,4:wait,",
+			digest: "f208dbff07fc690c90c51a47124e7bded9916597fa66da534838eb6e2ee463d6",
+		},
+	}
+	for _, tt := range tests {
+		if got := string(tt.p.canonical()); got != tt.canonical {
+			t.Errorf("%s: canonical encoding\n got %s\nwant %s", tt.name, got, tt.canonical)
+		}
+		if got := tt.p.Hash(); got != tt.digest {
+			t.Errorf("%s: Hash() = %s, want %s", tt.name, got, tt.digest)
+		}
+		sum := sha256.Sum256([]byte(tt.canonical))
+		if hex.EncodeToString(sum[:]) != tt.digest {
+			t.Errorf("%s: the golden digest is not the SHA-256 of the golden encoding", tt.name)
+		}
+	}
+}
+
+// TestHashDefaultsLeftOut checks that a setting at its default adds nothing
+// to the digest, whether it is spelled out or left out: a new optional
+// setting leaves the digests of the programs that do not use it alone.
+func TestHashDefaultsLeftOut(t *testing.T) {
+	spelled, err := Parse("a.yaml", []byte(withProgram(
+		"restart:",
+		"  policy: always",
+		"  backoff: {initial: 100ms, max: 30s, multiplier: 2, jitter: 0.2}",
+		"  reset_after: 1m",
+		"  limit: {burst: 5, interval: 60s, action: backoff}",
+		"stop: {signal: TERM, timeout: 10s}",
+		`output: {file: ""}`,
+		"env: {}",
+		`dir: ""`,
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Parse("b.yaml", []byte(withProgram()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := spelled.Programs[0].canonical(), bare.Programs[0].canonical(); string(a) != string(b) {
+		t.Errorf("defaults spelled out change the encoding:\n%s\n%s", a, b)
+	}
+}
+
+// TestHashKeysAreYAMLPaths walks Program by reflection and checks that the
+// encoding names every setting by its YAML key path, so that renaming a Go
+// field changes no digest while a setting the encoder forgets is caught.
+func TestHashKeysAreYAMLPaths(t *testing.T) {
+	enc := string(hashAllSet().canonical())
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		switch typ.Kind() {
+		case reflect.Struct:
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if key == "-" {
+					continue
+				}
+				if key == "" {
+					t.Fatalf("%s.%s has no yaml tag", path, f.Name)
+				}
+				walk(childField(path, key), f.Type)
+			}
+			return
+		case reflect.Pointer:
+			if !strings.Contains(enc, netstring(path)) {
+				t.Errorf("encoding has no key %q for the presence of the section", path)
+			}
+			walk(path, typ.Elem())
+			return
+		case reflect.Slice:
+			path = indexField(path, 0)
+		case reflect.Map:
+			path += "."
+		}
+		if !strings.Contains(enc, ":"+path) {
+			t.Errorf("encoding has no key %q", path)
+		}
+	}
+	walk("", reflect.TypeFor[Program]())
+}
+
+func netstring(s string) string { return strconv.Itoa(len(s)) + ":" + s + "," }

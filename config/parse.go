@@ -40,9 +40,15 @@ var (
 
 // Load reads the configuration file at path and decodes it with Parse. An
 // error reading the file is returned unchanged, so errors.Is(err,
-// fs.ErrNotExist) works.
+// fs.ErrNotExist) works. Load reads at most one byte more than
+// MaxFileSize, and a longer file is an error.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +63,12 @@ func Load(path string) (*Config, error) {
 // and more than one YAML document are errors. Parse reports every problem it
 // finds, not just the first, as one error built with errors.Join from *Error
 // values sorted by line; see Errors. On error the Config is nil. An empty
-// file, or one without programs, is valid and has no programs.
+// file, or one without programs, is valid and has no programs. data longer
+// than MaxFileSize is refused before it is parsed.
 func Parse(file string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, join([]*Error{{File: file, Field: "config", Msg: fmt.Sprintf("file is larger than the %s allowed", formatSize(MaxFileSize))}})
+	}
 	d := &decoder{
 		validator: validator{file: file, lines: map[string]int{}, bad: map[string]bool{}},
 		maxNodes:  nodeBudget(len(data)),
@@ -76,6 +86,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	if len(d.errs) > 0 {
 		slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+		d.finish()
 		return nil, join(d.errs)
 	}
 	return c, nil
@@ -146,11 +157,31 @@ func (d *decoder) node(n *yaml.Node) *yaml.Node {
 		n = n.Alias
 	}
 	d.nodes++
-	if d.nodes > d.maxNodes && !d.exhausted {
+	switch {
+	case d.exhausted:
+	case d.nodes > d.maxNodes:
 		d.exhausted = true
-		d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: "config", Msg: fmt.Sprintf("too large: more than %d nodes after expanding aliases", d.maxNodes)})
+		d.add(&Error{File: d.file, Line: n.Line, Field: "config", Msg: fmt.Sprintf("too large: more than %d nodes after expanding aliases", d.maxNodes)})
+	case d.tooMany:
+		// Decoding on would only find more problems to drop.
+		d.exhausted = true
 	}
 	return n
+}
+
+// tooLong reports a list or mapping at field with more than limit entries,
+// before any entry is decoded, and says whether it did.
+func (d *decoder) tooLong(n *yaml.Node, field string, limit int, format string) bool {
+	n = d.node(n)
+	entries := len(n.Content)
+	if n.Kind == yaml.MappingNode {
+		entries /= 2
+	}
+	if d.exhausted || entries <= limit || n.Kind != yaml.MappingNode && n.Kind != yaml.SequenceNode {
+		return false
+	}
+	d.fail(field, format, limit, entries)
+	return true
 }
 
 // fail reports a value that could not be decoded and marks field bad, so
@@ -162,7 +193,7 @@ func (d *decoder) fail(field, format string, args ...any) {
 
 // errAt reports a problem at an explicit line.
 func (d *decoder) errAt(line int, field, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	d.add(&Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 // mapping decodes a mapping at field, calling fn for each entry. With keys
@@ -325,6 +356,9 @@ func (d *decoder) decodeRoot(root *yaml.Node, c *Config) {
 		case "limits":
 			d.decodeLimits(val, field, &c.Limits)
 		case "programs":
+			if d.tooLong(val, field, MaxPrograms, "must have at most %d programs, not %d") {
+				return
+			}
 			d.sequence(val, field, "a list of programs", func(_ int, item *yaml.Node, field string) {
 				p := DefaultProgram()
 				p.Line = item.Line
@@ -359,6 +393,9 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 			d.string(val, field, &p.Name)
 		case "command":
 			p.Command = []string{}
+			if d.tooLong(val, field, MaxCommandArgs, "must have at most %d arguments, not %d") {
+				return
+			}
 			d.sequence(val, field, `a list of arguments such as ["/usr/bin/api", "--port", "8080"]`, func(_ int, item *yaml.Node, field string) {
 				var arg string
 				if isNull(d.node(item)) {
@@ -370,6 +407,9 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 		case "dir":
 			d.string(val, field, &p.Dir)
 		case "env":
+			if d.tooLong(val, field, MaxEnvVars, "must have at most %d variables, not %d") {
+				return
+			}
 			d.mapping(val, field, nil, func(key string, val *yaml.Node, field string) {
 				if p.Env == nil {
 					p.Env = map[string]string{}

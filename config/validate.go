@@ -20,6 +20,10 @@ import (
 // separately because names become file and cgroup directory names.
 var nameRE = regexp.MustCompile(`^[a-z0-9_.-]+$`)
 
+// ReservedEnv is the environment variable respawnd sets in every program
+// (the instance tag); a program's env may not set it.
+const ReservedEnv = "RESPAWND_INSTANCE"
+
 // maxComm is the longest process name the kernel keeps: TASK_COMM_LEN is
 // 16 bytes including the terminating NUL (include/linux/sched.h), and longer
 // names are cut to 15 bytes in /proc/PID/comm.
@@ -42,6 +46,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.config(c)
+	v.finish()
 	return join(v.errs)
 }
 
@@ -52,6 +57,7 @@ func (c *Config) Validate() error {
 func (p Program) Validate() error {
 	v := &validator{}
 	v.program("", &p)
+	v.finish()
 	return join(v.errs)
 }
 
@@ -66,6 +72,33 @@ type validator struct {
 	// (and about anything below them) are not checked again.
 	bad  map[string]bool
 	errs []*Error
+	// tooMany says that problems beyond maxProblems were dropped.
+	tooMany bool
+	// execTotal sums the programs' commandSize and envSize.
+	execTotal int64
+}
+
+// add records a problem, unless maxProblems are already recorded.
+func (v *validator) add(e *Error) {
+	if len(v.errs) >= maxProblems {
+		v.tooMany = true
+		return
+	}
+	v.errs = append(v.errs, e)
+}
+
+// finish reports that problems were dropped, on the line of the last one
+// kept so that the list stays in line order.
+func (v *validator) finish() {
+	if !v.tooMany {
+		return
+	}
+	line := 0
+	for _, e := range v.errs {
+		line = max(line, e.Line)
+	}
+	v.errs = append(v.errs, &Error{File: v.file, Line: line, Field: "config", Msg: fmt.Sprintf("too many problems: only the first %d are listed", maxProblems)})
+	v.tooMany = false
 }
 
 // line returns the line of field, or of its nearest ancestor with one.
@@ -106,11 +139,14 @@ func (v *validator) errorf(field, format string, args ...any) {
 	if v.isBad(field) {
 		return
 	}
-	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	v.add(&Error{File: v.file, Line: v.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) config(c *Config) {
 	v.limits("limits", &c.Limits)
+	if n := len(c.Programs); n > MaxPrograms {
+		v.errorf("programs", "must have at most %d programs, not %d", MaxPrograms, n)
+	}
 	first := map[string]int{}
 	for i := range c.Programs {
 		pf := indexField("programs", i)
@@ -130,15 +166,21 @@ func (v *validator) config(c *Config) {
 		}
 		v.errorf(childField(pf, "name"), "%s", msg)
 	}
+	if v.execTotal > MaxExecTotal {
+		v.errorf("programs", "commands and environments of all programs must take at most %s together, an alias counted each time it is used, not %d bytes", formatSize(MaxExecTotal), v.execTotal)
+	}
 }
 
 func (v *validator) limits(pf string, l *Limits) {
-	if f := childField(pf, "restarts_per_second"); !positiveFloat(l.RestartsPerSecond) {
-		v.errorf(f, "must be a positive number, not %v", l.RestartsPerSecond)
+	switch f, r := childField(pf, "restarts_per_second"), l.RestartsPerSecond; {
+	case !positiveFloat(r):
+		v.errorf(f, "must be a positive number, not %v", r)
+	case r < MinRestartsPerSecond:
+		v.errorf(f, "must be at least %v (a restart every %v), not %v", MinRestartsPerSecond, time.Duration(float64(time.Second)/MinRestartsPerSecond), r)
+	case r > MaxRestartsPerSecond:
+		v.errorf(f, "must be at most %v, not %v", MaxRestartsPerSecond, r)
 	}
-	if l.RestartBurst < 1 {
-		v.errorf(childField(pf, "restart_burst"), "must be at least 1, not %d", l.RestartBurst)
-	}
+	v.intRange(childField(pf, "restart_burst"), l.RestartBurst, 1, MaxRestartBurst)
 }
 
 func (v *validator) program(pf string, p *Program) {
@@ -151,43 +193,17 @@ func (v *validator) program(pf string, p *Program) {
 		v.errorf(f("name"), "is required")
 	case p.Name == "." || p.Name == "..":
 		v.errorf(f("name"), "must not be %q", p.Name)
+	case len(p.Name) > MaxNameLen:
+		v.errorf(f("name"), "must be at most %d bytes, not %d", MaxNameLen, len(p.Name))
 	case !nameRE.MatchString(p.Name):
-		v.errorf(f("name"), "invalid name %q: must match [a-z0-9_.-]+", p.Name)
+		v.errorf(f("name"), "invalid name %q: must match [a-z0-9_.-]+", truncate(p.Name))
 	}
 
-	switch {
-	case len(p.Command) == 0 && v.isSet(f("command")):
-		v.errorf(f("command"), "must not be empty")
-	case len(p.Command) == 0:
-		v.errorf(f("command"), "is required")
-	case p.Command[0] == "":
-		v.errorf(indexField(f("command"), 0), "must not be empty")
-	}
-	for i, arg := range p.Command {
-		v.noNUL(indexField(f("command"), i), "", arg)
-	}
-
+	v.command(f("command"), p.Command)
 	v.absPath(f("dir"), p.Dir)
-	v.noNUL(f("user"), "", p.User)
-	v.noNUL(f("group"), "", p.Group)
-
-	keys := make([]string, 0, len(p.Env))
-	for k := range p.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		ef := childField(f("env"), k)
-		switch {
-		case k == "":
-			v.errorf(ef, "variable name must not be empty")
-		case strings.Contains(k, "="):
-			v.errorf(ef, "variable name must not contain '='")
-		default:
-			v.noNUL(ef, "variable name ", k)
-		}
-		v.noNUL(ef, "value ", p.Env[k])
-	}
+	v.userName(f("user"), p.User)
+	v.userName(f("group"), p.Group)
+	v.env(f("env"), p.Env)
 
 	v.restart(f("restart"), &p.Restart)
 	v.stop(f("stop"), &p.Stop)
@@ -199,6 +215,75 @@ func (v *validator) program(pf string, p *Program) {
 		v.match(f("match"), p.Match)
 	}
 	v.onMissing(f("on_missing"), p)
+}
+
+func (v *validator) command(field string, argv []string) {
+	switch {
+	case len(argv) == 0 && v.isSet(field):
+		v.errorf(field, "must not be empty")
+	case len(argv) == 0:
+		v.errorf(field, "is required")
+	case len(argv) > MaxCommandArgs:
+		v.errorf(field, "must have at most %d arguments, not %d", MaxCommandArgs, len(argv))
+	case argv[0] == "":
+		v.errorf(indexField(field, 0), "must not be empty")
+	}
+	for i, arg := range argv {
+		af := indexField(field, i)
+		if len(arg) > MaxArgLen {
+			v.errorf(af, "must be at most %d bytes (the kernel's MAX_ARG_STRLEN, 128KiB with the NUL), not %d", MaxArgLen, len(arg))
+			continue
+		}
+		v.noNUL(af, "", arg)
+	}
+	size := commandSize(argv)
+	v.execTotal += size
+	if size > MaxCommandSize {
+		v.errorf(field, "must take at most %s counted as execve does (each argument's bytes, a NUL and an 8-byte pointer), not %d bytes", formatSize(MaxCommandSize), size)
+	}
+}
+
+func (v *validator) env(field string, env map[string]string) {
+	if len(env) > MaxEnvVars {
+		v.errorf(field, "must have at most %d variables, not %d", MaxEnvVars, len(env))
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ef := childField(field, k)
+		if n := len(k) + 1 + len(env[k]); n > MaxArgLen {
+			v.errorf(ef, "must be at most %d bytes as NAME=value (the kernel's MAX_ARG_STRLEN, 128KiB with the NUL), not %d", MaxArgLen, n)
+			continue
+		}
+		switch {
+		case k == "":
+			v.errorf(ef, "variable name must not be empty")
+		case strings.Contains(k, "="):
+			v.errorf(ef, "variable name must not contain '='")
+		case k == ReservedEnv:
+			v.errorf(ef, "%s is reserved: respawnd sets it to know the program's processes again after its own restart", k)
+		default:
+			v.noNUL(ef, "variable name ", k)
+		}
+		v.noNUL(ef, "value ", env[k])
+	}
+	size := envSize(env)
+	v.execTotal += size
+	if size > MaxEnvSize {
+		v.errorf(field, "must take at most %s counted as execve does (each NAME=value's bytes, a NUL and an 8-byte pointer), not %d bytes", formatSize(MaxEnvSize), size)
+	}
+}
+
+// userName checks a user or group name or number.
+func (v *validator) userName(field, s string) {
+	if len(s) > MaxUserLen {
+		v.errorf(field, "must be at most %d bytes (LOGIN_NAME_MAX is 256 with the NUL), not %d", MaxUserLen, len(s))
+		return
+	}
+	v.noNUL(field, "", s)
 }
 
 func (v *validator) match(pf string, m *Match) {
@@ -224,10 +309,31 @@ func (v *validator) match(pf string, m *Match) {
 	}
 	v.absPath(f("exe"), m.Exe)
 	v.absPath(f("pidfile"), m.Pidfile)
-	if _, err := m.CmdlineRegexp(); err != nil {
-		v.errorf(f("cmdline"), "invalid regular expression: %s", regexpError(err))
+	v.cmdline(f("cmdline"), m)
+	v.userName(f("user"), m.User)
+}
+
+// cmdline checks that m.Cmdline compiles, cheaply: its size is estimated
+// from the parse tree before anything is compiled.
+func (v *validator) cmdline(field string, m *Match) {
+	if m.Cmdline == "" {
+		return
 	}
-	v.noNUL(f("user"), "", m.User)
+	if len(m.Cmdline) > MaxCmdlineLen {
+		v.errorf(field, "must be at most %d bytes, not %d", MaxCmdlineLen, len(m.Cmdline))
+		return
+	}
+	re, err := syntax.Parse(m.Cmdline, syntax.Perl)
+	if err == nil {
+		if n := regexpSize(re); n > MaxCmdlineSize {
+			v.errorf(field, "must compile to at most %d instructions, not about %d (a repetition such as x{100} multiplies what it repeats)", MaxCmdlineSize, n)
+			return
+		}
+		_, err = m.CmdlineRegexp()
+	}
+	if err != nil {
+		v.errorf(field, "invalid regular expression: %s", regexpError(err))
+	}
 }
 
 // matchValue returns the field of m named by its key in the file.
@@ -259,7 +365,7 @@ func regexpError(err error) string {
 func (v *validator) onMissing(field string, p *Program) {
 	o := p.OnMissing
 	if !o.valid() && (o != "" || p.Match != nil) {
-		v.errorf(field, "invalid on_missing %q (want start or wait)", o)
+		v.errorf(field, "invalid on_missing %q (want start or wait)", truncate(string(o)))
 	}
 	if p.Match == nil && (v.isSet(field) || o != "" && o != DefaultOnMissing) {
 		v.errorf(field, "on_missing needs match: it says what to do when no process matches")
@@ -268,13 +374,13 @@ func (v *validator) onMissing(field string, p *Program) {
 
 func (v *validator) restart(pf string, r *Restart) {
 	if !r.Policy.valid() {
-		v.errorf(childField(pf, "policy"), "invalid policy %q (want always, on-failure, on-oom or never)", r.Policy)
+		v.errorf(childField(pf, "policy"), "invalid policy %q (want always, on-failure, on-oom or never)", truncate(string(r.Policy)))
 	}
 
 	bf := childField(pf, "backoff")
 	initial, maxf := childField(bf, "initial"), childField(bf, "max")
-	okInitial := v.positive(initial, r.Backoff.Initial)
-	okMax := v.positive(maxf, r.Backoff.Max)
+	okInitial := v.duration(initial, r.Backoff.Initial, MaxDelay)
+	okMax := v.duration(maxf, r.Backoff.Max, MaxDelay)
 	if okInitial && okMax && r.Backoff.Initial > r.Backoff.Max && !v.isBad(initial) && !v.isBad(maxf) {
 		// Blame the setting the file actually holds.
 		if v.isSet(initial) && !v.isSet(maxf) {
@@ -288,20 +394,20 @@ func (v *validator) restart(pf string, r *Restart) {
 		v.errorf(childField(bf, "multiplier"), "must be a finite number")
 	case m < 1:
 		v.errorf(childField(bf, "multiplier"), "must be at least 1, not %v", m)
+	case m > MaxMultiplier:
+		v.errorf(childField(bf, "multiplier"), "must be at most %v, not %v", MaxMultiplier, m)
 	}
 	if j := r.Backoff.Jitter; math.IsNaN(j) || j < 0 || j > 1 {
 		v.errorf(childField(bf, "jitter"), "must be between 0 and 1, not %v", j)
 	}
 
-	v.positive(childField(pf, "reset_after"), r.ResetAfter)
+	v.duration(childField(pf, "reset_after"), r.ResetAfter, MaxDelay)
 
 	lf := childField(pf, "limit")
-	if r.Limit.Burst < 1 {
-		v.errorf(childField(lf, "burst"), "must be at least 1, not %d", r.Limit.Burst)
-	}
-	v.positive(childField(lf, "interval"), r.Limit.Interval)
+	v.intRange(childField(lf, "burst"), r.Limit.Burst, 1, MaxLimitBurst)
+	v.duration(childField(lf, "interval"), r.Limit.Interval, MaxDelay)
 	if !r.Limit.Action.valid() {
-		v.errorf(childField(lf, "action"), "invalid action %q (want backoff or give-up)", r.Limit.Action)
+		v.errorf(childField(lf, "action"), "invalid action %q (want backoff or give-up)", truncate(string(r.Limit.Action)))
 	}
 }
 
@@ -309,50 +415,71 @@ func (v *validator) stop(pf string, s *Stop) {
 	if !validSignal(s.Signal) {
 		v.errorf(childField(pf, "signal"), "invalid signal %d", int(s.Signal))
 	}
-	v.positive(childField(pf, "timeout"), s.Timeout)
+	v.duration(childField(pf, "timeout"), s.Timeout, MaxStopTimeout)
 }
 
 func (v *validator) memory(pf string, m *Memory) {
 	maxf, high := childField(pf, "max"), childField(pf, "high")
-	okMax := m.Max == nil || v.atLeastMin(maxf, *m.Max)
-	okHigh := m.High == nil || v.atLeastMin(high, *m.High)
+	okMax := m.Max == nil || v.size(maxf, *m.Max, MinMemory)
+	okHigh := m.High == nil || v.size(high, *m.High, MinMemory)
 	if m.Max != nil && m.High != nil && okMax && okHigh && *m.High > *m.Max && !v.isBad(maxf) {
 		v.errorf(high, "must not exceed memory.max (%s)", formatSize(*m.Max))
 	}
-	if m.SwapMax != nil && *m.SwapMax < 0 {
-		v.errorf(childField(pf, "swap_max"), "must not be negative")
+	if m.SwapMax != nil {
+		v.size(childField(pf, "swap_max"), *m.SwapMax, 0)
 	}
 }
 
-// positive reports a duration that is zero or negative, and says whether d
-// is fine.
-func (v *validator) positive(field string, d time.Duration) bool {
-	if d > 0 {
+// duration reports a duration that is zero, negative or above limit, and
+// says whether d is fine.
+func (v *validator) duration(field string, d, limit time.Duration) bool {
+	switch {
+	case d <= 0:
+		v.errorf(field, "must be positive, not %v", d)
+	case d > limit:
+		v.errorf(field, "must be at most %v, not %v", limit, d)
+	default:
 		return true
 	}
-	v.errorf(field, "must be positive, not %v", d)
 	return false
 }
 
-// atLeastMin reports a memory limit below MinMemory, and says whether n is
-// fine.
-func (v *validator) atLeastMin(field string, n int64) bool {
-	if n >= MinMemory {
+// intRange reports an integer outside [lo, hi].
+func (v *validator) intRange(field string, n, lo, hi int) {
+	switch {
+	case n < lo:
+		v.errorf(field, "must be at least %d, not %d", lo, n)
+	case n > hi:
+		v.errorf(field, "must be at most %d, not %d", hi, n)
+	}
+}
+
+// size reports a memory limit below lo or above MaxMemory, and says
+// whether n is fine.
+func (v *validator) size(field string, n, lo int64) bool {
+	switch {
+	case n < 0 && lo == 0:
+		v.errorf(field, "must not be negative")
+	case n < lo:
+		v.errorf(field, "must be at least %s, not %s", formatSize(lo), formatSize(n))
+	case n > MaxMemory:
+		v.errorf(field, "must be at most %s, not %s", formatSize(MaxMemory), formatSize(n))
+	default:
 		return true
 	}
-	v.errorf(field, "must be at least %s, not %s", formatSize(MinMemory), formatSize(n))
 	return false
 }
 
 func (v *validator) absPath(field, p string) {
-	if p == "" {
-		return
+	switch {
+	case p == "":
+	case len(p) > MaxPathLen:
+		v.errorf(field, "must be at most %d bytes (PATH_MAX is 4096 with the NUL), not %d", MaxPathLen, len(p))
+	case !filepath.IsAbs(p):
+		v.errorf(field, "must be an absolute path, not %q", truncate(p))
+	default:
+		v.noNUL(field, "", p)
 	}
-	if !filepath.IsAbs(p) {
-		v.errorf(field, "must be an absolute path, not %q", p)
-		return
-	}
-	v.noNUL(field, "", p)
 }
 
 // noNUL reports a string that cannot be passed to the kernel.

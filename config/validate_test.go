@@ -287,3 +287,13 @@ func TestValidateMatchInCode(t *testing.T) {
 		}
 	}
 }
+
+func TestReservedEnvRefused(t *testing.T) {
+	p := DefaultProgram()
+	p.Name, p.Command = "p", []string{"/bin/true"}
+	p.Env = map[string]string{ReservedEnv: "v1:forged"}
+	err := p.Validate()
+	if err == nil || !strings.Contains(err.Error(), "env."+ReservedEnv) || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("Validate = %v, want the reserved variable refused", err)
+	}
+}

@@ -48,6 +48,17 @@ type Source interface {
 	OOMSources() map[string]bool
 	// LastReload returns the outcome of the last configuration load.
 	LastReload() ReloadStatus
+	// Health returns the state of the supervisor itself.
+	Health() Health
+}
+
+// Health is the state of the supervisor itself.
+type Health struct {
+	// Panics counts the internal errors (panics) recovered in the
+	// supervisor's loops since respawnd started.
+	Panics uint64
+	// Healthy is false while a supervisor loop does not answer.
+	Healthy bool
 }
 
 // Collector exports the state read at scrape time. It is safe for
@@ -89,9 +100,14 @@ var (
 		"Whether the last configuration load or reload was successful.", dto.MetricType_GAUGE)
 	reloadSuccessTimestampFamily = newFamily("config_last_reload_success_timestamp_seconds",
 		"Time of the last successful configuration load or reload since the Unix epoch in seconds.", dto.MetricType_GAUGE)
+	panicsFamily = newFamily("internal_panics_total",
+		"Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack.", dto.MetricType_COUNTER)
+	healthyFamily = newFamily("supervisor_healthy",
+		"Whether every supervisor loop answers its health check (1) or one is stuck (0).", dto.MetricType_GAUGE)
 
 	collectorFamilyList = []*family{upFamily, stateFamily, startTimeFamily, lastExitTimeFamily, backoffFamily,
-		rssFamily, memUsageFamily, memLimitFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily}
+		rssFamily, memUsageFamily, memLimitFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
+		panicsFamily, healthyFamily}
 	collectorFamilies = familyIndex(collectorFamilyList...)
 )
 
@@ -239,7 +255,13 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	lastOK := reloadSuccessTimestampFamily.start(1)
 	lastOK.Metric = append(lastOK.Metric, a.gauge(nil, last))
 
-	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, oomUp, ok, lastOK}
+	h := c.src.Health()
+	panics := panicsFamily.start(1)
+	panics.Metric = append(panics.Metric, a.counter(nil, float64(h.Panics), nil))
+	healthy := healthyFamily.start(1)
+	healthy.Metric = append(healthy.Metric, a.gauge(nil, boolValue(h.Healthy)))
+
+	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, oomUp, ok, lastOK, panics, healthy}
 	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return mfs, errors.Join(errs...)

@@ -36,6 +36,7 @@ func (s *testSource) Programs() []ProgramSample {
 }
 func (s *testSource) OOMSources() map[string]bool { return s.sources }
 func (s *testSource) LastReload() ReloadStatus    { return s.reload }
+func (s *testSource) Health() Health              { return Health{Panics: 2, Healthy: true} }
 
 // recorders is the events of a test applied to both the Recorder and the
 // old CounterVec one.

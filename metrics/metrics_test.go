@@ -28,6 +28,7 @@ type fakeSource struct {
 	programs []metrics.ProgramSample
 	sources  map[string]bool
 	reload   metrics.ReloadStatus
+	health   metrics.Health
 }
 
 func (f *fakeSource) Programs() []metrics.ProgramSample {
@@ -38,6 +39,7 @@ func (f *fakeSource) Programs() []metrics.ProgramSample {
 
 func (f *fakeSource) OOMSources() map[string]bool      { return f.sources }
 func (f *fakeSource) LastReload() metrics.ReloadStatus { return f.reload }
+func (f *fakeSource) Health() metrics.Health           { return f.health }
 
 func TestRecorderCounts(t *testing.T) {
 	rec := metrics.NewRecorder()
@@ -130,6 +132,7 @@ func TestCollector(t *testing.T) {
 		},
 		sources: map[string]bool{"kmsg": true, "cgroup": false, "vmstat": true},
 		reload:  metrics.ReloadStatus{Successful: true, LastSuccess: time.Unix(800, 0)},
+		health:  metrics.Health{Panics: 3, Healthy: true},
 	}
 	c := metrics.NewCollector(metrics.CollectorConfig{Source: src, Now: func() time.Time { return now }})
 	want := `
@@ -185,6 +188,12 @@ respawnd_config_last_reload_successful 1
 # HELP respawnd_config_last_reload_success_timestamp_seconds Time of the last successful configuration load or reload since the Unix epoch in seconds.
 # TYPE respawnd_config_last_reload_success_timestamp_seconds gauge
 respawnd_config_last_reload_success_timestamp_seconds 800
+# HELP respawnd_internal_panics_total Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack.
+# TYPE respawnd_internal_panics_total counter
+respawnd_internal_panics_total 3
+# HELP respawnd_supervisor_healthy Whether every supervisor loop answers its health check (1) or one is stuck (0).
+# TYPE respawnd_supervisor_healthy gauge
+respawnd_supervisor_healthy 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Error(err)

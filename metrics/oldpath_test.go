@@ -193,6 +193,7 @@ type oldCollector struct {
 	up, state, startTime, lastExitTime, backoff  *prometheus.Desc
 	rss, memUsage, memLimit, oomSourceUp         *prometheus.Desc
 	reloadSuccessful, reloadSuccessTimestampSecs *prometheus.Desc
+	panics, healthy                              *prometheus.Desc
 }
 
 // oldCollectorConfig configures a Collector. Source is required; a nil Now
@@ -227,12 +228,14 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 			"Whether the last configuration load or reload was successful."),
 		reloadSuccessTimestampSecs: d("config_last_reload_success_timestamp_seconds",
 			"Time of the last successful configuration load or reload since the Unix epoch in seconds."),
+		panics:  d("internal_panics_total", "Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack."),
+		healthy: d("supervisor_healthy", "Whether every supervisor loop answers its health check (1) or one is stuck (0)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *oldCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs} {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy} {
 		ch <- d
 	}
 }
@@ -253,6 +256,9 @@ func (c *oldCollector) Collect(ch chan<- prometheus.Metric) {
 		last = oldUnixSeconds(r.LastSuccess)
 	}
 	ch <- prometheus.MustNewConstMetric(c.reloadSuccessTimestampSecs, prometheus.GaugeValue, last)
+	h := c.src.Health()
+	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(h.Panics))
+	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, oldBoolValue(h.Healthy))
 }
 
 func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSample, now time.Time) {

@@ -63,5 +63,8 @@ func Handler(reg *Registry) http.Handler {
 		ErrorHandling:     promhttp.ContinueOnError,
 		Registry:          reg,
 		EnableOpenMetrics: true,
+		// Every scrape reads /proc for every program: a flood of scrapes
+		// is refused (503) rather than queued.
+		MaxRequestsInFlight: 40,
 	}))
 }

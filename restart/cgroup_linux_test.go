@@ -53,9 +53,6 @@ func TestShimHogIsOOMKilled(t *testing.T) {
 	if !st.Signaled || st.Signal != syscall.SIGKILL {
 		t.Fatalf("exit status %+v, want SIGKILL by the OOM killer", st)
 	}
-	if st.MaxRSS > 80<<20 {
-		t.Errorf("MaxRSS %d bytes, above the 64 MiB limit", st.MaxRSS)
-	}
 }
 
 // cgroup2Root finds a mounted cgroup v2 hierarchy, memory controller or
@@ -160,9 +157,6 @@ func TestThreadMoveHogIsOOMKilled(t *testing.T) {
 	waitOutput(t, p)
 	if !st.Signaled || st.Signal != syscall.SIGKILL {
 		t.Fatalf("exit status %+v, want SIGKILL by the OOM killer", st)
-	}
-	if st.MaxRSS > 80<<20 {
-		t.Errorf("MaxRSS %d bytes, above the 64 MiB limit", st.MaxRSS)
 	}
 }
 

@@ -10,12 +10,13 @@ import (
 )
 
 // lookupCredential resolves a Command's User and Group. It returns nil when
-// both are empty (the program keeps respawnd's credentials).
-func lookupCredential(userName, groupName string) (*syscall.Credential, *StartError) {
+// both are empty (the program keeps respawnd's credentials). login is the
+// user's HOME, USER, LOGNAME and SHELL as KEY=value, nil without User.
+func lookupCredential(userName, groupName string) (cred *syscall.Credential, login []string, serr *StartError) {
 	if userName == "" && groupName == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	cred := &syscall.Credential{}
+	cred = &syscall.Credential{}
 	if userName == "" {
 		// Only the gid changes; respawnd's supplementary groups stay.
 		cred.Uid = uint32(os.Getuid())
@@ -23,28 +24,30 @@ func lookupCredential(userName, groupName string) (*syscall.Credential, *StartEr
 	} else {
 		u, err := lookupUser(userName)
 		if err != nil {
-			return nil, &StartError{Op: OpLookupUser, Err: err}
+			return nil, nil, &StartError{Op: OpLookupUser, Err: err}
 		}
 		if u == nil {
 			// A numeric uid without an entry in the user database.
 			id, _ := parseID(userName)
 			cred.Uid, cred.Gid = id, id
+			login = loginEnv(userName, "/", "")
 		} else {
+			login = loginEnv(u.Username, u.HomeDir, userShell(u))
 			if cred.Uid, err = parseID(u.Uid); err != nil {
-				return nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("uid of user %s: %w", userName, err)}
+				return nil, nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("uid of user %s: %w", userName, err)}
 			}
 			if cred.Gid, err = parseID(u.Gid); err != nil {
-				return nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("primary gid of user %s: %w", userName, err)}
+				return nil, nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("primary gid of user %s: %w", userName, err)}
 			}
 			gids, err := u.GroupIds()
 			if err != nil {
-				return nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("groups of user %s: %w", userName, err)}
+				return nil, nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("groups of user %s: %w", userName, err)}
 			}
 			cred.Groups = make([]uint32, 0, len(gids))
 			for _, g := range gids {
 				id, err := parseID(g)
 				if err != nil {
-					return nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("groups of user %s: %w", userName, err)}
+					return nil, nil, &StartError{Op: OpLookupUser, Err: fmt.Errorf("groups of user %s: %w", userName, err)}
 				}
 				cred.Groups = append(cred.Groups, id)
 			}
@@ -53,11 +56,24 @@ func lookupCredential(userName, groupName string) (*syscall.Credential, *StartEr
 	if groupName != "" {
 		gid, err := lookupGroup(groupName)
 		if err != nil {
-			return nil, &StartError{Op: OpLookupGroup, Err: err}
+			return nil, nil, &StartError{Op: OpLookupGroup, Err: err}
 		}
 		cred.Gid = gid
 	}
-	return cred, nil
+	return cred, login, nil
+}
+
+// userShell returns the login shell of u from /etc/passwd, which os/user
+// does not report; "" for a user the file lacks (one of another user
+// database), who then gets no SHELL rather than a guess.
+func userShell(u *user.User) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	shell, _ := passwdShell(f, u.Username, u.Uid)
+	return shell
 }
 
 // lookupUser finds a user by name, or by uid when name is numeric. It

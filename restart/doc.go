@@ -15,6 +15,10 @@
 // cgroup v1 hierarchies are joined by a small shim (respawnd itself,
 // re-executed) that writes its pid to each cgroup.procs file before it execs
 // the program, so no allocation of the program is charged elsewhere.
+// An output file is opened with the program's own filesystem credentials,
+// switched on one thread for the open, and resolved by the owner-checked
+// rules of internal/securefs, so a program's user cannot redirect
+// respawnd's open to another file (see Command.OutputFile).
 // [Launcher.Run] makes respawnd the child subreaper and reaps orphaned
 // descendants without ever taking the exit status of a supervised child.
 //

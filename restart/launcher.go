@@ -20,20 +20,37 @@ type Command struct {
 	Argv []string
 	// Dir is the working directory; "" keeps respawnd's.
 	Dir string
-	// Env is the complete environment, KEY=value. nil means an empty
-	// environment, not respawnd's.
+	// Env is the environment, KEY=value. nil means an empty environment,
+	// not respawnd's. When User is set, the program also gets HOME, USER,
+	// LOGNAME and SHELL from the user's passwd entry (as su and systemd
+	// set them), each only if Env lacks it: a key in Env was set by the
+	// program's configuration and wins. A numeric uid without an entry gets
+	// HOME=/, USER and LOGNAME set to the number and no SHELL; a user
+	// missing from /etc/passwd (one of another user database) gets no
+	// SHELL.
 	Env []string
 	// User is a user name or numeric uid; "" keeps respawnd's. The program
-	// gets the user's supplementary groups. A numeric uid without an entry
-	// in the user database runs with the gid of the same number (unless
-	// Group is set) and no supplementary groups.
+	// gets the user's supplementary groups and login variables (see Env).
+	// A numeric uid without an entry in the user database runs with the gid
+	// of the same number (unless Group is set) and no supplementary groups.
 	User string
 	// Group is a group name or numeric gid; "" means the user's primary
 	// group. With User "" it changes only the gid.
 	Group string
-	// OutputFile, when set, receives stdout and stderr (appended, created
-	// 0640 by respawnd). Otherwise lines go to the Launcher's Stdout and
-	// Stderr with a "NAME | " prefix.
+	// OutputFile, when set, is an absolute path that receives stdout and
+	// stderr (appended, created with mode 0640). Otherwise lines go to the
+	// Launcher's Stdout and Stderr with a "NAME | " prefix.
+	//
+	// The file is opened with the program's own user, group and
+	// supplementary groups (respawnd's when User and Group are empty), so
+	// the user must be allowed to create or write it, and a file created
+	// belongs to the user. The path is resolved component by component,
+	// trusting root and the program's uid only: every directory on the way
+	// and the file must be owned by one of them, no directory may be
+	// writable by others unless sticky, a symbolic link is followed only if
+	// one of them owns it, and the file must be a regular file with a single
+	// link or a character device such as /dev/null. Anything else fails the
+	// start with OpOpenOutput and an error naming the component at fault.
 	OutputFile string
 	// CgroupFD, when >0, is an open cgroup v2 directory the child is cloned
 	// into (clone3 with CLONE_INTO_CGROUP). The caller keeps it open.
@@ -184,6 +201,22 @@ type Process struct {
 	// reaping, so that no signal is sent to a pid after it was reaped.
 	sigMu  sync.RWMutex
 	reaped bool
+	// linger is the deadline, in Unix nanoseconds, until which the leader
+	// is kept unreaped after its exit while other members of its process
+	// group remain; 0 means none (see Linger).
+	linger atomic.Int64
+}
+
+// Linger asks that, once the program's main process has exited, its
+// process group get up to timeout (from now) to finish: the leader is kept
+// unreaped (so the group id cannot be reused and Signal still reaches the
+// group) until no other member is left or the time is up, then what is left
+// gets SIGKILL (with Command.KillGroupOnExit) and the leader is reaped; Done
+// closes after that. Without Linger the group is killed the moment the
+// leader exits. Stops of programs that have no cgroup use it so that every
+// member of the group gets the whole stop timeout.
+func (p *Process) Linger(timeout time.Duration) {
+	p.linger.Store(time.Now().Add(timeout).UnixNano())
 }
 
 // PID returns the pid of the program, which is also its process group and
@@ -230,8 +263,6 @@ type ExitStatus struct {
 	Signal syscall.Signal
 	// Core says a core dump was written.
 	Core bool
-	// MaxRSS is the peak resident set size in bytes, from rusage.
-	MaxRSS int64
 	// Unknown says how the process ended could not be learnt (a process
 	// respawnd did not start, on a kernel that does not report a non-child's
 	// exit status); the other fields are then not meaningful.

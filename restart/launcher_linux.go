@@ -35,13 +35,13 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		}
 		path = p
 	}
-	cred, serr := lookupCredential(cmd.User, cmd.Group)
+	cred, login, serr := lookupCredential(cmd.User, cmd.Group)
 	if serr != nil {
 		serr.Program = cmd.Name
 		return nil, serr
 	}
 
-	env := cmd.Env
+	env := withLoginEnv(cmd.Env, login)
 	if env == nil {
 		env = []string{} // os/exec would pass respawnd's environment for nil
 	}
@@ -67,7 +67,7 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 	}
 	var outR, errR, reportR *os.File
 	if cmd.OutputFile != "" {
-		f, err := os.OpenFile(cmd.OutputFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openOutput(cmd.OutputFile, cred)
 		if err != nil {
 			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: err}
 		}
@@ -205,6 +205,9 @@ func (l *Launcher) wait(p *Process, c *exec.Cmd, killGroup bool) {
 	// Wait for the exit without reaping: until the zombie is reaped, its pid
 	// (and so the process group id) cannot be reused, so Signal may use it.
 	waitExited(p.pid)
+	if d := p.linger.Load(); d != 0 {
+		l.lingerGroup(p.pid, time.Unix(0, d))
+	}
 	p.sigMu.Lock()
 	if killGroup {
 		// ESRCH cannot happen while the leader is a zombie in the group;
@@ -228,9 +231,10 @@ func (l *Launcher) wait(p *Process, c *exec.Cmd, killGroup bool) {
 				st.Core = ws.CoreDump()
 			}
 		}
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			st.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
-		}
+		// rusage's maxrss is not reported: a child forked with CLONE_VM
+		// (as os/exec does) is charged the parent's peak until it execs,
+		// so the figure would be respawnd's, not the program's. The
+		// program's cgroup has the real peak.
 	} else {
 		// Only possible if something else reaped our child.
 		l.logger.Error("collecting exit status failed", "pid", p.pid, "err", err)

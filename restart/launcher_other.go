@@ -5,6 +5,7 @@ package restart
 import (
 	"context"
 	"syscall"
+	"time"
 )
 
 // Start returns a StartError wrapping ErrUnsupported: the launcher needs
@@ -28,3 +29,6 @@ func (p *Process) Signal(syscall.Signal) error { return ErrUnsupported }
 
 // RunShimIfRequested returns at once: there is no shim outside Linux.
 func RunShimIfRequested() {}
+
+// DrainOrphans returns ErrUnsupported.
+func (l *Launcher) DrainOrphans(context.Context, time.Duration) error { return ErrUnsupported }

@@ -28,8 +28,10 @@ type Limiter struct {
 }
 
 // NewLimiter returns a Limiter that refills perSecond tokens a second up to
-// burst. perSecond <= 0 means DefaultRestartsPerSecond and burst < 1 means
-// DefaultRestartBurst.
+// burst. perSecond <= 0 (or NaN) means DefaultRestartsPerSecond, +Inf means
+// no limit, and burst < 1 means DefaultRestartBurst. A Limiter holds only
+// these numbers and its current state, so it takes the same memory whatever
+// they are.
 func NewLimiter(perSecond float64, burst int) *Limiter {
 	if !(perSecond > 0) { // also catches NaN
 		perSecond = DefaultRestartsPerSecond

@@ -1,6 +1,7 @@
 package restart_test
 
 import (
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -111,6 +112,35 @@ func TestLimiterConcurrentFIFO(t *testing.T) {
 	for i := range n {
 		if !seen[time.Duration(i)*time.Millisecond] {
 			t.Fatalf("slot %v missing: a reservation was dropped", time.Duration(i)*time.Millisecond)
+		}
+	}
+}
+
+// TestLimiterExtremes checks that no rate or burst, however large or
+// small, makes a reservation panic or wait a negative time.
+func TestLimiterExtremes(t *testing.T) {
+	for _, tt := range []struct {
+		perSecond float64
+		burst     int
+	}{
+		{math.MaxFloat64, math.MaxInt},
+		{math.Inf(1), 1},
+		{math.NaN(), math.MaxInt},
+		{math.SmallestNonzeroFloat64, 1},
+		{1e-3, 1},
+		{1e4, 1e4},
+	} {
+		l := restart.NewLimiter(tt.perSecond, tt.burst)
+		now := epoch
+		for i := range 100 {
+			d, cancel := l.Reserve(now)
+			if d < 0 {
+				t.Fatalf("NewLimiter(%v, %v): reservation %d delayed %v", tt.perSecond, tt.burst, i, d)
+			}
+			if i%3 == 0 {
+				cancel(now)
+			}
+			now = now.Add(time.Millisecond)
 		}
 	}
 }

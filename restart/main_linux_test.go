@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/restart"
@@ -34,6 +35,8 @@ const localHelperArg = "respawnd-restart-test-helper"
 //	lines ID N LEN      print N lines "ID i xxx…" (LEN x's) alternately to stdout and stderr
 //	long LEN            print one line of LEN x's without a newline
 //	orphan CODE         start a grandchild that exits after 20ms, print its pid, exit CODE
+//	symlink TARGET LINK print a line, replace LINK with a symbolic link to TARGET (ln -sf), exit 1
+//	exchange A B        swap the names A and B atomically (renameat2 RENAME_EXCHANGE) until killed
 func localHelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -105,6 +108,21 @@ func runLocalHelper(mode string, args []string) int {
 		size, _ := strconv.Atoi(arg(0))
 		os.Stdout.Write([]byte(strings.Repeat("x", size)))
 		return 0
+	case "symlink":
+		fmt.Println("written by the program")
+		_ = os.Remove(arg(1))
+		if err := os.Symlink(arg(0), arg(1)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		return 1
+	case "exchange":
+		for {
+			if err := unix.Renameat2(unix.AT_FDCWD, arg(0), unix.AT_FDCWD, arg(1), unix.RENAME_EXCHANGE); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 3
+			}
+		}
 	case "orphan":
 		argv := testenv.HelperArgv("exit-after", "20ms", "0")
 		p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Files: []*os.File{nil, nil, os.Stderr}})

@@ -22,7 +22,9 @@ type PolicyConfig struct {
 	// Initial is the first non-zero delay, given to the second consecutive
 	// crash; default 100ms.
 	Initial time.Duration
-	// Max caps every delay, jitter included; default 30s.
+	// Max caps every delay, jitter included; default 30s. Any positive
+	// value works: delays are computed in floating point and never
+	// overflow.
 	Max time.Duration
 	// Multiplier grows the delay from one crash to the next; default 2.
 	// Values between 0 and 1 are treated as 1 (a constant delay).
@@ -36,7 +38,8 @@ type PolicyConfig struct {
 	ResetAfter time.Duration
 	// Burst is how many starts any Interval may hold: more than Burst
 	// starts within Interval trips the limit; default 5. A negative value
-	// disables the limit.
+	// disables the limit. Nothing is set aside for Burst in advance: the
+	// Policy remembers actual starts, at most Burst of them.
 	Burst int
 	// Interval is the length of the sliding window of the burst limit;
 	// default 60s.
@@ -116,20 +119,20 @@ type Decision struct {
 type Policy struct {
 	cfg    PolicyConfig
 	streak int
-	// starts holds the most recent start times, oldest first, at most
-	// Burst of them: enough to tell whether another start would make more
-	// than Burst within one Interval.
+	// starts holds the most recent start times, at most Burst of them:
+	// enough to tell whether another start would make more than Burst
+	// within one Interval. It grows with actual starts, never ahead of
+	// them, since Burst comes from a configuration. Once it holds Burst
+	// times it is a ring, and oldest indexes the oldest; before that the
+	// oldest is first and oldest is 0.
 	starts []time.Time
+	oldest int
 }
 
-// NewPolicy returns a Policy with cfg, zero values replaced by defaults.
+// NewPolicy returns a Policy with cfg, zero values replaced by defaults. It
+// allocates the same whatever cfg says.
 func NewPolicy(cfg PolicyConfig) *Policy {
-	cfg = cfg.withDefaults()
-	p := &Policy{cfg: cfg}
-	if cfg.Burst > 0 {
-		p.starts = make([]time.Time, 0, cfg.Burst)
-	}
-	return p
+	return &Policy{cfg: cfg.withDefaults()}
 }
 
 // Started records that an instance started at t.
@@ -137,11 +140,18 @@ func (p *Policy) Started(t time.Time) {
 	if p.cfg.Burst < 0 {
 		return
 	}
-	if len(p.starts) == p.cfg.Burst {
-		copy(p.starts, p.starts[1:])
-		p.starts = p.starts[:len(p.starts)-1]
+	if n := len(p.starts); n < p.cfg.Burst {
+		if n == cap(p.starts) {
+			// Grow as append would, but never beyond Burst.
+			grown := make([]time.Time, n, min(p.cfg.Burst, max(4, 2*n)))
+			copy(grown, p.starts)
+			p.starts = grown
+		}
+		p.starts = append(p.starts, t)
+		return
 	}
-	p.starts = append(p.starts, t)
+	p.starts[p.oldest] = t
+	p.oldest = (p.oldest + 1) % len(p.starts)
 }
 
 // Exited records an exit at t of the instance that started at started and
@@ -175,27 +185,32 @@ func (p *Policy) limited(t time.Time) bool {
 	}
 	// starts holds exactly Burst times; all of them are in the window when
 	// the oldest is.
-	return t.Sub(p.starts[0]) < p.cfg.Interval
+	return t.Sub(p.starts[p.oldest]) < p.cfg.Interval
 }
 
 // delay is the backoff for the n-th consecutive exit, jitter included.
+//
+// It computes in float64, where Initial × Multiplier^(n-2) may grow to
+// +Inf but never wraps, and converts back only a value below Max: float64
+// rounds a Max near the largest Duration up to 2^63, which has no
+// Duration, so Max itself is returned instead of converted.
 func (p *Policy) delay(n int) time.Duration {
 	if n <= 1 {
 		return 0
 	}
 	maxD := float64(p.cfg.Max)
 	d := float64(p.cfg.Initial) * math.Pow(p.cfg.Multiplier, float64(n-2))
-	if d > maxD || math.IsInf(d, 0) || math.IsNaN(d) {
+	if !(d < maxD) { // also +Inf and NaN
 		d = maxD
 	}
 	if j := p.cfg.Jitter; j > 0 {
 		d *= 1 + j*(2*p.cfg.Rand()-1)
 	}
-	if d > maxD {
-		d = maxD
-	}
-	if d < 0 {
-		d = 0
+	switch {
+	case !(d < maxD): // also NaN from a Rand out of range
+		return p.cfg.Max
+	case !(d > 0):
+		return 0
 	}
 	return time.Duration(d)
 }
@@ -205,4 +220,5 @@ func (p *Policy) delay(n int) time.Duration {
 func (p *Policy) Reset() {
 	p.streak = 0
 	p.starts = p.starts[:0]
+	p.oldest = 0
 }

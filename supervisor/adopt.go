@@ -1,36 +1,62 @@
 package supervisor
 
 import (
+	"errors"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/respawnd/respawnd/config"
 )
 
-// ProcessSource finds and watches processes respawnd did not start.
+// ProcessSource finds and watches processes respawnd did not start in this
+// life. Everything it returns is proven, never guessed from what another
+// user could forge (environment, comm, cmdline or pidfile contents alone).
 type ProcessSource interface {
-	// Find returns the running processes that match m, oldest first.
-	Find(m config.Match) ([]Found, error)
-	// FindTagged returns the running process-group leaders whose initial
-	// environment holds entry (KEY=value), oldest first.
-	FindTagged(entry string) ([]Found, error)
+	// Find returns the running processes that match spec.Match and run as
+	// the program would run: as its user (match.user, else user, else
+	// respawnd's own) and its executable (match.exe, else the resolved
+	// command[0]). Oldest first.
+	Find(spec config.Program) ([]Found, error)
+	// FindTagged returns the running process-group leaders that carry a
+	// valid instance tag of this daemon for program (see Config.Tag),
+	// oldest first.
+	FindTagged(program string) ([]Found, error)
+	// Verify proves that inst, as the state file recorded it, still names
+	// the same process: same boot, pid and start time; for an instance
+	// respawnd started (Child), a valid tag of its own or membership of the
+	// program's cgroup (cgroup, "" when it has none); for one it adopted,
+	// the recorded executable and uid, and a match of spec (nil when the
+	// program is gone from the configuration: such an instance is never
+	// proven). An error wrapping ErrGone says the process is gone; any
+	// other error that it cannot be proven.
+	Verify(inst Instance, spec *config.Program, cgroup string) error
 	// Watch reports the death of the process with this identity (pid and
 	// start time in clock ticks since boot, /proc/PID/stat field 22). It
 	// fails when no live process has that identity, so a reused pid is
 	// never taken for the old process. group says the process leads its
 	// own process group, which stop signals then reach as a whole.
 	Watch(pid int, startTime uint64, group bool) (Process, error)
-	// StartTime reads a live process's start time in clock ticks.
-	StartTime(pid int) (uint64, error)
+	// Identify reads what the state file records about a live process:
+	// PID, StartTime, BootID, Exe and UID.
+	Identify(pid int) (Instance, error)
 	// Started converts a start time in clock ticks to wall-clock time.
 	Started(startTime uint64) time.Time
 }
+
+// ErrGone says a recorded process no longer runs.
+var ErrGone = errors.New("supervisor: recorded process is gone")
 
 // Found is one running process that matched.
 type Found struct {
 	PID       int
 	StartTime uint64
 	Started   time.Time
+	// Generation and ConfigHash are what the instance tag of a process
+	// respawnd started says; zero for a match.
+	Generation uint64
+	ConfigHash string
 }
 
 // Instance is one program instance as respawnd records it across its own
@@ -39,11 +65,18 @@ type Instance struct {
 	Program    string
 	PID        int
 	StartTime  uint64
+	BootID     string
+	Exe        string
+	UID        int
 	ConfigHash string
 	Generation uint64
 	Restarts   uint64
 	// Child is true when respawnd started the instance itself.
 	Child bool
+	// StopSignal and StopTimeout are how the program was to be stopped,
+	// for an instance whose program is gone from the configuration.
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
 }
 
 // adopt takes over a running process respawnd did not start (or started in
@@ -70,33 +103,43 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 }
 
 // adoptAtStart looks for an instance to take over instead of starting one:
-// first the one recorded in the state file, then, for programs with match,
-// one found in /proc. It reports whether the program needs no start now.
+// the one recorded in the state file, then (in the first configuration
+// after respawnd's start) one carrying this daemon's tag, then, for
+// programs with match, one found in /proc. It reports whether the program
+// needs no start now.
 func (p *program) adoptAtStart() bool {
 	src := p.s.cfg.Processes
 	if src == nil {
 		return false
 	}
-	if inst, ok := p.s.cfg.Adopt[p.name]; ok && inst.PID > 0 {
-		proc, err := src.Watch(inst.PID, inst.StartTime, inst.Child)
-		if err == nil {
-			p.child = inst.Child
-			p.adopt(proc, src.Started(inst.StartTime), inst.Generation, inst.Restarts, "state file")
-			if inst.ConfigHash != p.specHash {
-				p.log.Info("definition changed while respawnd was down, restarting onto it")
-				p.beginStop(startAgain)
-			}
+	var minGen uint64
+	if inst := p.s.takeRecorded(p.name); inst != nil {
+		if p.adoptRecorded(*inst) {
 			return true
 		}
-		p.diedWhileDown(inst)
+		// The recorded instance is gone: only a newer one, started after
+		// the state file was last written, may be taken over by its tag;
+		// never a process that the recorded instance left behind.
+		minGen = inst.Generation + 1
 	}
 	// A program this respawnd started carries its tag in its environment:
 	// that finds it even when the state file is missing, or did not yet
-	// record the instance when respawnd died.
-	if tag := p.tag(); tag != "" {
-		if found, err := src.FindTagged(tag); err != nil {
+	// record the instance when respawnd died. Only right after respawnd's
+	// own start: a program added later has nothing to find.
+	if p.initial && p.s.cfg.Tag != nil {
+		found, err := src.FindTagged(p.name)
+		if err != nil {
 			p.log.Warn("looking for a tagged process", "err", err)
-		} else if p.adoptFound(found, "environment tag", true) {
+		}
+		newer := found[:0]
+		for _, f := range found {
+			if f.Generation >= minGen {
+				newer = append(newer, f)
+			} else {
+				p.log.Warn("tagged process is older than the recorded instance: left alone", "pid", f.PID, "generation", f.Generation)
+			}
+		}
+		if p.adoptFound(newer, "instance tag", true) {
 			return true
 		}
 	}
@@ -104,7 +147,7 @@ func (p *program) adoptAtStart() bool {
 	if m == nil {
 		return false
 	}
-	if p.adoptMatch(*m) {
+	if p.adoptMatch() {
 		return true
 	}
 	if p.spec.OnMissing == config.OnMissingWait {
@@ -116,13 +159,44 @@ func (p *program) adoptAtStart() bool {
 	return false
 }
 
+// adoptRecorded takes over the instance the state file recorded, once its
+// identity is proven.
+func (p *program) adoptRecorded(inst Instance) bool {
+	src := p.s.cfg.Processes
+	cg := ""
+	if p.group != nil {
+		cg = p.group.Path()
+	}
+	err := src.Verify(inst, &p.spec, cg)
+	if errors.Is(err, ErrGone) {
+		p.diedWhileDown(inst)
+		return false
+	}
+	if err != nil {
+		p.log.Warn("recorded instance not proven to be this program's: left alone, never signalled", "pid", inst.PID, "err", err)
+		return false
+	}
+	proc, err := src.Watch(inst.PID, inst.StartTime, inst.Child)
+	if err != nil {
+		p.diedWhileDown(inst)
+		return false
+	}
+	p.child = inst.Child
+	p.adopt(proc, src.Started(inst.StartTime), inst.Generation, inst.Restarts, "state file")
+	if inst.ConfigHash != p.specHash {
+		p.log.Info("definition changed while respawnd was down, restarting onto it")
+		p.beginStop(startAgain)
+	}
+	return true
+}
+
 // rescanInterval is how often a program with on_missing: wait looks for its
 // process to appear.
 const rescanInterval = 2 * time.Second
 
-// adoptMatch adopts the oldest running process that matches m.
-func (p *program) adoptMatch(m config.Match) bool {
-	found, err := p.s.cfg.Processes.Find(m)
+// adoptMatch adopts the oldest running process that matches the program.
+func (p *program) adoptMatch() bool {
+	found, err := p.s.cfg.Processes.Find(p.spec)
 	if err != nil {
 		p.log.Warn("looking for a matching process", "err", err)
 		return false
@@ -147,17 +221,21 @@ func (p *program) adoptFound(found []Found, how string, group bool) bool {
 		}
 		p.lastErr = ""
 		p.child = group
-		p.adopt(proc, f.Started, 0, 0, how)
+		p.adopt(proc, f.Started, f.Generation, 0, how)
+		if f.ConfigHash != "" && !strings.HasPrefix(p.specHash, f.ConfigHash) {
+			p.log.Info("definition changed while respawnd was down, restarting onto it")
+			p.beginStop(startAgain)
+		}
 		return true
 	}
 	return false
 }
 
 func (p *program) onRescan() {
-	if p.state != StateStopped || p.proc != nil || p.spec.Match == nil {
+	if p.state != StateStopped || p.proc != nil || p.spec.Match == nil || p.stop.after != stayDown {
 		return
 	}
-	if !p.adoptMatch(*p.spec.Match) {
+	if !p.adoptMatch() {
 		p.rescanC = p.s.clock.After(rescanInterval)
 	}
 }
@@ -179,6 +257,8 @@ func (p *program) diedWhileDown(inst Instance) {
 					}
 				}
 			}
+		} else {
+			p.log.Debug("reading the kernel's retained log", "err", err)
 		}
 	}
 	if inst.Generation > p.gen {
@@ -200,65 +280,6 @@ func (p *program) instance() (Instance, bool) {
 	if st.PID == 0 {
 		return Instance{}, false
 	}
-	return Instance{Program: p.name, PID: st.PID, ConfigHash: p.stHash, Generation: st.Generation, Restarts: st.Restarts, Child: p.stChild}, true
-}
-
-// saveState writes the state file from every program's current instance.
-// ticks caches start times by pid, so each instance's /proc is read once.
-func (s *Supervisor) saveState(ticks map[int]uint64) {
-	s.mu.Lock()
-	ps := make([]*program, 0, len(s.programs))
-	for _, p := range s.programs {
-		ps = append(ps, p)
-	}
-	s.mu.Unlock()
-	var out []Instance
-	seen := map[int]bool{}
-	for _, p := range ps {
-		inst, ok := p.instance()
-		if !ok {
-			continue
-		}
-		t, ok := ticks[inst.PID]
-		if !ok {
-			var err error
-			if t, err = s.cfg.Processes.StartTime(inst.PID); err != nil {
-				continue // gone already; its death is on its way
-			}
-			ticks[inst.PID] = t
-		}
-		inst.StartTime = t
-		seen[inst.PID] = true
-		out = append(out, inst)
-	}
-	for pid := range ticks {
-		if !seen[pid] {
-			delete(ticks, pid)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Program < out[j].Program })
-	if err := s.cfg.SaveState(out); err != nil {
-		s.log.Warn("writing state file", "err", err)
-	}
-}
-
-// stateChanged asks the state writer for a new state file; requests that
-// come while one is pending are merged.
-func (s *Supervisor) stateChanged() {
-	select {
-	case s.stateC <- struct{}{}:
-	default:
-	}
-}
-
-// TagKey is the environment variable respawnd sets in every program it
-// starts, to know the program again after its own restart.
-const TagKey = "RESPAWND_INSTANCE"
-
-// tag is the program's KEY=value environment tag, or "" when tags are off.
-func (p *program) tag() string {
-	if p.s.cfg.Tag == "" {
-		return ""
-	}
-	return TagKey + "=" + p.s.cfg.Tag + "/" + p.name
+	return Instance{Program: p.name, PID: st.PID, ConfigHash: p.stHash, Generation: st.Generation, Restarts: st.Restarts, Child: p.stChild,
+		StopSignal: p.stStop.Signal, StopTimeout: p.stStop.Timeout}, true
 }

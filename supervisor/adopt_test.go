@@ -18,11 +18,13 @@ type fakeSource struct {
 	procs map[int]*fakeProc
 	ticks map[int]uint64
 	comm  map[int]string
-	saves [][]Instance
+	// unproven marks processes whose identity Verify cannot prove.
+	unproven map[int]bool
+	saves    [][]Instance
 }
 
 func newFakeSource(clock *fakeClock) *fakeSource {
-	return &fakeSource{clock: clock, procs: map[int]*fakeProc{}, ticks: map[int]uint64{}, comm: map[int]string{}}
+	return &fakeSource{clock: clock, procs: map[int]*fakeProc{}, ticks: map[int]uint64{}, comm: map[int]string{}, unproven: map[int]bool{}}
 }
 
 // run puts a process that respawnd did not start on the fake host.
@@ -34,7 +36,8 @@ func (f *fakeSource) run(pid int, ticks uint64, comm string) *fakeProc {
 	return p
 }
 
-func (f *fakeSource) Find(m config.Match) ([]Found, error) {
+func (f *fakeSource) Find(spec config.Program) ([]Found, error) {
+	m := spec.Match
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Found
@@ -65,13 +68,31 @@ func (f *fakeSource) Watch(pid int, ticks uint64, _ bool) (Process, error) {
 	return p, nil
 }
 
-func (f *fakeSource) StartTime(pid int) (uint64, error) {
+func (f *fakeSource) Verify(inst Instance, _ *config.Program, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.procs[inst.PID]
+	if !ok || f.ticks[inst.PID] != inst.StartTime {
+		return ErrGone
+	}
+	select {
+	case <-p.done:
+		return ErrGone
+	default:
+	}
+	if f.unproven[inst.PID] {
+		return errors.New("not proven")
+	}
+	return nil
+}
+
+func (f *fakeSource) Identify(pid int) (Instance, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if t, ok := f.ticks[pid]; ok {
-		return t, nil
+		return Instance{PID: pid, StartTime: t, BootID: "boot"}, nil
 	}
-	return 1000 + uint64(pid), nil // a child of the fake launcher
+	return Instance{PID: pid, StartTime: 1000 + uint64(pid), BootID: "boot"}, nil // a child of the fake launcher
 }
 
 func (f *fakeSource) Started(ticks uint64) time.Time { return time.Unix(int64(ticks), 0) }

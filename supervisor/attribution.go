@@ -70,6 +70,13 @@ func judge(e evidence) (r Reason, final bool) {
 		return ReasonSignal, true
 	}
 	if e.kernelLog {
+		if e.hostKnown {
+			// The host's counter moved: this may be the OOM kill whose
+			// report is not in yet. Without the report it stays unknown.
+			return ReasonUnknown, false
+		}
+		// Every OOM kill prints its report: without one in the window, a
+		// SIGKILL is a plain signal.
 		return ReasonSignal, false
 	}
 	return ReasonUnknown, true

@@ -29,9 +29,20 @@ type Exit struct {
 	OOM *oom.Kill `json:"oom,omitempty"`
 	// Settled is when the reason became final.
 	Settled time.Time `json:"-"`
-	// MaxRSS is the instance's peak resident set in bytes, when known.
-	MaxRSS int64 `json:"max_rss_bytes,omitempty"`
+	// PeakMemory is the instance's peak memory in bytes, when known, and
+	// PeakMemorySource says what it is: PeakFromCgroup, the peak of the
+	// program's cgroup over the instance's life (every process of it, page
+	// cache included), or PeakFromOOMReport, the victim's resident set in
+	// the kernel's OOM report.
+	PeakMemory       int64  `json:"peak_memory_bytes,omitempty"`
+	PeakMemorySource string `json:"peak_memory_source,omitempty"`
 }
+
+// The sources of Exit.PeakMemory.
+const (
+	PeakFromCgroup    = "cgroup"
+	PeakFromOOMReport = "oom_report"
+)
 
 // SignalName is the exit's signal as "SIGKILL", or "" when there is none.
 func (e Exit) SignalName() string {
@@ -73,8 +84,8 @@ type Event struct {
 	Error  string `json:"error,omitempty"`
 	// OOM holds the kernel's report when it is known.
 	OOM *oom.Kill `json:"oom,omitempty"`
-	// RSSBytes is the process's resident set just before death when known
-	// (from the kernel's report, or the peak from rusage).
+	// RSSBytes is the process's resident set just before death, from the
+	// kernel's OOM report, when there is one.
 	RSSBytes int64 `json:"rss_bytes,omitempty"`
 }
 
@@ -140,7 +151,7 @@ func (r *eventRing) subscribe() (<-chan Event, func()) {
 }
 
 func exitEvent(e Exit) Event {
-	ev := Event{Time: e.Time, Program: e.Program, PID: e.PID, Reason: e.Reason, Signal: e.SignalName(), Error: e.Err, OOM: e.OOM, RSSBytes: e.MaxRSS}
+	ev := Event{Time: e.Time, Program: e.Program, PID: e.PID, Reason: e.Reason, Signal: e.SignalName(), Error: e.Err, OOM: e.OOM}
 	if e.Reason == ReasonExitError || e.Reason == ReasonExitSuccess {
 		c := e.Code
 		ev.ExitCode = &c
@@ -152,6 +163,17 @@ func exitEvent(e Exit) Event {
 		}
 	}
 	return ev
+}
+
+// fillPeakFromReport takes the peak from the kernel's OOM report when the
+// cgroup gave none.
+func (e *Exit) fillPeakFromReport() {
+	if e.PeakMemorySource != "" || e.OOM == nil {
+		return
+	}
+	if rss := killRSS(*e.OOM); rss > 0 {
+		e.PeakMemory, e.PeakMemorySource = rss, PeakFromOOMReport
+	}
 }
 
 func killRSS(k oom.Kill) int64 {

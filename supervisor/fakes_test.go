@@ -171,6 +171,21 @@ type fakeGroup struct {
 	ooms    uint64
 	counts  chan oom.CgroupCounts
 	removed bool
+	signals []syscall.Signal
+	// drain, when set, is what Drain waits for (the test decides when the
+	// group is empty).
+	drain    chan error
+	released chan struct{}
+	parent   *fakeCgroups
+	peak     uint64 // what Peak reports; 0 means unknown
+	resets   int
+	name     string
+}
+
+func (g *fakeGroup) gotSignals() []syscall.Signal {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]syscall.Signal(nil), g.signals...)
 }
 
 func (g *fakeGroup) Path() string    { return g.path }
@@ -178,6 +193,36 @@ func (g *fakeGroup) FD() int         { return -1 }
 func (g *fakeGroup) Procs() []string { return nil }
 func (g *fakeGroup) Leave() []string { return nil }
 func (g *fakeGroup) KillAll() error  { return nil }
+func (g *fakeGroup) ResetPeak() {
+	g.mu.Lock()
+	g.resets++
+	g.mu.Unlock()
+}
+func (g *fakeGroup) Peak() (uint64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peak, g.peak > 0
+}
+func (g *fakeGroup) Signal(sig syscall.Signal) error {
+	g.mu.Lock()
+	g.signals = append(g.signals, sig)
+	g.mu.Unlock()
+	return nil
+}
+func (g *fakeGroup) Drain(time.Duration) error {
+	g.mu.Lock()
+	d := g.drain
+	g.mu.Unlock()
+	if d != nil {
+		select {
+		case err := <-d:
+			return err
+		case <-g.released:
+			return nil
+		}
+	}
+	return nil
+}
 func (g *fakeGroup) OOMKills() (uint64, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -207,12 +252,26 @@ func (g *fakeGroup) event() {
 	g.mu.Unlock()
 	g.counts <- c
 }
-func (g *fakeGroup) Remove() error { g.mu.Lock(); g.removed = true; g.mu.Unlock(); return nil }
-func (g *fakeGroup) oom()          { g.mu.Lock(); g.ooms++; g.mu.Unlock() }
+func (g *fakeGroup) Remove() error {
+	g.mu.Lock()
+	g.removed = true
+	g.mu.Unlock()
+	if g.parent != nil {
+		g.parent.record("remove " + g.name)
+	}
+	return nil
+}
+func (g *fakeGroup) oom() { g.mu.Lock(); g.ooms++; g.mu.Unlock() }
 
 type fakeCgroups struct {
 	mu     sync.Mutex
 	groups map[string]*fakeGroup
+	// drain, when set, is handed to every group made (see fakeGroup.drain);
+	// closing released ends every wait on it.
+	drain    chan error
+	released chan struct{}
+	// log records "create NAME" and "remove NAME" in order.
+	log []string
 }
 
 func (c *fakeCgroups) Create(name string, _ Limits) (Group, error) {
@@ -221,9 +280,58 @@ func (c *fakeCgroups) Create(name string, _ Limits) (Group, error) {
 	if c.groups == nil {
 		c.groups = map[string]*fakeGroup{}
 	}
-	g := &fakeGroup{path: "/respawnd/" + name, counts: make(chan oom.CgroupCounts, 16)}
+	g := &fakeGroup{path: "/respawnd/" + name, counts: make(chan oom.CgroupCounts, 16), drain: c.drain, released: c.released, parent: c, name: name}
 	c.groups[name] = g
+	c.log = append(c.log, "create "+name)
 	return g, nil
+}
+
+func (c *fakeCgroups) record(s string) {
+	c.mu.Lock()
+	c.log = append(c.log, s)
+	c.mu.Unlock()
+}
+
+// group returns the latest group made for name.
+func (c *fakeCgroups) group(name string) *fakeGroup {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.groups[name]
+}
+
+// created counts the groups made for name.
+func (c *fakeCgroups) created(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.log {
+		if l == "create "+name {
+			n++
+		}
+	}
+	return n
+}
+
+// removedBefore reports whether the group made for name the n-th time (from
+// 1) was removed before the next one was made.
+func (c *fakeCgroups) removedBefore(name string, n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen, removed := 0, false
+	for _, l := range c.log {
+		switch l {
+		case "create " + name:
+			seen++
+			if seen == n+1 {
+				return removed
+			}
+		case "remove " + name:
+			if seen == n {
+				removed = true
+			}
+		}
+	}
+	return false
 }
 
 // fakeRecorder remembers what it was told.

@@ -24,17 +24,28 @@ type Process interface {
 	Signal(sig syscall.Signal) error
 }
 
+// lingerer is a Process started by respawnd that can keep its process group
+// (and so its id) reserved after the leader exits: until the group's other
+// members are gone or timeout passes, then the rest are SIGKILLed. Stops of
+// programs without a cgroup use it so that members get the whole stop
+// timeout, as they would with a cgroup.
+type lingerer interface {
+	Linger(timeout time.Duration)
+}
+
 // Cgroups creates per-program memory cgroups.
 type Cgroups interface {
 	Create(program string, limits Limits) (Group, error)
 }
 
-// Limits are memory limits in bytes; nil means unset.
+// Limits are memory limits in bytes; nil means unset. A group with no
+// limits still holds the program's processes together for stops.
 type Limits struct {
 	Max, High, SwapMax *int64
 }
 
-// Group is one program's memory cgroup.
+// Group is one program's cgroup: every program gets one where respawnd can
+// create cgroups, with memory limits or without.
 type Group interface {
 	// Path is the cgroup path as the kernel prints it in OOM reports.
 	Path() string
@@ -52,8 +63,20 @@ type Group interface {
 	Watch(ctx context.Context, out chan<- oom.CgroupCounts) error
 	// Update applies new limits.
 	Update(l Limits) error
-	// KillAll SIGKILLs every process left in the group.
+	// KillAll SIGKILLs every process left in the group and waits, briefly,
+	// until it is empty.
 	KillAll() error
+	// Signal sends sig to every process in the group, each once, never to
+	// a process that has left it.
+	Signal(sig syscall.Signal) error
+	// ResetPeak starts a new peak memory measurement (before a start).
+	ResetPeak()
+	// Peak is the group's peak memory use since ResetPeak, when known.
+	Peak() (uint64, bool)
+	// Drain waits until the group is empty; after timeout it SIGKILLs what
+	// is left and waits again, briefly. An error says processes are still
+	// there.
+	Drain(timeout time.Duration) error
 	// Remove kills what is left and removes the group.
 	Remove() error
 }

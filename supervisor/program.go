@@ -2,10 +2,11 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,27 +25,9 @@ type (
 	}
 	updateMsg struct{ spec config.Program }
 	killMsg   struct{ kill oom.Kill }
+	// pingMsg asks the loop to show it is alive by closing reply.
+	pingMsg struct{ reply chan struct{} }
 )
-
-// afterStop is what a program does once its instance is down.
-type afterStop int
-
-const (
-	stayDown afterStop = iota
-	startAgain
-	quit
-)
-
-// pendingExit is an exit whose event (and maybe reason) waits for the
-// kernel's report of the death.
-type pendingExit struct {
-	exit     Exit
-	final    bool
-	deadline time.Time
-	// decideRestart is set for on-oom programs whose restart depends on the
-	// reason.
-	decideRestart bool
-}
 
 type program struct {
 	s      *Supervisor
@@ -55,11 +38,18 @@ type program struct {
 	// msgs is buffered so that the supervisor and operators rarely wait on
 	// a loop that is busy starting a process.
 	msgs chan any
+	// exited is closed when the loop has returned: the next incarnation of
+	// the same name waits for it.
+	exited chan struct{}
+	// initial says the program was in the first configuration applied, so
+	// it may take over the instance recorded before respawnd's restart.
+	initial bool
 
-	mu      sync.Mutex // guards st, stHash and stChild, the published status
+	mu      sync.Mutex // guards st, stHash, stChild and stStop, the published status
 	st      Status
 	stHash  string
 	stChild bool
+	stStop  config.Stop
 
 	// Everything below is owned by the loop goroutine.
 	log       *slog.Logger
@@ -79,59 +69,57 @@ type program struct {
 	lastDeath time.Time
 	latency   time.Duration // death to running, for the latest restart
 
-	group        Group
-	groupCounts  chan oom.CgroupCounts // from the group's watcher
-	stopWatch    context.CancelFunc
-	watchDone    chan struct{}
-	workerCheck  <-chan time.Time
-	oomAccounted uint64
-	hostBase     uint64
-	hostBaseOK   bool
+	group     Group
+	ledger    ledger
+	watch     groupWatch
+	tagWarned bool
+
+	hostBase   uint64
+	hostBaseOK bool
 
 	timerC    <-chan time.Time
 	reserved  bool
 	cancelRes func(time.Time)
 	nextStart time.Time
 
-	stopC       <-chan time.Time
-	stopSig     syscall.Signal // overrides the stop signal once
-	after       afterStop
-	pendingSpec *config.Program
-	waitOOM     bool // on-oom program waiting for its last exit's reason
+	stop    stopState
+	waitOOM bool // on-oom program waiting for its last exit's reason
 
-	pending []*pendingExit
-	settleC <-chan time.Time
-	early   map[int]oom.Kill
-	recent  []int // main pids of the latest exits, to ignore late reports
+	attr    attribution
 	last    *Exit
 	lastErr string
 }
 
-func newProgram(ctx context.Context, s *Supervisor, spec config.Program) *program {
+func newProgram(ctx context.Context, s *Supervisor, spec config.Program, initial bool) *program {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &program{
-		s:      s,
-		name:   spec.Name,
-		hash:   spec.Hash(),
-		ctx:    ctx,
-		cancel: cancel,
-		msgs:   make(chan any, 16),
-		log:    s.log.With("program", spec.Name),
-		early:  map[int]oom.Kill{},
+		s:       s,
+		name:    spec.Name,
+		hash:    spec.Hash(),
+		ctx:     ctx,
+		cancel:  cancel,
+		msgs:    make(chan any, 16),
+		exited:  make(chan struct{}),
+		initial: initial,
+		log:     s.log.With("program", spec.Name),
+		attr:    attribution{early: map[int]oom.Kill{}},
 	}
 	p.setSpec(spec)
 	p.st = Status{Name: spec.Name, State: StateStarting}
+	p.stStop = spec.Stop
 	return p
 }
+
+// userEnv are the variables that describe the user a program runs as. For
+// a program with its own user, respawnd's values are not passed on: the
+// launcher sets them from that user's passwd entry, unless the program's
+// env sets them.
+var userEnv = []string{"HOME=", "USER=", "LOGNAME=", "SHELL="}
 
 func (p *program) setSpec(spec config.Program) {
 	p.spec = spec
 	p.specHash = spec.Hash()
-	env := p.s.cfg.Env
-	if tag := p.tag(); tag != "" {
-		env = append(env[:len(env):len(env)], tag)
-	}
-	p.cmd = buildCommand(spec, env)
+	p.cmd = buildCommand(spec, p.s.cfg.Env)
 	b := spec.Restart.Backoff
 	if b.Jitter == 0 {
 		b.Jitter = -1 // restart treats 0 as "default"; the config means none
@@ -146,12 +134,21 @@ func (p *program) setSpec(spec config.Program) {
 		Interval:   spec.Restart.Limit.Interval,
 		GiveUp:     spec.Restart.Limit.Action == config.ActionGiveUp,
 	})
+	p.mu.Lock()
+	p.stStop = spec.Stop
+	p.mu.Unlock()
 }
 
 // buildCommand turns a program definition into a launcher command once, so
 // that nothing is computed on the restart path.
 func buildCommand(spec config.Program, base []string) restart.Command {
-	env := append([]string(nil), base...)
+	env := make([]string, 0, len(base)+len(spec.Env)+1) // +1: the tag added at each start
+	for _, kv := range base {
+		if spec.User != "" && hasAnyPrefix(kv, userEnv) {
+			continue
+		}
+		env = append(env, kv)
+	}
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
 		keys = append(keys, k)
@@ -170,8 +167,18 @@ func buildCommand(spec config.Program, base []string) restart.Command {
 		OutputFile: spec.Output.File,
 		// What is left of the process group goes with the leader, before
 		// the next instance starts: no orphans pile up across restarts.
+		// During a stop, Linger or the cgroup gives the members their time.
 		KillGroupOnExit: true,
 	}
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // send delivers m to the loop unless the program is gone or ctx is done.
@@ -179,7 +186,7 @@ func (p *program) send(ctx context.Context, m any) bool {
 	select {
 	case p.msgs <- m:
 		return true
-	case <-p.ctx.Done():
+	case <-p.exited:
 		return false
 	case <-ctx.Done():
 		return false
@@ -252,139 +259,97 @@ func (p *program) setState(s State) {
 // run is the program's loop: the only goroutine that touches its state.
 func (p *program) run() {
 	defer p.cancel()
-	p.ensureGroup()
-	p.setState(StateStarting)
-	// An instance already running (from respawnd's last life, or found by
-	// match) is adopted. First starts take a token too: 500 programs at boot
-	// are no less a fork bomb than 500 restarts.
-	if !p.adoptAtStart() {
-		p.schedule(0)
+	if p.ctx.Err() != nil {
+		// Removed, or respawnd stopping, before this incarnation's turn
+		// came: nothing was started, nothing to stop.
+		return
 	}
+	p.safely("starting", func() {
+		p.ensureGroup()
+		p.setState(StateStarting)
+		// An instance already running (from respawnd's last life, or found
+		// by match) is adopted. First starts take a token too: 500 programs
+		// at boot are no less a fork bomb than 500 restarts.
+		if !p.adoptAtStart() {
+			p.clearLeftovers()
+			p.schedule(0)
+		}
+	})
 	done := p.ctx.Done()
 	for {
-		select {
-		case <-done:
-			// Shutdown or removal: stop once, then keep serving the loop
-			// until the instance is down.
-			done = nil
-			p.beginStop(quit)
-		case <-p.procDone:
-			p.onDeath()
-		case <-p.timerC:
-			p.timerC = nil
-			p.onTimer()
-		case <-p.stopC:
-			p.stopC = nil
-			if p.proc != nil {
-				p.log.Warn("stop timed out, killing process group", "pid", p.pid, "timeout", p.spec.Stop.Timeout.String())
-				_ = p.proc.Signal(syscall.SIGKILL)
-				if p.group != nil {
-					_ = p.group.KillAll()
-				}
-			}
-		case <-p.settleC:
-			p.settleC = nil
-			p.settleExpired()
-		case m := <-p.msgs:
-			p.handle(m)
-		case c := <-p.groupCounts:
-			p.onCounts(c)
-		case <-p.workerCheck:
-			p.workerCheck = nil
-			p.checkWorkers()
-		case <-p.rescanC:
-			p.rescanC = nil
-			p.onRescan()
-		}
-		if p.after == quit && p.proc == nil && p.state != StateStopping {
-			p.shutdown()
+		p.step(&done)
+		if p.stop.after == quit && p.proc == nil && p.state != StateStopping {
+			p.safely("shutting down", p.shutdown)
 			return
 		}
 	}
 }
 
+// step waits for one event and handles it.
+func (p *program) step(done *<-chan struct{}) {
+	select {
+	case <-*done:
+		// Shutdown or removal: stop once, then keep serving the loop
+		// until the instance is down.
+		*done = nil
+		p.safely("stopping", func() { p.beginStop(quit) })
+	case <-p.procDone:
+		p.safely("handling an exit", p.onDeath)
+	case <-p.timerC:
+		p.timerC = nil
+		p.safely("starting after backoff", p.onTimer)
+	case <-p.stop.timer:
+		p.stop.timer = nil
+		p.safely("escalating a stop", p.stopTimedOut)
+	case err := <-p.stop.drained:
+		p.stop.drained = nil
+		p.safely("finishing a stop", func() { p.onDrained(err) })
+	case <-p.attr.settle:
+		p.attr.settle = nil
+		p.safely("settling an exit", p.settleExpired)
+	case m := <-p.msgs:
+		p.safely("handling a message", func() { p.handle(m) })
+	case c := <-p.watch.counts:
+		p.safely("reading oom counters", func() { p.onCounts(c) })
+	case <-p.ledger.check:
+		p.ledger.check = nil
+		p.safely("checking worker oom kills", p.checkWorkers)
+	case <-p.rescanC:
+		p.rescanC = nil
+		p.safely("looking for a matching process", p.onRescan)
+	}
+}
+
+// clearLeftovers kills what an earlier instance left in the program's
+// cgroup (after respawnd's own restart, say) before a fresh start: only
+// respawnd puts processes there, and a fresh instance must be the only one.
+func (p *program) clearLeftovers() {
+	if p.group == nil {
+		return
+	}
+	if err := p.group.KillAll(); err != nil {
+		p.log.Warn("killing what an earlier instance left in the cgroup", "err", err)
+	}
+}
+
+// safely runs f and turns a panic into a logged, counted error: one
+// program's fault never takes down the loop, let alone the daemon.
+func (p *program) safely(what string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.s.panicked(p.log, what, r, debug.Stack())
+		}
+	}()
+	f()
+}
+
 func (p *program) shutdown() {
 	now := p.s.clock.Now()
-	for _, pe := range p.pending {
+	for _, pe := range p.attr.pending {
 		pe.deadline = now
 	}
 	p.settleExpired()
 	p.dropGroup()
-}
-
-// dropGroup stops watching the program's cgroup and removes it.
-func (p *program) dropGroup() {
-	if p.group == nil {
-		return
-	}
-	p.stopWatch()
-	<-p.watchDone
-	p.groupCounts, p.workerCheck = nil, nil
-	if err := p.group.Remove(); err != nil {
-		p.log.Warn("removing cgroup", "err", err)
-	}
-	p.s.ownMemcg("", p)
-	p.group = nil
-}
-
-// ensureGroup creates the program's memory cgroup when it asks for limits.
-func (p *program) ensureGroup() {
-	m := p.spec.Memory
-	if m == nil || p.group != nil {
-		return
-	}
-	if p.s.cfg.Cgroups == nil {
-		p.log.Warn("memory limits not applied: running without a cgroup", "err", p.s.cfg.CgroupsErr)
-		return
-	}
-	g, err := p.s.cfg.Cgroups.Create(p.name, Limits{Max: m.Max, High: m.High, SwapMax: m.SwapMax})
-	if err != nil {
-		p.log.Warn("memory limits not applied: running without a cgroup", "err", err)
-		return
-	}
-	p.group = g
-	if n, err := g.OOMKills(); err == nil {
-		p.oomAccounted = n
-	}
-	p.s.ownMemcg(g.Path(), p)
-	// The watcher sees OOM kills of workers (the main process survives)
-	// where the kernel log is not readable.
-	ctx, cancel := context.WithCancel(context.Background())
-	p.groupCounts = make(chan oom.CgroupCounts, 1) // latest counts; the watcher waits on ctx otherwise
-	p.stopWatch, p.watchDone = cancel, make(chan struct{})
-	go func(out chan<- oom.CgroupCounts, done chan<- struct{}) {
-		defer close(done)
-		if err := g.Watch(ctx, out); err != nil {
-			p.log.Warn("watching cgroup oom counters", "err", err)
-		}
-	}(p.groupCounts, p.watchDone)
-}
-
-// onCounts takes new counters of the program's cgroup. A rise that the
-// main process's death or the kernel log does not explain within the
-// attribution window is an OOM kill of a worker.
-func (p *program) onCounts(c oom.CgroupCounts) {
-	if c.OOMKill > p.oomAccounted && p.workerCheck == nil {
-		p.workerCheck = p.s.clock.After(p.s.cfg.AttributionWindow)
-	}
-}
-
-func (p *program) checkWorkers() {
-	if p.group == nil {
-		return
-	}
-	n, err := p.group.OOMKills()
-	if err != nil || n <= p.oomAccounted {
-		return
-	}
-	path := p.group.Path()
-	now := p.s.clock.Now()
-	for ; p.oomAccounted < n; p.oomAccounted++ {
-		k := oom.Kill{TaskMemcg: path}
-		p.s.rec.OOMKill(p.name, k)
-		p.s.events.add(Event{Time: now, Program: p.name, Reason: ReasonOOMKill, Signal: "SIGKILL", Worker: true, OOM: &k})
-	}
-	p.log.Warn("worker oom-killed", "memcg", path, "count", n)
 }
 
 // start starts a new instance now. It is the restart path: nothing slow
@@ -392,9 +357,28 @@ func (p *program) checkWorkers() {
 func (p *program) start() {
 	cmd := p.cmd
 	if p.group != nil {
+		p.group.ResetPeak()
 		cmd.CgroupFD = p.group.FD()
 		cmd.CgroupProcs = p.group.Procs()
 		cmd.CgroupLeave = p.group.Leave()
+	}
+	if tag := p.s.cfg.Tag; tag != nil {
+		entry, err := tag(p.name, p.gen+1, p.specHash)
+		switch {
+		case err == nil:
+			cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], entry)
+		case !p.tagWarned:
+			p.tagWarned = true
+			p.log.Warn("instance tag unavailable: after a restart of respawnd this instance is found through the state file only", "err", err)
+		}
+	}
+	// Every baseline is taken before the process can run: an OOM kill right
+	// after the start must already count against it.
+	p.hostBaseOK = false
+	if p.group == nil && p.s.cfg.HostOOMKills != nil {
+		if n, err := p.s.cfg.HostOOMKills(); err == nil {
+			p.hostBase, p.hostBaseOK = n, true
+		}
 	}
 	now := p.s.clock.Now()
 	p.policy.Started(now)
@@ -417,12 +401,6 @@ func (p *program) start() {
 		p.lastDeath = time.Time{}
 	}
 	p.setState(StateRunning)
-	p.hostBaseOK = false
-	if p.group == nil && p.s.cfg.HostOOMKills != nil {
-		if n, err := p.s.cfg.HostOOMKills(); err == nil {
-			p.hostBase, p.hostBaseOK = n, true
-		}
-	}
 	p.s.stateChanged()
 }
 
@@ -495,65 +473,6 @@ func (p *program) cancelTimer() {
 	p.nextStart = time.Time{}
 }
 
-// onDeath handles the exit of the instance: restart first (when the policy
-// does not depend on the reason), attribute after.
-func (p *program) onDeath() {
-	proc, pid, started, gen := p.proc, p.pid, p.started, p.gen
-	st := proc.Exit()
-	p.proc, p.procDone, p.child = nil, nil, false
-	p.lastDeath = st.Time
-	if p.lastDeath.IsZero() {
-		p.lastDeath = p.s.clock.Now()
-	}
-
-	// The counters are up to date at wait time and cost a file read or two,
-	// so the reason is settled (for programs with a cgroup, or when the host
-	// saw no OOM kill) before the next instance starts.
-	ev := p.gather(st, pid, p.hostBase, p.hostBaseOK)
-	reason, final := judge(ev)
-	e := Exit{Program: p.name, Generation: gen, PID: pid, Started: started, Time: st.Time, Reason: reason, Signal: st.Signal, Code: st.Code, MaxRSS: st.MaxRSS, OOM: ev.kill}
-	if !st.Signaled {
-		e.Signal = 0
-	}
-	if final {
-		e.Settled = p.s.clock.Now()
-	}
-	if p.group != nil {
-		// Leftovers in the cgroup go before a new instance joins it.
-		_ = p.group.KillAll()
-	}
-
-	stopping := p.state == StateStopping
-	restarted, decideLater := false, false
-	switch policy := p.spec.Restart.Policy; {
-	case stopping:
-		p.lastDeath = time.Time{}
-	case policy == config.PolicyAlways,
-		policy == config.PolicyOnFailure && (st.Signaled || st.Code != 0),
-		policy == config.PolicyOnOOM && final && reason == ReasonOOMKill:
-		restarted = p.restartAfter(started, st.Time)
-	case policy == config.PolicyOnOOM && !final:
-		decideLater = true
-	}
-
-	p.recent = append(p.recent, pid)
-	if len(p.recent) > 16 {
-		p.recent = p.recent[1:]
-	}
-	p.record(e, final, decideLater)
-	p.s.stateChanged()
-
-	if stopping {
-		p.finishStop()
-		return
-	}
-	if !restarted && p.state != StateFatal {
-		p.lastDeath = time.Time{}
-		p.waitOOM = decideLater
-		p.setState(StateExited)
-	}
-}
-
 // restartAfter applies the backoff policy to an exit and starts or
 // schedules the next instance; false means the program gave up.
 func (p *program) restartAfter(started, died time.Time) bool {
@@ -566,292 +485,17 @@ func (p *program) restartAfter(started, died time.Time) bool {
 	return true
 }
 
-// gather collects the side evidence for a death at wait time.
-func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBaseOK bool) evidence {
-	ev := evidence{status: st, kernelLog: p.s.cfg.KernelLog}
-	if !st.Unknown && (!st.Signaled || st.Signal != syscall.SIGKILL) {
-		return ev
-	}
-	if k, ok := p.early[pid]; ok {
-		delete(p.early, pid)
-		ev.kill = &k
-	}
-	if p.group != nil {
-		if n, err := p.group.OOMKills(); err == nil {
-			ev.ownCgroup = true
-			if n > p.oomAccounted {
-				ev.cgroupOOMs = n - p.oomAccounted
-			}
-			p.oomAccounted = n
-		} else {
-			p.log.Warn("reading cgroup oom counter", "err", err)
-		}
-	}
-	if hostBaseOK && p.s.cfg.HostOOMKills != nil {
-		if n, err := p.s.cfg.HostOOMKills(); err == nil {
-			ev.hostKnown = true
-			if n > hostBase {
-				ev.hostOOMs = n - hostBase
-			}
-		}
-	}
-	return ev
-}
-
-// record files an exit: at once when its reason is final, and its event
-// once the kernel's report is in (or cannot come).
-func (p *program) record(e Exit, final, decideRestart bool) {
-	p.last = &e
-	defer p.publish()
-	wantKernel := p.s.cfg.KernelLog && e.OOM == nil && (e.Reason == ReasonOOMKill || !final)
-	if final {
-		p.finalize(e)
-	}
-	if !wantKernel {
-		if e.PID != 0 {
-			p.s.disownPID(e.PID, p)
-		}
-		p.s.events.add(exitEvent(e))
-		if final {
-			p.logExit(e)
-		}
-		return
-	}
-	pe := &pendingExit{exit: e, final: final, deadline: p.s.clock.Now().Add(p.s.cfg.AttributionWindow), decideRestart: decideRestart}
-	p.pending = append(p.pending, pe)
-	if p.settleC == nil {
-		p.settleC = p.s.clock.After(p.s.cfg.AttributionWindow)
-	}
-}
-
-// finalize is called once per exit when its reason is final.
-func (p *program) finalize(e Exit) {
-	p.s.rec.Exited(e)
-	if e.Reason == ReasonOOMKill {
-		k := oom.Kill{PID: e.PID}
-		if e.OOM != nil {
-			k = *e.OOM
-		} else if p.group != nil {
-			k.TaskMemcg = p.group.Path()
-		}
-		p.s.rec.OOMKill(p.name, k)
-	}
-}
-
-func (p *program) logExit(e Exit) {
-	attrs := []any{"pid", e.PID, "generation", e.Generation, "reason", e.Reason.String()}
-	switch e.Reason {
-	case ReasonSignal, ReasonOOMKill:
-		attrs = append(attrs, "signal", e.SignalName())
-	case ReasonExitError, ReasonExitSuccess:
-		attrs = append(attrs, "exit_code", e.Code)
-	}
-	if e.OOM != nil {
-		attrs = append(attrs, "memcg", e.OOM.TaskMemcg, "rss_bytes", killRSS(*e.OOM))
-	}
-	if !e.Settled.IsZero() && !e.Time.IsZero() {
-		attrs = append(attrs, "attribution_delay", e.Settled.Sub(e.Time).String())
-	}
-	if e.Reason == ReasonOOMKill {
-		p.log.Warn("exited", attrs...)
-		return
-	}
-	p.log.Info("exited", attrs...)
-}
-
-// onKill takes a kernel OOM report that names one of this program's
-// processes, or a process in its cgroup.
-func (p *program) onKill(k oom.Kill) {
-	for i, pe := range p.pending {
-		if pe.exit.PID != k.PID {
-			continue
-		}
-		p.pending = append(p.pending[:i], p.pending[i+1:]...)
-		p.s.disownPID(k.PID, p)
-		e := pe.exit
-		e.OOM = &k
-		wasFinal := pe.final
-		e.Reason = ReasonOOMKill
-		if !wasFinal {
-			e.Settled = p.s.clock.Now()
-		}
-		p.last = &e
-		if !wasFinal {
-			p.finalize(e)
-		}
-		p.s.events.add(exitEvent(e))
-		p.logExit(e)
-		if pe.decideRestart {
-			p.decideOnOOM(e)
-		}
-		p.publish()
-		return
-	}
-	if k.PID == p.pid && p.proc != nil {
-		// The report beat the exit status; onDeath picks it up.
-		p.early[k.PID] = k
-		return
-	}
-	for _, pid := range p.recent {
-		if pid == k.PID {
-			p.log.Debug("late kernel oom report", "pid", k.PID)
-			return
-		}
-	}
-	if p.group != nil && k.TaskMemcg == p.group.Path() {
-		p.oomAccounted++
-		p.s.rec.OOMKill(p.name, k)
-		p.s.events.add(Event{Time: killTime(k, p.s.clock.Now()), Program: p.name, PID: k.PID, Comm: k.Comm, Reason: ReasonOOMKill, Signal: "SIGKILL", Worker: true, OOM: &k, RSSBytes: killRSS(k)})
-		p.log.Warn("worker oom-killed", "pid", k.PID, "comm", k.Comm, "memcg", k.TaskMemcg)
-		return
-	}
-	p.log.Debug("kernel oom report for no current process", "pid", k.PID)
-}
-
-// settleExpired finalises the exits whose attribution window has closed.
-func (p *program) settleExpired() {
-	now := p.s.clock.Now()
-	keep := p.pending[:0]
-	var next time.Time
-	for _, pe := range p.pending {
-		if now.Before(pe.deadline) {
-			keep = append(keep, pe)
-			if next.IsZero() || pe.deadline.Before(next) {
-				next = pe.deadline
-			}
-			continue
-		}
-		e := pe.exit
-		p.s.disownPID(e.PID, p)
-		if !pe.final {
-			e.Settled = now
-			p.finalize(e)
-		}
-		p.s.events.add(exitEvent(e))
-		p.logExit(e)
-		if pe.decideRestart {
-			p.decideOnOOM(e)
-		}
-	}
-	p.pending = keep
-	if !next.IsZero() {
-		p.settleC = p.s.clock.After(next.Sub(now))
-	}
-	p.publish() // the last exit may have settled without a state change
-}
-
-func (p *program) decideOnOOM(e Exit) {
-	if !p.waitOOM || p.proc != nil || p.state != StateExited {
-		return
-	}
-	p.waitOOM = false
-	if e.Reason == ReasonOOMKill {
-		p.restartAfter(e.Started, e.Time)
-		return
-	}
-	p.lastDeath = time.Time{}
-}
-
 func (p *program) handle(m any) {
 	switch m := m.(type) {
 	case killMsg:
 		p.onKill(m.kill)
 	case updateMsg:
-		p.log.Info("definition changed, restarting onto it")
-		spec := m.spec
-		p.pendingSpec = &spec
-		p.beginStop(startAgain)
+		p.update(m.spec)
 	case ctlMsg:
 		m.reply <- p.control(m)
-	}
-}
-
-func (p *program) control(m ctlMsg) error {
-	if p.after == quit {
-		return fmt.Errorf("program %s is shutting down", p.name)
-	}
-	switch m.action {
-	case ActionStart:
-		if p.proc != nil || p.state == StateStarting {
-			return nil
-		}
-		p.cancelTimer()
-		p.policy.Reset()
-		p.lastDeath = time.Time{}
-		p.after = stayDown
-		p.setState(StateStarting)
-		p.start()
-	case ActionStop:
-		p.stopSig = m.sig
-		p.beginStop(stayDown)
-	case ActionRestart:
-		p.policy.Reset()
-		p.beginStop(startAgain)
-	case ActionSignal:
-		if p.proc == nil {
-			return fmt.Errorf("program %s is not running", p.name)
-		}
-		if err := p.proc.Signal(m.sig); err != nil && !errors.Is(err, restart.ErrProcessDone) {
-			return fmt.Errorf("signalling %s: %w", p.name, err)
-		}
+	case pingMsg:
+		close(m.reply)
 	default:
-		return fmt.Errorf("unknown action %v", m.action)
-	}
-	return nil
-}
-
-// beginStop sends the stop signal to the instance's group and arms the
-// SIGKILL escalation; what happens once it is down is after.
-func (p *program) beginStop(after afterStop) {
-	if after > p.after {
-		p.after = after
-	}
-	p.cancelTimer()
-	p.waitOOM = false
-	if p.proc == nil {
-		p.finishStop()
-		return
-	}
-	if p.state == StateStopping {
-		return
-	}
-	p.setState(StateStopping)
-	sig := p.spec.Stop.Signal
-	if p.stopSig != 0 {
-		sig, p.stopSig = p.stopSig, 0
-	}
-	if err := p.proc.Signal(sig); err != nil && !errors.Is(err, restart.ErrProcessDone) {
-		p.log.Warn("sending stop signal", "err", err)
-	}
-	p.stopC = p.s.clock.After(p.spec.Stop.Timeout)
-}
-
-// finishStop runs once the instance is down after a stop.
-func (p *program) finishStop() {
-	p.stopC = nil
-	after := p.after
-	p.after = stayDown
-	if p.pendingSpec != nil {
-		p.setSpec(*p.pendingSpec)
-		p.pendingSpec = nil
-		if m := p.spec.Memory; m == nil {
-			p.dropGroup()
-		} else if p.group != nil {
-			if err := p.group.Update(Limits{Max: m.Max, High: m.High, SwapMax: m.SwapMax}); err != nil {
-				p.log.Warn("updating memory limits", "err", err)
-			}
-		}
-		p.ensureGroup()
-	}
-	switch after {
-	case quit:
-		p.after = quit
-		p.setState(StateStopped)
-	case startAgain:
-		p.policy.Reset()
-		p.setState(StateStarting)
-		p.start()
-	default:
-		p.setState(StateStopped)
+		panic(fmt.Sprintf("program %s: unknown message %T", p.name, m))
 	}
 }

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,20 +57,32 @@ type Config struct {
 	// is kept.
 	Processes ProcessSource
 	// Adopt holds the instances recorded before respawnd last stopped (the
-	// state file), by program name; they are taken over, not started again.
+	// state file), by program name. Each is taken over, once proven, by the
+	// program of that name in the first configuration applied; those whose
+	// program is gone are orphans (see KeepOrphans).
 	Adopt map[string]Instance
+	// KeepOrphans leaves the recorded instances of programs no longer in the
+	// configuration running, listed by Orphans. By default they are
+	// stopped with their recorded stop settings, once proven.
+	KeepOrphans bool
 	// SaveState, when set (with Processes), is called from a goroutine of
 	// the supervisor, never on the restart path, with every running
-	// instance after changes, and once more after shutdown.
+	// instance after changes, and once more after shutdown. It is never
+	// called before a configuration was applied.
 	SaveState func([]Instance) error
 	// Retained returns the OOM kills still in the kernel's ring buffer, to
 	// attribute deaths that happened while respawnd was down.
 	Retained func() ([]oom.Kill, error)
-	// Tag, when set, names this respawnd among others on the host (its
-	// state directory, say): every program gets TagKey=Tag/NAME in its
-	// environment, and after a restart respawnd adopts the process group
-	// leaders that carry its programs' tags.
-	Tag string
+	// Tag, when set, returns the environment entry (KEY=value) that marks a
+	// new instance of program, with its generation and the hash of its
+	// definition, as this daemon's; it is called right before each start.
+	// After a restart of respawnd, Processes.FindTagged finds the instances
+	// by it.
+	Tag func(program string, generation uint64, configHash string) (string, error)
+	// Exiting, when set, reports whether the process pid is being torn
+	// down: an OOM kill that the cgroup counter shows while the main
+	// process is dying is the main process's, not a worker's.
+	Exiting func(pid int) bool
 }
 
 // Status is a program's state at one moment.
@@ -96,16 +111,31 @@ type Supervisor struct {
 	clock  Clock
 	rec    Recorder
 	events *eventRing
+	panics atomic.Uint64
+	// kernelLog says the kernel log source is live (Config.KernelLog until
+	// SetKernelLog says otherwise).
+	kernelLog atomic.Bool
 
 	applyC chan applyReq
 	killC  chan oom.Kill
 	stateC chan struct{}
+	pingC  chan chan struct{}
 
-	mu       sync.Mutex // guards programs and the owner maps
+	mu sync.Mutex // guards everything below
+	// programs holds the current incarnation of every configured program.
 	programs map[string]*program
-	byPID    map[int]*program
-	byMemcg  map[string]*program
-	limiter  *restart.Limiter
+	// retiring holds, by name, what must end before the next incarnation
+	// of the name starts: the loop of a removed program still stopping its
+	// instance, or the stop of an orphan.
+	retiring map[string]<-chan struct{}
+	// recorded holds the state file's instances not yet taken over.
+	recorded map[string]Instance
+	// orphans holds the kept instances of programs no longer configured.
+	orphans map[string]Instance
+	applied bool
+	byPID   map[int]*program
+	byMemcg map[string]*program
+	limiter *restart.Limiter
 }
 
 type applyReq struct {
@@ -130,7 +160,7 @@ func New(cfg Config) *Supervisor {
 	if cfg.EventRingSize <= 0 {
 		cfg.EventRingSize = 256
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		cfg:    cfg,
 		log:    cfg.Logger,
 		clock:  cfg.Clock,
@@ -141,11 +171,20 @@ func New(cfg Config) *Supervisor {
 		// stall the kernel log reader while programs are being routed.
 		killC:    make(chan oom.Kill, 1024),
 		stateC:   make(chan struct{}, 1), // one pending request stands for any number
+		pingC:    make(chan chan struct{}),
 		programs: map[string]*program{},
+		retiring: map[string]<-chan struct{}{},
+		recorded: map[string]Instance{},
+		orphans:  map[string]Instance{},
 		byPID:    map[int]*program{},
 		byMemcg:  map[string]*program{},
 		limiter:  cfg.Limiter,
 	}
+	for name, inst := range cfg.Adopt {
+		s.recorded[name] = inst
+	}
+	s.kernelLog.Store(cfg.KernelLog)
+	return s
 }
 
 // Run supervises until ctx is done, then stops every program in parallel
@@ -153,7 +192,7 @@ func New(cfg Config) *Supervisor {
 func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	saving := s.cfg.SaveState != nil && s.cfg.Processes != nil
-	ticks := map[int]uint64{}
+	ids := map[int]Instance{}
 	if saving {
 		wg.Add(1)
 		go func() {
@@ -163,7 +202,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case <-s.stateC:
-					s.saveState(ticks)
+					s.saveState(ids)
 				}
 			}
 		}()
@@ -171,8 +210,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer func() {
 		wg.Wait()
 		if saving {
-			// Every program is down now: nothing is left to adopt.
-			s.saveState(ticks)
+			// Every program is down now: nothing is left to adopt but kept
+			// orphans. A supervisor that applied nothing writes nothing: the
+			// state file still describes the instances it never took over.
+			s.saveState(ids)
 		}
 	}()
 	for {
@@ -183,6 +224,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			req.reply <- s.apply(ctx, &wg, req.cfg)
 		case k := <-s.killC:
 			s.route(ctx, k)
+		case reply := <-s.pingC:
+			close(reply)
 		}
 	}
 }
@@ -205,53 +248,230 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) error {
 	}
 }
 
-func (s *Supervisor) apply(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config) error {
+func (s *Supervisor) apply(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.panicked(s.log, "applying a configuration", r, debug.Stack())
+		}
+	}()
 	if s.limiter == nil {
 		s.limiter = restart.NewLimiter(cfg.Limits.RestartsPerSecond, cfg.Limits.RestartBurst)
 	}
-	want := map[string]config.Program{}
-	for _, p := range cfg.Programs {
-		want[p.Name] = p
+	plan := s.plan(ctx, cfg)
+	for _, st := range plan.start {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runProgram(st.p, st.after)
+		}()
 	}
-	type update struct {
+	for _, o := range plan.retire {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.retire(o.inst, o.done)
+		}()
+	}
+	// Sent outside the lock: a program loop may be waiting for it.
+	for _, u := range plan.updates {
+		u.p.send(ctx, updateMsg{spec: u.spec})
+	}
+	s.log.Info("configuration applied", "programs", len(cfg.Programs), "new", len(plan.start), "changed", len(plan.updates), "unchanged", plan.kept)
+	return nil
+}
+
+// applyPlan is what one configuration changes.
+type applyPlan struct {
+	start []struct {
+		p     *program
+		after <-chan struct{}
+	}
+	retire []struct {
+		inst Instance
+		done chan struct{}
+	}
+	updates []struct {
 		p    *program
 		spec config.Program
 	}
-	var updates []update
-	var started, kept int
+	kept int
+}
+
+// plan works out, under the lock, which programs start, stop, change or
+// stay, and registers new incarnations.
+func (s *Supervisor) plan(ctx context.Context, cfg *config.Config) applyPlan {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	var plan applyPlan
+	initial := !s.applied
+	s.applied = true
+	want := map[string]bool{}
+	for _, p := range cfg.Programs {
+		want[p.Name] = true
+	}
 	for name, p := range s.programs {
-		if _, ok := want[name]; !ok {
+		if !want[name] {
+			// The next incarnation of the name waits until this loop has
+			// stopped its instance and removed its cgroup.
 			p.remove()
+			s.retiring[name] = p.exited
 			delete(s.programs, name)
+		}
+	}
+	if initial {
+		// Recorded instances of programs that are gone from the
+		// configuration: stopped, or kept and listed.
+		for name, inst := range s.recorded {
+			if want[name] {
+				continue
+			}
+			delete(s.recorded, name)
+			if s.cfg.KeepOrphans {
+				s.orphans[name] = inst
+				s.log.Warn("instance of a program no longer configured left running", "program", name, "pid", inst.PID)
+				continue
+			}
+			done := make(chan struct{})
+			s.retiring[name] = done
+			plan.retire = append(plan.retire, struct {
+				inst Instance
+				done chan struct{}
+			}{inst, done})
 		}
 	}
 	for _, spec := range cfg.Programs {
 		if p, ok := s.programs[spec.Name]; ok {
-			if p.hash == spec.Hash() {
-				kept++
+			if h := spec.Hash(); p.hash == h {
+				plan.kept++
 			} else {
-				p.hash = spec.Hash()
-				updates = append(updates, update{p, spec})
+				p.hash = h
+				plan.updates = append(plan.updates, struct {
+					p    *program
+					spec config.Program
+				}{p, spec})
 			}
 			continue
 		}
-		started++
-		p := newProgram(ctx, s, spec)
+		if inst, ok := s.orphans[spec.Name]; ok {
+			// A kept orphan's program is back: it takes the instance over.
+			delete(s.orphans, spec.Name)
+			s.recorded[spec.Name] = inst
+		}
+		p := newProgram(ctx, s, spec, initial)
 		s.programs[spec.Name] = p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.run()
-		}()
+		plan.start = append(plan.start, struct {
+			p     *program
+			after <-chan struct{}
+		}{p, s.retiring[spec.Name]})
+	}
+	return plan
+}
+
+// runProgram runs p's loop once the previous incarnation of its name (if
+// any) is gone, so that two loops never own one name's processes or cgroup.
+func (s *Supervisor) runProgram(p *program, after <-chan struct{}) {
+	defer func() {
+		s.mu.Lock()
+		if s.retiring[p.name] == p.exited {
+			delete(s.retiring, p.name)
+		}
+		s.mu.Unlock()
+		close(p.exited)
+	}()
+	if after != nil {
+		<-after
+	}
+	p.run()
+}
+
+// takeRecorded returns, once, the state file's instance for name.
+func (s *Supervisor) takeRecorded(name string) *Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, ok := s.recorded[name]
+	if !ok || inst.PID <= 0 {
+		return nil
+	}
+	delete(s.recorded, name)
+	return &inst
+}
+
+// panicked logs a recovered panic with its stack, counts it, and returns it
+// as an error.
+func (s *Supervisor) panicked(log *slog.Logger, what string, r any, stack []byte) error {
+	s.panics.Add(1)
+	log.Error("internal error recovered", "while", what, "panic", fmt.Sprint(r), "stack", string(stack))
+	return fmt.Errorf("internal error while %s: %v", what, r)
+}
+
+// SetKernelLog says whether the kernel log source is live: when it fails,
+// exits no longer wait for kernel reports that cannot come.
+func (s *Supervisor) SetKernelLog(live bool) { s.kernelLog.Store(live) }
+
+// Panics returns how many panics the supervisor recovered from.
+func (s *Supervisor) Panics() uint64 { return s.panics.Load() }
+
+// Alive checks that the supervisor's loop and every program's loop answer
+// within ctx: none is stuck. The error names the ones that did not answer.
+func (s *Supervisor) Alive(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case s.pingC <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("supervisor loop does not answer: %w", ctx.Err())
+	}
+	select {
+	case <-reply:
+	case <-ctx.Done():
+		return fmt.Errorf("supervisor loop does not answer: %w", ctx.Err())
+	}
+	s.mu.Lock()
+	ps := make([]*program, 0, len(s.programs))
+	for _, p := range s.programs {
+		ps = append(ps, p)
 	}
 	s.mu.Unlock()
-	// Sent outside the lock: a program loop may be waiting for it.
-	for _, u := range updates {
-		u.p.send(ctx, updateMsg{spec: u.spec})
+	replies := make([]chan struct{}, len(ps))
+	for i, p := range ps {
+		replies[i] = make(chan struct{})
+		ping := pingMsg{reply: replies[i]}
+		select {
+		case p.msgs <- ping:
+			continue
+		case <-p.exited:
+			close(replies[i])
+			continue
+		default:
+		}
+		// A full mailbox: wait for room, but not past ctx (then the loop
+		// counts as stuck).
+		select {
+		case p.msgs <- ping:
+		case <-p.exited:
+			close(replies[i])
+		case <-ctx.Done():
+		}
 	}
-	changed := len(updates)
-	s.log.Info("configuration applied", "programs", len(cfg.Programs), "new", started, "changed", changed, "unchanged", kept)
+	var stuck []string
+	for i, p := range ps {
+		select {
+		case <-replies[i]:
+			continue
+		case <-p.exited:
+			continue
+		default:
+		}
+		select {
+		case <-replies[i]:
+		case <-p.exited:
+		case <-ctx.Done():
+			stuck = append(stuck, p.name)
+		}
+	}
+	if len(stuck) > 0 {
+		sort.Strings(stuck)
+		return fmt.Errorf("program loops do not answer: %s", strings.Join(stuck, ", "))
+	}
 	return nil
 }
 

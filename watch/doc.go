@@ -43,9 +43,25 @@
 // The pidfd mechanism needs Config.ProcRoot to show respawnd's own pid
 // namespace, since pidfd_open takes a pid of the caller's namespace.
 //
-// # State file
+// # State directory
 //
-// SaveState and LoadState keep a versioned JSON file of the programs'
-// identities, written atomically, so that a restarted respawnd can re-adopt
-// running programs (LoadState, then Scanner.Alive on each entry's Identity).
+// A StateDir (OpenStateDir) is respawnd's own directory, checked to be
+// respawnd's alone (owned by its effective uid, writable by nobody else,
+// reached through directories only root or respawnd can change; see
+// internal/securefs) and held open: every file in it is opened, created,
+// renamed and removed relative to the directory's descriptor. It keeps a
+// versioned JSON file of the programs' identities (pid, start time, boot
+// id, executable, uid), written atomically, so that a restarted respawnd
+// can re-adopt running programs (StateDir.Load, then Scanner.Alive on each
+// entry's Identity), and the per-daemon secret (StateDir.Secret). A file
+// there that respawnd did not write (a link, another owner, a mode that
+// lets others write) is refused, never read.
+//
+// # Pidfiles
+//
+// A pidfile (Matcher.Pidfile) is opened by the same rules, trusting root,
+// respawnd's effective uid and the uid of Matcher.User. Its content is
+// still only a hint: the daemon that writes it may write any pid, so a
+// process found through a pidfile must be proved to be the program (its
+// executable, user, tag) before it is adopted or signalled.
 package watch

@@ -19,8 +19,16 @@ var (
 	ErrInvalidMatcher = errors.New("watch: invalid matcher")
 	// ErrClosed is returned by Watcher.Watch once Watcher.Run has returned.
 	ErrClosed = errors.New("watch: watcher stopped")
-	// ErrCorruptState wraps every error of LoadState about the content of the
-	// state file (bad JSON, unknown version, impossible entries). The caller
-	// logs a warning and starts with no state.
+	// ErrCorruptState wraps every error of StateDir.Load about the content
+	// of the state file (bad JSON, unknown version, impossible entries). The
+	// caller logs a warning and starts with no state.
 	ErrCorruptState = errors.New("watch: corrupt state file")
+	// ErrBadTag means a process's instance tag is not one this daemon made
+	// for it: malformed, another daemon's or boot's, forged, made for
+	// another program, or inherited by a process started later.
+	ErrBadTag = errors.New("watch: invalid instance tag")
+	// ErrNotProven means a process could not be shown to be the one
+	// respawnd recorded or would adopt: its boot, executable, user or tag
+	// differ. respawnd never adopts or signals such a process.
+	ErrNotProven = errors.New("watch: process identity not proven")
 )

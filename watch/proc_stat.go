@@ -13,6 +13,9 @@ import (
 // reads only what it needs.
 type statFields struct {
 	State     byte
+	PGRP      int
+	Session   int
+	Flags     uint64
 	StartTime uint64
 	// ExitCode is field 52, the wait(2) status of a dead thread-group
 	// leader (since Linux 3.5); HasExitCode is false on older kernels.
@@ -38,6 +41,19 @@ func parseStat(data []byte) (statFields, error) {
 		return statFields{}, fmt.Errorf("parsing stat: bad state %q", fields[0])
 	}
 	s.State = fields[0][0]
+	pgrp, err := strconv.Atoi(string(fields[5-3]))
+	if err != nil {
+		return statFields{}, fmt.Errorf("parsing stat: process group: %w", err)
+	}
+	sid, err := strconv.Atoi(string(fields[6-3]))
+	if err != nil {
+		return statFields{}, fmt.Errorf("parsing stat: session: %w", err)
+	}
+	flags, err := strconv.ParseUint(string(fields[9-3]), 10, 64)
+	if err != nil {
+		return statFields{}, fmt.Errorf("parsing stat: flags: %w", err)
+	}
+	s.PGRP, s.Session, s.Flags = pgrp, sid, flags
 	st, err := strconv.ParseUint(string(fields[22-3]), 10, 64)
 	if err != nil {
 		return statFields{}, fmt.Errorf("parsing stat: start time: %w", err)
@@ -62,6 +78,11 @@ func deadState(state byte) bool { return state == 'Z' || state == 'X' || state =
 // (include/linux/sched.h). It marks kernel threads, whose cmdline is empty
 // like that of some user processes, so the flag is the reliable test.
 const pfKthread = 0x00200000
+
+// pfExiting is PF_EXITING in the flags word: the process is being torn down
+// (it was killed and is releasing its memory, which for a large process can
+// take a while before its exit status is in).
+const pfExiting = 0x00000004
 
 func truncate(b []byte) []byte {
 	if len(b) > 64 {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/respawnd/respawnd/internal/securefs"
 )
 
 // maxProcFile caps reads of single /proc files. Their reported size is 0
@@ -112,7 +114,8 @@ func isChurn(err error) bool {
 // time, then pid). Kernel threads and zombies never match; processes that
 // vanish during the scan are skipped. It fails only when m is invalid
 // (ErrInvalidMatcher), the pidfile cannot be read for a reason other than
-// its absence, or /proc cannot be listed.
+// its absence or is refused (see readPidfile: it must be root's,
+// respawnd's or m.User's), or /proc cannot be listed.
 func (s *Scanner) Match(m Matcher) ([]Process, error) {
 	if m.empty() {
 		return nil, fmt.Errorf("%w: no comm, exe, cmdline, pidfile or env given", ErrInvalidMatcher)
@@ -129,7 +132,11 @@ func (s *Scanner) Match(m Matcher) ([]Process, error) {
 
 	var procs procfs.Procs
 	if m.Pidfile != "" {
-		pid, ok, err := readPidfile(m.Pidfile)
+		trusted := []int{0, os.Geteuid()}
+		if uid >= 0 {
+			trusted = append(trusted, uid)
+		}
+		pid, ok, err := readPidfile(m.Pidfile, trusted)
 		if err != nil || !ok {
 			return nil, err
 		}
@@ -267,14 +274,32 @@ func exeCandidates(exe string) []string {
 	return out
 }
 
+// maxPidfile caps the bytes read from a pidfile.
+const maxPidfile = 4096
+
 // readPidfile reads a pid from path. ok is false, with no error, when the
 // file is missing or empty (a daemon that has not written it yet).
-func readPidfile(path string) (pid int, ok bool, err error) {
-	b, err := readCapped(path, 4096)
+//
+// The file is opened by internal/securefs's rules, trusting the uids in
+// trusted (root, respawnd's and the matched user's): every directory on
+// the way and the file must be owned by one of them, no directory may be
+// writable by others unless sticky, a symbolic link of anyone else is not
+// followed, and the file must be a regular file with one link. Anything
+// else is an error, so that another user cannot point respawnd at a pid of
+// their choosing. Even so the pid is only a hint: whoever may write the
+// file may write any pid, so the caller must prove that the process is the
+// program (its executable, user, tag) before adopting or signalling it.
+func readPidfile(path string, trusted []int) (pid int, ok bool, err error) {
+	file, err := securefs.OpenFile(path, os.O_RDONLY, 0, securefs.Policy{Trusted: trusted})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, false, nil
 		}
+		return 0, false, fmt.Errorf("reading pidfile %s: %w", path, err)
+	}
+	defer file.Close()
+	b, err := io.ReadAll(io.LimitReader(file, maxPidfile))
+	if err != nil {
 		return 0, false, fmt.Errorf("reading pidfile %s: %w", path, err)
 	}
 	f := strings.Fields(string(b))

@@ -5,99 +5,142 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
-func TestStateRoundTrip(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state") // created by SaveState
-	want := []StateEntry{
-		{Program: "api", PID: 4242, StartTime: 210612, ConfigHash: "sha256:ab", Generation: 7, Restarts: 6, Child: true},
-		{Program: "legacy", PID: 17, StartTime: 19, ConfigHash: "sha256:cd", Generation: 1},
+const testBootID = "3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+
+func testEntries() []StateEntry {
+	return []StateEntry{
+		{Program: "api", PID: 4242, StartTime: 210612, BootID: testBootID, Exe: "/usr/bin/api", UID: 33,
+			ConfigHash: "ab12", Generation: 7, Restarts: 6, Child: true, StopSignal: 15, StopTimeout: 10 * time.Second},
+		{Program: "legacy.worker-2", PID: 17, StartTime: 19, BootID: testBootID, ConfigHash: "cd34", Generation: 1,
+			StopTimeout: 1500 * time.Millisecond},
 	}
-	if err := SaveState(dir, want); err != nil {
+}
+
+func TestEncodeParseState(t *testing.T) {
+	want := testEntries()
+	data, err := encodeState(want)
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadState(dir)
+	for _, s := range []string{`"version": 2`, `"boot_id": "` + testBootID + `"`, `"stop_timeout": "10s"`, `"stop_timeout": "1.5s"`, `"exe": "/usr/bin/api"`, `"uid": 33`, `"stop_signal": 15`} {
+		if !strings.Contains(string(data), s) {
+			t.Errorf("encoded state lacks %s:\n%s", s, data)
+		}
+	}
+	got, err := parseState(data)
 	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("LoadState = %+v, %v; want %+v", got, err, want)
+		t.Fatalf("parseState = %+v, %v; want %+v", got, err, want)
 	}
 	if got[0].Identity() != (Identity{PID: 4242, StartTime: 210612}) {
 		t.Errorf("Identity = %v", got[0].Identity())
 	}
-	st, err := os.Stat(filepath.Join(dir, StateFile))
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Errorf("state file mode %v, %v", st.Mode(), err)
-	}
-	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
-		t.Errorf("state dir mode %v, %v", st.Mode(), err)
-	}
-
-	// Overwrite with fewer entries, with a temp file left by a crash.
-	if err := os.WriteFile(filepath.Join(dir, "."+StateFile+".123.tmp"), []byte("{"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := SaveState(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	got, err = LoadState(dir)
-	if err != nil || len(got) != 0 {
-		t.Fatalf("after saving nothing: %+v, %v", got, err)
-	}
-	names, _ := os.ReadDir(dir)
-	if len(names) != 1 || names[0].Name() != StateFile {
-		t.Errorf("files left in the state dir: %v", names)
+	if data, err := encodeState(nil); err != nil || !strings.Contains(string(data), `"entries": []`) {
+		t.Errorf("no entries: %s, %v", data, err)
 	}
 }
 
-func TestLoadStateMissing(t *testing.T) {
-	got, err := LoadState(filepath.Join(t.TempDir(), "nowhere"))
-	if err != nil || got != nil {
-		t.Errorf("LoadState of a missing dir = %v, %v", got, err)
-	}
-}
-
-func TestLoadStateCorrupt(t *testing.T) {
-	for name, content := range map[string]string{
-		"truncated":       `{"version":1,"entries":[{"program":"api","pid":4`,
-		"not json":        "\x00\x01garbage",
-		"empty":           "",
-		"future version":  `{"version":2,"entries":[]}`,
-		"no version":      `{"entries":[]}`,
-		"trailing data":   `{"version":1,"entries":[]} {}`,
-		"bad pid":         `{"version":1,"entries":[{"program":"api","pid":0}]}`,
-		"no program":      `{"version":1,"entries":[{"pid":12}]}`,
-		"wrong type":      `{"version":1,"entries":[{"program":"api","pid":"12"}]}`,
-		"entries object":  `{"version":1,"entries":{}}`,
-		"negative counts": `{"version":1,"entries":[{"program":"api","pid":12,"restarts":-1}]}`,
+func TestParseStateCorrupt(t *testing.T) {
+	const e = `"program":"api","pid":12,"start_time":1,"boot_id":"` + testBootID + `","exe":"","uid":0,"config_hash":"h","generation":1,"restarts":0,"child":false,"stop_signal":0,"stop_timeout":"0s"`
+	for name, tc := range map[string]struct{ content, want string }{
+		"truncated":       {`{"version":2,"entries":[{"program":"api","pid":4`, "truncated JSON"},
+		"not json":        {"\x00\x01garbage", "invalid character"},
+		"empty":           {"", "empty"},
+		"version 1":       {`{"version":1,"entries":[{"program":"api","pid":12}]}`, "format version 1, written by an older respawnd"},
+		"future version":  {`{"version":3,"entries":[]}`, "written by a newer respawnd"},
+		"no version":      {`{"entries":[]}`, "no version"},
+		"trailing data":   {`{"version":2,"entries":[]} {}`, "trailing data"},
+		"unknown field":   {`{"version":2,"entries":[{` + e + `,"extra":1}]}`, "unknown field"},
+		"wrong type":      {`{"version":2,"entries":[{"program":"api","pid":"12"}]}`, "cannot unmarshal"},
+		"entries object":  {`{"version":2,"entries":{}}`, "cannot unmarshal"},
+		"negative counts": {`{"version":2,"entries":[{` + strings.Replace(e, `"restarts":0`, `"restarts":-1`, 1) + `}]}`, "cannot unmarshal"},
+		"bad pid":         {`{"version":2,"entries":[{` + strings.Replace(e, `"pid":12`, `"pid":0`, 1) + `}]}`, "entry 0: pid: 0 is not a pid"},
+		"no program":      {`{"version":2,"entries":[{` + strings.Replace(e, `"program":"api"`, `"program":""`, 1) + `}]}`, `entry 0: program: "" does not match`},
+		"upper case name": {`{"version":2,"entries":[{` + strings.Replace(e, `"program":"api"`, `"program":"API"`, 1) + `}]}`, `entry 0: program: "API" does not match`},
+		"long name":       {`{"version":2,"entries":[{` + strings.Replace(e, `"program":"api"`, `"program":"`+strings.Repeat("a", 256)+`"`, 1) + `}]}`, "entry 0: program: longer than 255 bytes"},
+		"duplicate":       {`{"version":2,"entries":[{` + e + `},{` + e + `}]}`, `entry 1: program: "api" already in entry 0`},
+		"boot id":         {`{"version":2,"entries":[{` + strings.Replace(e, testBootID, strings.ToUpper(testBootID), 1) + `}]}`, "entry 0: boot_id: "},
+		"no boot id":      {`{"version":2,"entries":[{` + strings.Replace(e, testBootID, "", 1) + `}]}`, `entry 0: boot_id: "" is not a UUID`},
+		"relative exe":    {`{"version":2,"entries":[{` + strings.Replace(e, `"exe":""`, `"exe":"bin/api"`, 1) + `}]}`, `entry 0: exe: "bin/api" is not an absolute path`},
+		"uid":             {`{"version":2,"entries":[{` + strings.Replace(e, `"uid":0`, `"uid":-1`, 1) + `}]}`, "entry 0: uid: -1 is not a uid"},
+		"huge uid":        {`{"version":2,"entries":[{` + strings.Replace(e, `"uid":0`, `"uid":4294967295`, 1) + `}]}`, "entry 0: uid: 4294967295 is not a uid"},
+		"signal":          {`{"version":2,"entries":[{` + strings.Replace(e, `"stop_signal":0`, `"stop_signal":65`, 1) + `}]}`, "entry 0: stop_signal: 65 is not a signal"},
+		"timeout syntax":  {`{"version":2,"entries":[{` + strings.Replace(e, `"stop_timeout":"0s"`, `"stop_timeout":"10"`, 1) + `}]}`, `entry 0: stop_timeout: "10" is not a duration`},
+		"negative time":   {`{"version":2,"entries":[{` + strings.Replace(e, `"stop_timeout":"0s"`, `"stop_timeout":"-1s"`, 1) + `}]}`, "entry 0: stop_timeout: -1s is not between 0 and 24h0m0s"},
+		"long timeout":    {`{"version":2,"entries":[{` + strings.Replace(e, `"stop_timeout":"0s"`, `"stop_timeout":"24h1s"`, 1) + `}]}`, "entry 0: stop_timeout: 24h0m1s is not between"},
+		"config hash":     {`{"version":2,"entries":[{` + strings.Replace(e, `"config_hash":"h"`, `"config_hash":"a b"`, 1) + `}]}`, `entry 0: config_hash: "a b" is not a hash`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(content), 0o600); err != nil {
-				t.Fatal(err)
+			got, err := parseState([]byte(tc.content))
+			if err == nil || got != nil {
+				t.Fatalf("parseState = %+v, %v; want an error", got, err)
 			}
-			got, err := LoadState(dir)
-			if !errors.Is(err, ErrCorruptState) || got != nil {
-				t.Errorf("LoadState = %v, %v; want ErrCorruptState", got, err)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", err, tc.want)
 			}
 		})
 	}
+	// Every problem is reported, not just the first.
+	bad := strings.Replace(strings.Replace(e, `"pid":12`, `"pid":-3`, 1), `"uid":0`, `"uid":-1`, 1)
+	_, err := parseState([]byte(`{"version":2,"entries":[{` + e + `},{` + bad + `}]}`))
+	if err == nil || !strings.Contains(err.Error(), "entry 1: pid") || !strings.Contains(err.Error(), "entry 1: uid") || !strings.Contains(err.Error(), "entry 1: program") {
+		t.Errorf("error %v, want every problem of entry 1", err)
+	}
 }
 
-func TestWriteStateWithoutSync(t *testing.T) {
-	dir := t.TempDir()
-	want := []StateEntry{{Program: "api", PID: 42, StartTime: 7, ConfigHash: "h", Generation: 2, Restarts: 1, Child: true}}
-	if err := WriteState(dir, want, false); err != nil {
+func TestBootID(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "sys", "kernel", "random")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadState(dir)
+	for content, want := range map[string]string{
+		testBootID + "\n": testBootID,
+		"not-a-uuid\n":    "",
+		"":                "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "boot_id"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := BootID(root)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("boot_id %q: BootID = %q, %v; want %q", content, got, err, want)
+		}
+	}
+	if _, err := BootID(filepath.Join(root, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing boot_id: %v", err)
+	}
+}
+
+func FuzzParseState(f *testing.F) {
+	data, err := encodeState(testEntries())
 	if err != nil {
-		t.Fatal(err)
+		f.Fatal(err)
 	}
-	if len(got) != 1 || got[0] != want[0] {
-		t.Fatalf("LoadState = %+v, want %+v", got, want)
-	}
-	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
-	if len(left) != 0 {
-		t.Errorf("temporary files left: %v", left)
-	}
+	f.Add(data)
+	f.Add([]byte(`{"version":2,"entries":[]}`))
+	f.Add([]byte(`{"version":2,"entries":null}`))
+	f.Add([]byte(`{"version":1,"entries":[{"program":"api","pid":12}]}`))
+	f.Add([]byte(`{"version":2,"entries":[{"program":"a","pid":1,"boot_id":"` + testBootID + `","stop_timeout":"1h2m3.000000004s"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := parseState(data)
+		if err != nil {
+			return
+		}
+		enc, err := encodeState(entries)
+		if err != nil {
+			t.Fatalf("encoding accepted entries %+v: %v", entries, err)
+		}
+		again, err := parseState(enc)
+		if err != nil {
+			t.Fatalf("re-parsing the encoding of accepted entries: %v\n%s", err, enc)
+		}
+		if !reflect.DeepEqual(again, entries) {
+			t.Fatalf("round trip changed the entries:\n%+v\n%+v", entries, again)
+		}
+	})
 }

@@ -17,3 +17,7 @@ func lookupUID(name string) (int, error) {
 	}
 	return strconv.Atoi(u.Uid)
 }
+
+// LookupUID turns a user name or a numeric uid into a uid, as Matcher.User
+// does.
+func LookupUID(name string) (int, error) { return lookupUID(name) }

@@ -110,7 +110,7 @@ func TestRespawndKill9KeepsPrograms(t *testing.T) {
 				}
 			}
 			second.mu.Unlock()
-			if tc.name == "state file corrupt" && second.count(map[string]any{"msg": "state file unreadable, adopting by match only"}) != 1 {
+			if tc.name == "state file corrupt" && second.count(map[string]any{"msg": "state file unreadable, adopting by tag and match only"}) != 1 {
 				t.Errorf("no warning about the corrupt state file")
 			}
 

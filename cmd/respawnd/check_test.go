@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/watch"
 )
 
 func TestCheckValid(t *testing.T) {
@@ -49,5 +52,12 @@ func TestCheckListsEveryError(t *testing.T) {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("errors do not mention %q:\n%s", want, errOut.String())
 		}
+	}
+}
+
+// The variable a config may not set is the one that carries the tag.
+func TestReservedEnvIsTheTag(t *testing.T) {
+	if config.ReservedEnv != watch.TagKey {
+		t.Errorf("config reserves %s, the tag is %s", config.ReservedEnv, watch.TagKey)
 	}
 }

@@ -56,6 +56,12 @@ func (c *ctlCmds) has(cmd string) bool {
 func (c *ctlCmds) run(cmd string, f *flags, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if !(cmd == c.events.FullCommand() && c.follow) {
+		// A daemon that accepts but never answers must not hang the CLI.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ctlTimeout)
+		defer cancel()
+	}
 	cl := api.NewClient(api.SocketPath(f.web.stateDir))
 	var err error
 	switch cmd {
@@ -79,6 +85,9 @@ func (c *ctlCmds) run(cmd string, f *flags, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// ctlTimeout bounds every CLI command but events --follow.
+const ctlTimeout = 30 * time.Second
+
 // ctlError is err as a person should read it.
 func ctlError(err error, stateDir string) string {
 	switch {
@@ -93,30 +102,30 @@ func ctlError(err error, stateDir string) string {
 }
 
 func (c *ctlCmds) runStatus(ctx context.Context, cl *api.Client, w io.Writer) error {
-	var ps []api.Program
+	var resp api.ProgramsResponse
 	if c.name != "" {
 		p, err := cl.Program(ctx, c.name)
 		if err != nil {
 			return err
 		}
-		ps = []api.Program{p}
+		resp.Programs = []api.Program{p}
 	} else {
 		var err error
-		if ps, err = cl.Programs(ctx); err != nil {
+		if resp, err = cl.Status(ctx); err != nil {
 			return err
 		}
 	}
 	if c.output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(api.ProgramsResponse{Programs: ps})
+		return enc.Encode(resp)
 	}
-	writeStatusTable(w, ps, time.Now())
+	writeStatusTable(w, resp.Programs, resp.Orphans, time.Now())
 	return nil
 }
 
-// writeStatusTable prints one line per program.
-func writeStatusTable(w io.Writer, ps []api.Program, now time.Time) {
+// writeStatusTable prints one line per program, then one per kept orphan.
+func writeStatusTable(w io.Writer, ps []api.Program, orphans []api.Orphan, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tMEMORY/LIMIT")
 	for _, p := range ps {
@@ -132,6 +141,9 @@ func writeStatusTable(w io.Writer, ps []api.Program, now time.Time) {
 			state += " (" + (time.Duration(p.BackoffSeconds * float64(time.Second))).Round(time.Millisecond).String() + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, state, pid, uptime, p.Restarts, describeExit(p.LastExit), memory(p))
+	}
+	for _, o := range orphans {
+		fmt.Fprintf(tw, "%s\torphaned (not configured, not supervised)\t%d\t-\t-\t-\t-\n", o.Name, o.PID)
 	}
 	_ = tw.Flush()
 }
@@ -210,7 +222,9 @@ func formatEvent(e api.Event) string {
 		s += " rss=" + units.Base2Bytes(*e.RSSBytes).Round(1).String()
 	}
 	if e.OOM != nil && e.OOM.TaskMemcg != "" {
-		s += " memcg=" + e.OOM.TaskMemcg
+		// Quoted: a delegated cgroup can be named anything, escape
+		// sequences for root's terminal included.
+		s += " memcg=" + strconv.Quote(e.OOM.TaskMemcg)
 	}
 	if e.Error != "" {
 		s += " error=" + strconv.Quote(e.Error)

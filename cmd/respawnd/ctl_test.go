@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/respawnd/respawnd/api"
+	"github.com/respawnd/respawnd/oom"
 )
 
 func runCtl(t *testing.T, args ...string) (string, int) {
@@ -47,10 +48,11 @@ func TestStatusTable(t *testing.T) {
 		{Name: "flaky", State: "backoff", BackoffSeconds: 1.5, Restarts: 7, LastExit: &api.Exit{Reason: "exit_error", ExitCode: &code}},
 	}
 	var b bytes.Buffer
-	writeStatusTable(&b, ps, now)
-	want := `NAME   STATE           PID  UPTIME  RESTARTS  LAST EXIT         MEMORY/LIMIT
-api    running         42   1m30s   2         oom_kill SIGKILL  48MiB/64MiB
-flaky  backoff (1.5s)  -    -       7         exit_error 3      -
+	writeStatusTable(&b, ps, []api.Orphan{{Name: "old", PID: 77, Generation: 3}}, now)
+	want := `NAME   STATE                                      PID  UPTIME  RESTARTS  LAST EXIT         MEMORY/LIMIT
+api    running                                    42   1m30s   2         oom_kill SIGKILL  48MiB/64MiB
+flaky  backoff (1.5s)                             -    -       7         exit_error 3      -
+old    orphaned (not configured, not supervised)  77   -       -         -                 -
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
@@ -70,5 +72,12 @@ func TestFormatEvent(t *testing.T) {
 	e.Program = nil
 	if got := formatEvent(e); !strings.Contains(got, "(host) pid=123") {
 		t.Errorf("host event: %q", got)
+	}
+	// A delegated cgroup can be named anything: no escape sequence reaches
+	// the terminal.
+	e.OOM = &oom.Kill{TaskMemcg: "/user.slice/evil\x1b]0;pwned\x07\n"}
+	got = formatEvent(e)
+	if strings.ContainsAny(got, "\x1b\x07\n") || !strings.Contains(got, `memcg="/user.slice/evil\x1b]0;pwned\a\n"`) {
+		t.Errorf("hostile memcg printed raw: %q", got)
 	}
 }

@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/metrics"
@@ -31,13 +30,47 @@ type daemon struct {
 	rec      *metrics.Recorder
 	obs      *observer
 	servers  *servers
+	stateDir *watch.StateDir
 	adopt    *adoption // nil when adoption is off (exec) or unavailable
 	cgroups  *cgroupsAdapter
+	health   *health
 }
 
-// newDaemon builds the daemon. env is the environment programs inherit.
-func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(supervisor.Status), adopt bool) *daemon {
-	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: &observer{sources: map[string]bool{}}}
+// daemonOpts says what a daemon does beyond supervising.
+type daemonOpts struct {
+	// env is the environment programs inherit.
+	env []string
+	// onTransition is called after every state change of a program.
+	onTransition func(supervisor.Status)
+	// adopt takes over instances recorded in --state.dir and records its
+	// own there (respawnd run).
+	adopt bool
+	// keepOrphans leaves recorded instances of programs that are no longer
+	// configured running (--state.orphans=keep).
+	keepOrphans bool
+	// serveHTTP and serveSocket open the HTTP listeners and the control
+	// socket.
+	serveHTTP, serveSocket bool
+}
+
+// newDaemon builds the daemon. Everything that can stop respawnd from
+// running is done here, before any program is adopted or started: the state
+// directory is checked, every listener bound, every source opened. An error
+// means respawnd must exit having touched nothing.
+func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
+	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: newObserver()}
+	if o.adopt || o.serveSocket {
+		sd, err := watch.OpenStateDir(f.web.stateDir)
+		if err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+		d.stateDir = sd
+	}
+	if err := d.serve(f.web, o.serveHTTP, o.serveSocket); err != nil {
+		d.close()
+		return nil, err
+	}
+
 	if scan, err := watch.New(watch.Config{ProcRoot: f.procfs, Logger: logger.With("component", "watch")}); err != nil {
 		logger.Warn("process tree memory unavailable", "err", err)
 	} else {
@@ -62,7 +95,7 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 		d.kmsg = k
 		sources = append(sources, "kmsg", "up")
 	}
-	d.obs.sources["kmsg"] = d.kmsg != nil
+	d.obs.setSource("kmsg", d.kmsg != nil)
 	procfs := f.procfs
 	hostOOM := func() (uint64, error) { return oom.VMStatOOMKills(procfs) }
 	if _, err := hostOOM(); err != nil {
@@ -72,15 +105,15 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 	} else {
 		sources = append(sources, "vmstat", "up")
 	}
-	d.obs.sources["vmstat"] = hostOOM != nil
+	d.obs.setSource("vmstat", hostOOM != nil)
 	cg, cgErr := newCgroups(filepath.Join(f.sysfs, "fs", "cgroup"), logger.With("component", "cgroup"))
 	if cgErr != nil {
-		logger.Warn("oom source unavailable: memory cgroups (programs with memory limits run without them)", "err", cgErr)
+		logger.Warn("cgroups unavailable: memory limits are not applied, and a stop waits for a program's process group only", "err", cgErr)
 		sources = append(sources, "cgroup", "down")
 	} else {
 		sources = append(sources, "cgroup", cg.mode())
 	}
-	d.obs.sources["cgroup"] = cg != nil
+	d.obs.setSource("cgroup", cg != nil)
 	logger.Info("oom sources", sources...)
 	logger.Info("privileges", "uid", os.Geteuid(), "pid1", os.Getpid() == 1)
 
@@ -88,31 +121,37 @@ func newDaemon(f *flags, logger *slog.Logger, env []string, onTransition func(su
 		Launcher:     launcherAdapter{d.launcher},
 		Recorder:     d.rec,
 		Logger:       logger.With("component", "supervisor"),
-		Env:          env,
+		Env:          o.env,
 		KernelLog:    d.kmsg != nil,
 		HostOOMKills: hostOOM,
-		OnTransition: onTransition,
+		OnTransition: o.onTransition,
 		CgroupsErr:   cgErr,
+		KeepOrphans:  o.keepOrphans,
 	}
 	if cg != nil {
 		d.cgroups = cg
 		scfg.Cgroups = &trackedCgroups{cgroupsAdapter: cg, o: d.obs}
 	}
-	if adopt {
-		a, err := newAdoption(f.procfs, f.web.stateDir, logger.With("component", "watch"))
+	if o.adopt {
+		a, err := newAdoption(f.procfs, d.stateDir, logger.With("component", "watch"))
 		if err != nil {
 			logger.Warn("adoption unavailable: programs are started, never taken over", "err", err)
 		} else {
 			d.adopt = a
+			if cg != nil {
+				a.src.member = cg.m.Contains
+			}
 			a.configure(&scfg, f.kmsg)
 		}
 	}
 	d.sup = supervisor.New(scfg)
 	d.obs.sup = d.sup
-	return d
+	d.health = newHealth(d.sup, logger)
+	d.obs.health = d.health
+	return d, nil
 }
 
-// serve sets up the HTTP listener and the control socket that run serves.
+// serve binds the HTTP listeners and the control socket that run serves.
 func (d *daemon) serve(wf *webFlags, serveHTTP, serveSocket bool) error {
 	s, err := newServers(wf, d.log.With("component", "web"), d.obs, d.rec, serveHTTP, serveSocket)
 	if err != nil {
@@ -120,6 +159,19 @@ func (d *daemon) serve(wf *webFlags, serveHTTP, serveSocket bool) error {
 	}
 	d.servers = s
 	return nil
+}
+
+// close releases what newDaemon opened, for a daemon that never ran.
+func (d *daemon) close() {
+	if d.servers != nil {
+		d.servers.close()
+	}
+	if d.kmsg != nil {
+		_ = d.kmsg.Close()
+	}
+	if d.stateDir != nil {
+		_ = d.stateDir.Close()
+	}
 }
 
 // apply makes cfg the configuration in force and records the outcome for
@@ -136,84 +188,156 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// run runs everything until ctx is done. reload, when not nil, delivers
-// requests to load the configuration again.
-func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan reloadReq) error {
-	g, gctx := errgroup.WithContext(ctx)
-	if d.servers != nil {
-		g.Go(func() error { return d.servers.run(gctx) })
+// run runs everything until ctx is done, then stops every program, waits
+// until each is down and every descendant reaped, and returns. reload,
+// when not nil, delivers requests to load the configuration again. Nothing
+// that fails while running stops the programs: a failed source or server
+// is logged and the rest goes on.
+func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan reloadReq) {
+	var wg sync.WaitGroup
+	goLog := func(what string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				d.log.Error(what+" failed; respawnd goes on without it", "err", err)
+			}
+		}()
 	}
-	g.Go(func() error { return d.launcher.Run(gctx) })
-	// The watcher reports the deaths of adopted processes, the supervisor's
-	// shutdown included: it stops only after the supervisor has returned.
-	wctx, stopWatch := context.WithCancel(context.Background())
-	g.Go(func() error {
-		defer stopWatch()
-		err := d.sup.Run(gctx)
+	if d.servers != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.servers.run(ctx)
+		}()
+	}
+	// The reaper and the watcher outlive the supervisor: programs' stops
+	// must be seen and their descendants reaped until the very end.
+	lateCtx, stopLate := context.WithCancel(context.Background())
+	var late sync.WaitGroup
+	late.Add(1)
+	go func() {
+		defer late.Done()
+		if err := d.launcher.Run(lateCtx); err != nil {
+			d.log.Error("reaping orphans failed; orphaned descendants are left to init", "err", err)
+		}
+	}()
+	if d.adopt != nil {
+		late.Add(1)
+		go func() {
+			defer late.Done()
+			if err := d.adopt.w.Run(lateCtx); err != nil {
+				d.log.Error("watching adopted processes failed", "err", err)
+			}
+		}()
+	}
+	supDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(supDone)
+		_ = d.sup.Run(ctx) // returns nil once every program is down
+		// What escaped every program's process group without a cgroup to
+		// catch it was reparented to respawnd: it goes too, before exit.
+		grace := maxStopTimeout(d.obs.config()) + 5*time.Second
+		dctx, cancel := context.WithTimeout(context.Background(), 2*grace)
+		if err := d.launcher.DrainOrphans(dctx, grace); err != nil {
+			d.log.Warn("ending orphaned descendants", "err", err)
+		}
+		cancel()
 		if d.cgroups != nil {
 			// Every program is stopped and its cgroup gone: the parent goes
 			// too (after a kill -9 it stays, for the next respawnd).
-			if rerr := d.cgroups.m.RemoveParent(); rerr != nil {
-				d.log.Warn("removing the program cgroups' parent", "err", rerr)
+			if err := d.cgroups.m.RemoveParent(); err != nil {
+				d.log.Warn("removing the program cgroups' parent", "err", err)
 			}
 		}
-		return err
-	})
-	if d.adopt != nil {
-		g.Go(func() error { return d.adopt.w.Run(wctx) })
-	} else {
-		defer stopWatch()
-	}
-	g.Go(func() error { return watchdog(gctx, d.log) })
+	}()
+	goLog("checking the supervisor's health", func() error { return d.health.run(ctx) })
+	goLog("the systemd watchdog", func() error { return watchdog(ctx, d.log, d.health) })
 	if d.kmsg != nil {
 		// Buffered so the kernel log reader keeps up with an OOM storm while
 		// the supervisor routes reports.
 		kills := make(chan oom.Kill, 256)
-		g.Go(func() error {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			defer close(kills)
-			return d.kmsg.Run(gctx, kills)
-		})
-		g.Go(func() error {
+			if err := d.kmsg.Run(ctx, kills); err != nil {
+				// Attribution goes on from the cgroup and vmstat counters.
+				d.log.Error("oom source failed: kernel log; attribution goes on without it", "err", err)
+				d.obs.setSource("kmsg", false)
+				d.sup.SetKernelLog(false)
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for k := range kills {
-				d.sup.OOMKill(gctx, k)
+				d.sup.OOMKill(ctx, k)
 			}
-			return nil
-		})
+		}()
 	}
-	g.Go(func() error {
-		if err := d.apply(gctx, initial); err != nil && gctx.Err() == nil {
-			return err
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.configLoop(ctx, initial, reload)
+	}()
+	<-supDone
+	wg.Wait()
+	stopLate()
+	late.Wait()
+}
+
+// configLoop applies the initial configuration, then every reload.
+func (d *daemon) configLoop(ctx context.Context, initial *config.Config, reload <-chan reloadReq) {
+	d.obs.setConfig(initial)
+	if err := d.apply(ctx, initial); err != nil {
+		if ctx.Err() != nil {
+			return
 		}
+		d.log.Error("applying the configuration failed", "err", err)
+		d.obs.applied(err, time.Now())
+	} else {
 		notify(d.log, sdReady)
-		defer notify(d.log, sdStopping)
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case req := <-reload:
-				notify(d.log, sdReloading())
-				cfg, err := req.load()
-				if err != nil {
-					notify(d.log, sdReady)
-					d.log.Error("reload rejected, previous configuration stays in force", "err", err)
-					d.obs.applied(err, time.Now())
-					if req.reply != nil {
-						req.reply <- err
-					}
-					continue
-				}
-				if err := d.apply(gctx, cfg); err != nil && gctx.Err() == nil {
-					return err
-				}
-				notify(d.log, sdReady)
-				d.log.Info("configuration reloaded", "file", cfg.File)
-				if req.reply != nil {
-					req.reply <- nil
+	}
+	defer notify(d.log, sdStopping)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-reload:
+			notify(d.log, sdReloading())
+			cfg, err := req.load()
+			if err == nil {
+				if err = d.apply(ctx, cfg); err != nil && ctx.Err() != nil {
+					return
 				}
 			}
+			notify(d.log, sdReady)
+			if err != nil {
+				d.log.Error("reload rejected, previous configuration stays in force", "err", err)
+				d.obs.applied(err, time.Now())
+			} else {
+				d.obs.setConfig(cfg)
+				d.log.Info("configuration reloaded", "file", cfg.File)
+			}
+			if req.reply != nil {
+				req.reply <- err
+			}
 		}
-	})
-	return g.Wait()
+	}
+}
+
+// maxStopTimeout is the longest stop timeout of cfg's programs.
+func maxStopTimeout(cfg *config.Config) time.Duration {
+	var m time.Duration
+	if cfg != nil {
+		for _, p := range cfg.Programs {
+			m = max(m, p.Stop.Timeout)
+		}
+	}
+	return m
 }
 
 // runDaemon is `respawnd run`.
@@ -260,16 +384,19 @@ func runDaemon(f *flags, logger *slog.Logger) int {
 		}
 	}()
 
-	d := newDaemon(f, logger, inheritedEnv(os.Environ()), nil, true)
+	d, err := newDaemon(f, logger, daemonOpts{
+		env:         inheritedEnv(os.Environ()),
+		adopt:       true,
+		keepOrphans: f.keepOrphans,
+		serveHTTP:   true,
+		serveSocket: true,
+	})
+	if err != nil {
+		logger.Error("respawnd failed to start; no program was adopted, started or stopped", "err", err)
+		return 1
+	}
 	d.obs.reloadC, d.obs.load = reload, load
-	if err := d.serve(f.web, true, true); err != nil {
-		logger.Error("respawnd failed", "err", err)
-		return 1
-	}
-	if err := d.run(ctx, cfg, reload); err != nil && !errors.Is(err, context.Canceled) {
-		logger.Error("respawnd failed", "err", err)
-		return 1
-	}
+	d.run(ctx, cfg, reload)
 	logger.Info("stopped")
 	return 0
 }
@@ -277,7 +404,7 @@ func runDaemon(f *flags, logger *slog.Logger) int {
 // inheritedEnv is the minimal environment programs inherit from respawnd;
 // a program's env adds to it.
 func inheritedEnv(environ []string) []string {
-	keep := map[string]bool{"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "LANG": true, "LANGUAGE": true, "TZ": true, "TMPDIR": true}
+	keep := map[string]bool{"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "SHELL": true, "LANG": true, "LANGUAGE": true, "TZ": true, "TMPDIR": true}
 	var out []string
 	hasPath := false
 	for _, kv := range environ {

@@ -148,11 +148,16 @@ func (e *execCmd) run(f *flags, logger *slog.Logger) int {
 			}
 		}
 	}
-	d := newDaemon(f, logger, os.Environ(), onTransition, false)
 	// Metrics and the API only when asked for (--web.listen-address), the
 	// control socket only with --state.dir: containers rarely want either.
-	if err := d.serve(f.web, f.web.listenSet, f.web.stateDirSet); err != nil {
-		logger.Error("respawnd failed", "err", err)
+	d, err := newDaemon(f, logger, daemonOpts{
+		env:          os.Environ(),
+		onTransition: onTransition,
+		serveHTTP:    f.web.listenSet,
+		serveSocket:  f.web.stateDirSet,
+	})
+	if err != nil {
+		logger.Error("respawnd failed to start", "err", err)
 		return 1
 	}
 	cfg := &config.Config{Limits: config.DefaultLimits(), Programs: []config.Program{prog}}
@@ -161,8 +166,11 @@ func (e *execCmd) run(f *flags, logger *slog.Logger) int {
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGTERM, syscall.SIGINT}, forwarded...)...)
 	defer signal.Stop(sigs)
 
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx, cfg, nil) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.run(ctx, cfg, nil)
+	}()
 	code := 0
 	for {
 		select {
@@ -178,11 +186,7 @@ func (e *execCmd) run(f *flags, logger *slog.Logger) int {
 			}
 		case code = <-final:
 			cancel()
-		case err := <-done:
-			if err != nil {
-				logger.Error("respawnd failed", "err", err)
-				return 1
-			}
+		case <-done:
 			return code
 		}
 	}

@@ -18,12 +18,13 @@ import (
 
 // flags holds what every subcommand may use.
 type flags struct {
-	configFile string
-	procfs     string
-	sysfs      string
-	kmsg       string
-	log        promslog.Config
-	web        *webFlags
+	configFile  string
+	keepOrphans bool
+	procfs      string
+	sysfs       string
+	kmsg        string
+	log         promslog.Config
+	web         *webFlags
 }
 
 func main() {
@@ -47,6 +48,10 @@ func run(args []string) int {
 
 	runCmd := app.Command("run", "Run the daemon in the foreground (the default).").Default()
 	runCmd.Flag("config", "Configuration file (YAML). Without it respawnd runs with no programs.").Short('c').StringVar(&f.configFile)
+	var orphans string
+	runCmd.Flag("state.orphans", "What to do at start-up with the running instances, recorded in --state.dir, of programs that are no longer in the configuration: "+
+		"stop them (with their recorded stop signal and timeout) or keep them running, listed by `respawnd status` as orphaned.").
+		Default("stop").EnumVar(&orphans, "stop", "keep")
 
 	checkCmd := app.Command("check", "Validate a configuration file and list every error.")
 	checkCmd.Flag("config", "Configuration file (YAML).").Short('c').Required().StringVar(&f.configFile)
@@ -61,6 +66,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "respawnd: %v\n", err)
 		return 2
 	}
+	f.keepOrphans = orphans == "keep"
 	if ctl.has(cmd) {
 		return ctl.run(cmd, &f, os.Stdout, os.Stderr)
 	}

@@ -20,6 +20,7 @@ var (
 	_ supervisor.Recorder = (*metrics.Recorder)(nil)
 	_ metrics.Source      = (*observer)(nil)
 	_ api.Source          = apiSource{}
+	_ api.OrphanSource    = apiSource{}
 	_ api.Controller      = (*observer)(nil)
 	_ supervisor.Cgroups  = (*trackedCgroups)(nil)
 )
@@ -34,18 +35,43 @@ type reloadReq struct {
 // observer is what the metrics collector, the API and the control socket
 // read from the daemon at request time. It is safe for concurrent use.
 type observer struct {
-	sup     *supervisor.Supervisor
-	scan    *watch.Scanner  // nil when /proc cannot be read
-	sources map[string]bool // set once, before serving
-	groups  sync.Map        // program name -> *cgroup.Group
+	sup    *supervisor.Supervisor
+	scan   *watch.Scanner // nil when /proc cannot be read
+	groups sync.Map       // program name -> *cgroup.Group
+	health *health        // nil until the daemon runs
 
 	// reloadC, when not nil, takes reload requests (respawnd run).
 	reloadC chan<- reloadReq
 	load    func() (*config.Config, error)
 
-	ready  atomic.Bool
-	mu     sync.Mutex
-	reload metrics.ReloadStatus
+	ready   atomic.Bool
+	mu      sync.Mutex
+	reload  metrics.ReloadStatus
+	sources map[string]bool
+	cfg     *config.Config // in force
+}
+
+func newObserver() *observer { return &observer{sources: map[string]bool{}} }
+
+// setSource records whether an OOM source works.
+func (o *observer) setSource(name string, up bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sources[name] = up
+}
+
+// setConfig records the configuration in force.
+func (o *observer) setConfig(cfg *config.Config) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.cfg = cfg
+}
+
+// config returns the configuration in force, nil before the first.
+func (o *observer) config() *config.Config {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cfg
 }
 
 // applied records the outcome of a configuration load; the first success
@@ -60,9 +86,20 @@ func (o *observer) applied(err error, now time.Time) {
 	}
 }
 
-// Ready says whether the configuration is applied and every OOM source
-// initialised or deliberately degraded.
-func (o *observer) Ready() bool { return o.ready.Load() }
+// Ready says whether the configuration is applied, every OOM source
+// initialised or deliberately degraded, and the supervisor's loops answer.
+func (o *observer) Ready() bool {
+	return o.ready.Load() && (o.health == nil || o.health.ok())
+}
+
+// Health implements metrics.Source.
+func (o *observer) Health() metrics.Health {
+	h := metrics.Health{Healthy: o.health == nil || o.health.ok()}
+	if o.sup != nil {
+		h.Panics = o.sup.Panics()
+	}
+	return h
+}
 
 // LastReload implements metrics.Source.
 func (o *observer) LastReload() metrics.ReloadStatus {
@@ -72,7 +109,15 @@ func (o *observer) LastReload() metrics.ReloadStatus {
 }
 
 // OOMSources implements metrics.Source.
-func (o *observer) OOMSources() map[string]bool { return o.sources }
+func (o *observer) OOMSources() map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]bool, len(o.sources))
+	for k, v := range o.sources {
+		out[k] = v
+	}
+	return out
+}
 
 // Programs implements metrics.Source.
 func (o *observer) Programs() []metrics.ProgramSample {
@@ -162,6 +207,15 @@ func (o *observer) Reload(ctx context.Context) error {
 type apiSource struct{ *observer }
 
 func (a apiSource) Programs() []api.Program { return a.apiPrograms() }
+
+// Orphans implements api.OrphanSource.
+func (a apiSource) Orphans() []api.Orphan {
+	var out []api.Orphan
+	for _, o := range a.sup.Orphans() {
+		out = append(out, api.Orphan{Name: o.Program, PID: o.PID, Generation: o.Generation})
+	}
+	return out
+}
 
 // trackedCgroups remembers each program's memory cgroup, so that scrapes
 // can read its usage and limit.

@@ -35,8 +35,10 @@ func notify(logger *slog.Logger, state string) {
 }
 
 // watchdog sends WATCHDOG=1 at half the interval systemd asked for
-// (WatchdogSec=) until ctx is done; without a watchdog it returns at once.
-func watchdog(ctx context.Context, logger *slog.Logger) error {
+// (WatchdogSec=) until ctx is done, but only while h says the supervisor
+// is healthy: a wedged respawnd is then restarted by systemd. Without a
+// watchdog it returns at once.
+func watchdog(ctx context.Context, logger *slog.Logger, h *health) error {
 	interval, err := sd.SdWatchdogEnabled(false)
 	if err != nil {
 		logger.Warn("reading the systemd watchdog settings", "err", err)
@@ -48,7 +50,9 @@ func watchdog(ctx context.Context, logger *slog.Logger) error {
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
 	for {
-		notify(logger, sd.SdNotifyWatchdog)
+		if h.ok() {
+			notify(logger, sd.SdNotifyWatchdog)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

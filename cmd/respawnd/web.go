@@ -7,13 +7,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/mdlayher/vsock"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
-	"golang.org/x/sync/errgroup"
+	"golang.org/x/net/netutil"
 
 	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/metrics"
@@ -24,6 +31,9 @@ import (
 // allocations it would otherwise collide with) and is not the port of any
 // well-known service, nor one of the usual development ports.
 const defaultListenAddress = ":8571"
+
+// maxConnections caps the open HTTP connections of each listener.
+const maxConnections = 512
 
 // defaultStateDir holds the control socket.
 const defaultStateDir = "/run/respawnd"
@@ -53,22 +63,28 @@ func addWebFlags(app *kingpin.Application) *webFlags {
 	return w
 }
 
-// servers are the HTTP listener (exporter-toolkit: TLS and basic auth from
-// --web.config.file) and the control socket; either may be absent.
+// servers are the HTTP listeners (exporter-toolkit: TLS and basic auth
+// from --web.config.file) and the control socket; either may be absent.
+// Every listener is bound when servers are made, before respawnd adopts or
+// starts anything: a respawnd that cannot serve exits having touched no
+// program.
 type servers struct {
-	log  *slog.Logger
-	reg  *metrics.Registry
-	http *http.Server
-	wf   *webFlags
-	sock *api.Socket
+	log       *slog.Logger
+	reg       *metrics.Registry
+	http      *http.Server
+	listeners []net.Listener
+	wf        *webFlags
+	sock      *api.Socket
 }
 
-// newServers sets up what the daemon serves. The control socket is created
-// at once, so that a second daemon fails at start-up.
+// newServers binds what the daemon serves.
 func newServers(wf *webFlags, logger *slog.Logger, o *observer, rec *metrics.Recorder, serveHTTP, serveSocket bool) (*servers, error) {
 	s := &servers{log: logger, wf: wf}
 	src := apiSource{o}
 	if serveHTTP {
+		if err := validateWebConfig(wf); err != nil {
+			return nil, err
+		}
 		cfg := api.Config{Source: src, Ready: o.Ready, Logger: logger}
 		if wf.lifecycle {
 			cfg.Controller = o
@@ -78,18 +94,108 @@ func newServers(wf *webFlags, logger *slog.Logger, o *observer, rec *metrics.Rec
 		if err != nil {
 			return nil, err
 		}
-		s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+		// The timeouts protect /metrics and the landing page from slow
+		// clients; the API handler lifts them for a request it has read
+		// and sets its own per-write deadlines, so event streams and slow
+		// reloads survive.
+		s.http = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      2 * time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		}
+		if s.listeners, err = listen(wf); err != nil {
+			return nil, err
+		}
+		for i, l := range s.listeners {
+			// Each connection costs a goroutine, buffers and a descriptor:
+			// no client gets to open them without bound.
+			s.listeners[i] = netutil.LimitListener(l, maxConnections)
+		}
 	}
 	if serveSocket {
 		h := api.NewHandler(api.Config{Source: src, Controller: o, Ready: o.Ready, Logger: logger})
 		sock, err := api.ListenSocket(api.SocketPath(wf.stateDir), h, logger)
 		if err != nil {
+			s.close()
 			return nil, err
 		}
 		s.sock = sock
 		logger.Info("control socket listening", "path", sock.Path())
 	}
 	return s, nil
+}
+
+// validateWebConfig checks --web.config.file at start-up, so that a broken
+// TLS or auth setting stops respawnd before it adopts or starts anything,
+// not when the first connection comes.
+func validateWebConfig(wf *webFlags) error {
+	if wf.toolkit.WebConfigFile == nil || *wf.toolkit.WebConfigFile == "" {
+		return nil
+	}
+	if err := web.Validate(*wf.toolkit.WebConfigFile); err != nil {
+		return fmt.Errorf("web config %s: %w", *wf.toolkit.WebConfigFile, err)
+	}
+	return nil
+}
+
+// listen binds every --web.listen-address (tcp, or vsock://:PORT), or takes
+// systemd's socket-activated listeners with --web.systemd-socket.
+func listen(wf *webFlags) ([]net.Listener, error) {
+	if sd := wf.toolkit.WebSystemdSocket; sd != nil && *sd {
+		ls, err := activation.Listeners()
+		if err != nil {
+			return nil, fmt.Errorf("systemd socket activation: %w", err)
+		}
+		if len(ls) == 0 {
+			return nil, errors.New("systemd socket activation: no sockets passed")
+		}
+		return ls, nil
+	}
+	var ls []net.Listener
+	for _, addr := range *wf.toolkit.WebListenAddresses {
+		var l net.Listener
+		var err error
+		if strings.HasPrefix(addr, "vsock://") {
+			var port uint64
+			u, perr := url.Parse(addr)
+			if perr == nil {
+				_, p, serr := net.SplitHostPort(u.Host)
+				perr = serr
+				if perr == nil {
+					port, perr = strconv.ParseUint(p, 10, 32)
+				}
+			}
+			if perr != nil {
+				err = fmt.Errorf("bad vsock address: %w", perr)
+			} else {
+				l, err = vsock.Listen(uint32(port), nil)
+			}
+		} else {
+			l, err = net.Listen("tcp", addr)
+		}
+		if err != nil {
+			for _, o := range ls {
+				_ = o.Close()
+			}
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// close releases what newServers bound, for a daemon that never ran.
+func (s *servers) close() {
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	if s.sock != nil {
+		_ = s.sock.Close()
+	}
 }
 
 // webHandler routes the telemetry path to metrics, the API and health
@@ -120,36 +226,40 @@ func webHandler(telemetryPath string, apiH, metricsH http.Handler) (http.Handler
 	return mux, nil
 }
 
-// run serves until ctx is done, then shuts both servers down and returns
-// nil; a listener that cannot be opened is an error.
-func (s *servers) run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+// run serves until ctx is done, then shuts the servers down and returns.
+// A server that fails while running is logged, not fatal: programs go on
+// being supervised without their metrics or API.
+func (s *servers) run(ctx context.Context) {
+	var wg sync.WaitGroup
 	if s.sock != nil {
-		g.Go(func() error { return s.sock.Run(gctx) })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.sock.Run(ctx); err != nil {
+				s.log.Error("control socket failed; respawnd goes on without it", "err", err)
+			}
+		}()
 	}
 	if s.http != nil {
 		// Requests, event streams included, end with ctx.
-		s.http.BaseContext = func(net.Listener) context.Context { return gctx }
+		s.http.BaseContext = func(net.Listener) context.Context { return ctx }
 		errc := make(chan error, 1)
-		g.Go(func() error {
-			err := web.ListenAndServe(s.http, s.wf.toolkit, s.log)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := web.ServeMultiple(s.listeners, s.http, s.wf.toolkit, s.log)
 			errc <- err
-			if errors.Is(err, http.ErrServerClosed) {
-				return nil
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("serving http failed; respawnd goes on without metrics and API", "err", err)
 			}
-			return fmt.Errorf("serving http: %w", err)
-		})
-		g.Go(func() error {
-			select {
-			case <-gctx.Done():
-			case <-errc:
-				return nil
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = s.http.Shutdown(sctx)
-			return nil
-		})
+		}()
+		select {
+		case <-ctx.Done():
+		case <-errc:
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.http.Shutdown(sctx)
+		cancel()
 	}
-	return g.Wait()
+	wg.Wait()
 }

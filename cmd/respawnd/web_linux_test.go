@@ -65,21 +65,22 @@ func startInProcess(t *testing.T, yaml string, args ...string) *inProcess {
 		web: parseWebFlags(t, append([]string{"--web.listen-address=" + addr, "--state.dir=" + dir + "/state"}, args...)...)}
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := newDaemon(f, logger, inheritedEnv(nil), nil, false)
+	d, err := newDaemon(f, logger, daemonOpts{env: inheritedEnv(nil), serveHTTP: true, serveSocket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d.obs.Ready() {
 		t.Error("ready before the configuration is applied")
 	}
-	if err := d.serve(f.web, true, true); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx, cfg, nil) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.run(ctx, cfg, nil)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		<-done
 		if t.Failed() {
 			t.Logf("respawnd log:\n%s", logs.String())
 		}

@@ -86,7 +86,11 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 
 // testObserver is an observer of a supervisor with no programs, ready.
 func testObserver() *observer {
-	o := &observer{sup: supervisor.New(supervisor.Config{}), sources: map[string]bool{"kmsg": true, "cgroup": true, "vmstat": true}}
+	o := newObserver()
+	o.sup = supervisor.New(supervisor.Config{})
+	for _, s := range []string{"kmsg", "cgroup", "vmstat"} {
+		o.setSource(s, true)
+	}
 	o.applied(nil, time.Now())
 	return o
 }
@@ -95,13 +99,14 @@ func testObserver() *observer {
 func serveTest(t *testing.T, s *servers) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.run(ctx)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		<-done
 	})
 }
 

@@ -1,0 +1,192 @@
+package restart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lingerPoll is the pause between two looks at a lingering process group.
+const lingerPoll = 20 * time.Millisecond
+
+// lingerGroup waits, with the exited leader pgid still unreaped, until no
+// other live process is in its process group or deadline passes.
+func (l *Launcher) lingerGroup(pgid int, deadline time.Time) {
+	for time.Now().Before(deadline) {
+		if !groupHasMembers(pgid) {
+			return
+		}
+		time.Sleep(min(lingerPoll, time.Until(deadline)))
+	}
+}
+
+// groupHasMembers reports whether a live process other than pgid itself is
+// in process group pgid. Once the leader has exited, its children belong to
+// respawnd (the subreaper), so respawnd's own children are enough to look
+// at; where the kernel does not list children, every process is.
+func groupHasMembers(pgid int) bool {
+	pids, err := ownChildren()
+	if err != nil {
+		pids, err = allPIDs()
+		if err != nil {
+			return false
+		}
+	}
+	for _, pid := range pids {
+		if pid == pgid {
+			continue
+		}
+		if st, err := readStat(pid); err == nil && st.pgrp == pgid && !st.dead() {
+			return true
+		}
+	}
+	return false
+}
+
+// ownChildren lists respawnd's children, from every thread's children file
+// (CONFIG_PROC_CHILDREN; proc(5)): a child belongs to the thread that forked
+// it, or to whichever thread got it when it was reparented.
+func ownChildren() ([]int, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // a thread that just exited; a missing feature shows on every thread
+			}
+			return nil, err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	if len(out) == 0 {
+		if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/children"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func allPIDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// procStat holds the fields of /proc/PID/stat the launcher needs.
+type procStat struct {
+	state byte
+	ppid  int
+	pgrp  int
+}
+
+func (s procStat) dead() bool { return s.state == 'Z' || s.state == 'X' || s.state == 'x' }
+
+// readStat reads /proc/PID/stat. The comm (field 2) may hold spaces and
+// parentheses, so the fields are counted from the last ')' (proc(5)).
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("parsing stat of pid %d: no comm", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("parsing stat of pid %d: too short", pid)
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return procStat{}, fmt.Errorf("parsing stat of pid %d: bad ppid or pgrp", pid)
+	}
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, nil
+}
+
+// DrainOrphans ends what is left of the programs' descendants after every
+// program has stopped: processes that left their program's process group
+// (and had no cgroup to catch them) and were reparented to respawnd. Each
+// gets SIGTERM, then SIGKILL once grace has passed; DrainOrphans returns
+// when respawnd has no such child left, zombies included (Run, which must
+// still be running, reaps them), or ctx is done. Supervised children are
+// not touched.
+func (l *Launcher) DrainOrphans(ctx context.Context, grace time.Duration) error {
+	deadline := time.Now().Add(grace)
+	sent := map[syscall.Signal]map[int]bool{syscall.SIGTERM: {}, syscall.SIGKILL: {}}
+	for {
+		pids, err := ownChildren()
+		if err != nil {
+			return fmt.Errorf("listing respawnd's children: %w", err)
+		}
+		sig := syscall.SIGTERM
+		if !time.Now().Before(deadline) {
+			sig = syscall.SIGKILL
+		}
+		left := 0
+		for _, pid := range pids {
+			if l.supervised(pid) {
+				continue
+			}
+			st, err := readStat(pid)
+			if err != nil {
+				continue // reaped since the listing
+			}
+			left++ // a zombie counts until Run has reaped it
+			if st.dead() {
+				continue
+			}
+			if !sent[sig][pid] {
+				sent[sig][pid] = true
+				signalChild(pid, sig)
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(lingerPoll):
+		}
+	}
+}
+
+// signalChild signals pid only while it is still respawnd's child: through
+// a pidfd opened before the parent is checked, so a pid reused after the
+// listing is never signalled.
+func signalChild(pid int, sig syscall.Signal) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if st, err := readStat(pid); err != nil || st.ppid != os.Getpid() {
+		return
+	}
+	_ = unix.PidfdSendSignal(fd, sig, nil, 0)
+}

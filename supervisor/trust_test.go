@@ -1,0 +1,498 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/restart"
+)
+
+// withBlockingDrain makes every cgroup's Drain wait until the test sends
+// its outcome on the returned channel. Call it after newHarness: its
+// cleanup, which ends every wait, then runs before the harness stops.
+func withBlockingDrain(t *testing.T, cg *fakeCgroups) chan error {
+	c := make(chan error)
+	cg.mu.Lock()
+	cg.drain, cg.released = c, make(chan struct{})
+	released := cg.released
+	cg.mu.Unlock()
+	t.Cleanup(func() { close(released) })
+	return c
+}
+
+// A program removed and added again while its old instance is still
+// stopping starts again only once the old loop is done with its processes
+// and its cgroup: never two loops for one name, and no start into a cgroup
+// that is being removed.
+func TestReAddDuringStopWaitsForOldIncarnation(t *testing.T) {
+	cg := &fakeCgroups{}
+	h := newHarness(t, func(c *Config) { c.Cgroups = cg })
+	drain := withBlockingDrain(t, cg)
+	h.apply(prog("x"))
+	h.waitState("x", StateRunning)
+	old := h.launcher.last()
+
+	h.apply() // removed: SIGTERM, the process dies, the cgroup drains
+	eventually(t, "old instance signalled", func() bool { return len(old.gotSignals()) > 0 })
+	h.apply(prog("x")) // back before the old stop is complete
+	// Give a wrongly ungated loop every chance to start.
+	for range 50 {
+		time.Sleep(time.Millisecond)
+		if n := h.launcher.started(); n != 1 {
+			t.Fatalf("a new incarnation started (%d starts) while the old one was stopping", n)
+		}
+	}
+	if got := cg.created("x"); got != 1 {
+		t.Fatalf("cgroup created %d times before the old incarnation finished, want 1", got)
+	}
+	drain <- nil
+	h.waitStarts(2)
+	h.waitState("x", StateRunning)
+	if !cg.removedBefore("x", 1) {
+		t.Error("the new incarnation's cgroup was created before the old one was removed")
+	}
+	if n := h.launcher.started(); n != 2 {
+		t.Errorf("started %d instances, want exactly 2", n)
+	}
+}
+
+// start while a stop is in progress is not acknowledged and dropped: the
+// program starts again once the stop is complete. stop after that wins.
+func TestStartDuringStopTakesEffect(t *testing.T) {
+	h := newHarness(t)
+	h.launcher.obeyStop = false
+	h.apply(prog("p", func(p *config.Program) { p.Stop.Timeout = 3 * time.Second }))
+	h.waitState("p", StateRunning)
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("p", StateStopping)
+	if err := h.sup.Control(h.ctx, "p", ActionStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(3 * time.Second) // SIGKILL at the timeout
+	h.waitStarts(2)
+	h.waitState("p", StateRunning)
+
+	// The latest command wins: start, then stop again, ends stopped.
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("p", StateStopping)
+	if err := h.sup.Control(h.ctx, "p", ActionStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(3 * time.Second)
+	h.waitState("p", StateStopped)
+	if n := h.launcher.started(); n != 2 {
+		t.Errorf("started %d times, want 2", n)
+	}
+}
+
+// An operator start after give-up forgets the old start history: the
+// program gets its whole burst again instead of giving up at once.
+func TestStartAfterGiveUpResetsHistory(t *testing.T) {
+	h := newHarness(t)
+	h.apply(prog("p", func(p *config.Program) {
+		p.Restart.Backoff = config.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Multiplier: 1}
+		p.Restart.Limit = config.Limit{Burst: 2, Interval: time.Hour, Action: config.ActionGiveUp}
+	}))
+	crashUntilFatal := func() int {
+		t.Helper()
+		n := 0
+		for h.status("p").State != StateFatal {
+			st := h.waitState("p", StateRunning)
+			h.launcher.last().die(restart.ExitStatus{Code: 1})
+			n++
+			eventually(t, "next state", func() bool {
+				s := h.status("p")
+				return s.State == StateFatal || s.State == StateBackoff || s.PID != st.PID && s.State == StateRunning
+			})
+			for _, d := range h.clock.pendingTimers() {
+				h.clock.Advance(d)
+			}
+			if n > 10 {
+				t.Fatal("never gave up")
+			}
+		}
+		return n
+	}
+	first := crashUntilFatal()
+	if err := h.sup.Control(h.ctx, "p", ActionStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	if again := crashUntilFatal(); again != first {
+		t.Errorf("after an operator start the program crashed %d times before giving up, want %d as at first", again, first)
+	}
+}
+
+// A stop is complete only once the program's cgroup is empty: processes
+// that left the process group get the stop signal through the cgroup and
+// the stop timeout to finish.
+func TestStopWaitsForCgroupToEmpty(t *testing.T) {
+	cg := &fakeCgroups{}
+	h := newHarness(t, func(c *Config) { c.Cgroups = cg })
+	drain := withBlockingDrain(t, cg)
+	h.apply(prog("p"))
+	h.waitState("p", StateRunning)
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "main process gone", func() bool { return len(h.rec.exitList()) == 1 })
+	if s := h.status("p").State; s != StateStopping {
+		t.Fatalf("state %v with processes left in the cgroup, want stopping", s)
+	}
+	g := cg.group("p")
+	if sigs := g.gotSignals(); !slices.Equal(sigs, []syscall.Signal{syscall.SIGTERM}) {
+		t.Errorf("cgroup got %v, want the stop signal once", sigs)
+	}
+	drain <- nil
+	h.waitState("p", StateStopped)
+}
+
+// Without a cgroup, a stop asks the launcher to keep the process group
+// until its members are gone or the stop timeout passes.
+func TestStopLingersWithoutCgroup(t *testing.T) {
+	l := &lingerLauncher{fakeLauncher: fakeLauncher{obeyStop: true}}
+	h := newHarness(t, func(c *Config) { c.Launcher = l })
+	l.clock = h.clock
+	h.apply(prog("p", func(p *config.Program) { p.Stop.Timeout = 7 * time.Second }))
+	h.waitState("p", StateRunning)
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("p", StateStopped)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Equal(l.lingers, []time.Duration{7 * time.Second}) {
+		t.Errorf("lingers %v, want the stop timeout once", l.lingers)
+	}
+}
+
+type lingerLauncher struct {
+	fakeLauncher
+	lingers []time.Duration
+}
+
+type lingerProc struct {
+	*fakeProc
+	l *lingerLauncher
+}
+
+func (p lingerProc) Linger(d time.Duration) {
+	p.l.mu.Lock()
+	p.l.lingers = append(p.l.lingers, d)
+	p.l.mu.Unlock()
+}
+
+func (l *lingerLauncher) Start(cmd restart.Command) (Process, error) {
+	p, err := l.fakeLauncher.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return lingerProc{p.(*fakeProc), l}, nil
+}
+
+// One rise of a cgroup's oom_kill counter is claimed once: when the kernel
+// named the main process (its exit status not in yet), the worker check
+// leaves the rise to the main process's death.
+func TestOOMCounterClaimedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		kmsg    bool
+		exiting bool
+	}{
+		{"kernel report first", true, false},
+		{"main process exiting", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cg := &fakeCgroups{}
+			var dying sync.Map
+			h := newHarness(t, func(c *Config) {
+				c.Cgroups = cg
+				c.KernelLog = tc.kmsg
+				c.Exiting = func(pid int) bool { _, ok := dying.Load(pid); return ok }
+			})
+			max := int64(64 << 20)
+			h.apply(prog("hog", func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }))
+			st := h.waitState("hog", StateRunning)
+			g := cg.group("hog")
+			g.event() // the kernel raises the counter first
+			if tc.kmsg {
+				h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, TaskMemcg: g.path})
+			}
+			if tc.exiting {
+				dying.Store(st.PID, true)
+			}
+			// The attribution window passes before the exit status comes in
+			// (a large process takes a while to tear down).
+			for range 5 {
+				time.Sleep(2 * time.Millisecond)
+				h.clock.Advance(time.Second)
+			}
+			h.launcher.last().die(sigkill)
+			eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
+			h.clock.Advance(5 * time.Second)
+			time.Sleep(5 * time.Millisecond)
+			if e := h.rec.exitList()[0]; e.Reason != ReasonOOMKill {
+				t.Errorf("exit %v, want oom_kill", e.Describe())
+			}
+			if n := h.rec.killCount("hog"); n != 1 {
+				t.Errorf("oom kills counted %d, want 1", n)
+			}
+			for _, ev := range h.sup.Events() {
+				if ev.Worker {
+					t.Errorf("the main process's OOM kill was also counted as a worker's: %+v", ev)
+				}
+			}
+		})
+	}
+}
+
+// A worker's OOM kill (the main process lives on) is counted once, whether
+// the counter's watcher or the kernel report comes first.
+func TestWorkerOOMKillCountedOnce(t *testing.T) {
+	cg := &fakeCgroups{}
+	h := newHarness(t, func(c *Config) { c.Cgroups = cg; c.KernelLog = true })
+	max := int64(64 << 20)
+	h.apply(prog("p", func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }))
+	h.waitState("p", StateRunning)
+	g := cg.group("p")
+	g.event()
+	eventually(t, "worker claimed after the window", func() bool {
+		h.clock.Advance(500 * time.Millisecond)
+		return h.rec.killCount("p") == 1
+	})
+	// The kernel's report of the same kill arrives late.
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: 4242, Comm: "worker", TaskMemcg: g.path})
+	h.clock.Advance(5 * time.Second)
+	if err := h.sup.Alive(h.ctx); err != nil { // the report is handled
+		t.Fatal(err)
+	}
+	if n := h.rec.killCount("p"); n != 1 {
+		t.Errorf("worker kill counted %d times, want 1", n)
+	}
+}
+
+// A recorded instance that cannot be proven to be the program's (a hostile
+// or stale state file) is never adopted, never signalled, even when its
+// recorded definition differs.
+func TestUnprovenRecordedInstanceIsLeftAlone(t *testing.T) {
+	clock := newFakeClock()
+	src := newFakeSource(clock)
+	stranger := src.run(555, 42, "sshd")
+	src.unproven[555] = true
+	spec := prog("api", alwaysAtOnce)
+	h := newHarness(t, withSource(src, map[string]Instance{"api": {Program: "api", PID: 555, StartTime: 42, ConfigHash: "stale", Generation: 3, Child: true}}))
+	h.apply(spec)
+	h.waitStarts(1)
+	st := h.waitState("api", StateRunning)
+	if st.PID == 555 {
+		t.Fatal("adopted an unproven process")
+	}
+	if sigs := stranger.gotSignals(); len(sigs) != 0 {
+		t.Errorf("an unproven process got %v", sigs)
+	}
+}
+
+// Recorded instances of programs no longer in the configuration are
+// stopped with their recorded stop settings, or, when asked, kept and
+// listed; never silently dropped.
+func TestOrphansStoppedOrKept(t *testing.T) {
+	t.Run("stop", func(t *testing.T) {
+		clock := newFakeClock()
+		src := newFakeSource(clock)
+		gone := src.run(777, 9, "old")
+		h := newHarness(t, withSource(src, map[string]Instance{"old": {Program: "old", PID: 777, StartTime: 9, Child: true, StopSignal: syscall.SIGINT, StopTimeout: 4 * time.Second}}))
+		h.apply(prog("api"))
+		eventually(t, "orphan signalled", func() bool { return len(gone.gotSignals()) > 0 })
+		if sigs := gone.gotSignals(); sigs[0] != syscall.SIGINT {
+			t.Errorf("orphan got %v, want its recorded stop signal SIGINT", sigs)
+		}
+		eventually(t, "orphan's exit event", func() bool {
+			return slices.ContainsFunc(h.sup.Events(), func(e Event) bool { return e.Program == "old" && e.PID == 777 })
+		})
+		if o := h.sup.Orphans(); len(o) != 0 {
+			t.Errorf("orphans listed after they were stopped: %+v", o)
+		}
+	})
+	t.Run("keep", func(t *testing.T) {
+		clock := newFakeClock()
+		src := newFakeSource(clock)
+		kept := src.run(777, 9, "old")
+		h := newHarness(t, withSource(src, map[string]Instance{"old": {Program: "old", PID: 777, StartTime: 9, Child: true, ConfigHash: prog("old").Hash()}}), func(c *Config) { c.KeepOrphans = true })
+		h.apply(prog("api"))
+		h.waitState("api", StateRunning)
+		o := h.sup.Orphans()
+		if len(o) != 1 || o[0].Program != "old" || o[0].PID != 777 {
+			t.Fatalf("orphans %+v, want old pid 777", o)
+		}
+		eventually(t, "orphan in the state file", func() bool {
+			return slices.ContainsFunc(src.lastSave(), func(i Instance) bool { return i.Program == "old" && i.PID == 777 })
+		})
+		if sigs := kept.gotSignals(); len(sigs) != 0 {
+			t.Errorf("a kept orphan got %v", sigs)
+		}
+		// Its program comes back: it takes the instance over.
+		h.apply(prog("api"), prog("old"))
+		st := h.waitState("old", StateRunning)
+		if st.PID != 777 {
+			t.Errorf("old runs pid %d, want the kept instance 777", st.PID)
+		}
+		if len(h.sup.Orphans()) != 0 {
+			t.Error("still listed as an orphan")
+		}
+	})
+}
+
+// A supervisor that applied nothing writes no state file: the file keeps
+// describing instances it never took over.
+func TestNoStateWrittenWithoutApply(t *testing.T) {
+	clock := newFakeClock()
+	src := newFakeSource(clock)
+	src.run(555, 42, "api")
+	h := newHarness(t, withSource(src, map[string]Instance{"api": {Program: "api", PID: 555, StartTime: 42, Child: true}}))
+	h.stop()
+	if s := src.saves; len(s) != 0 {
+		t.Errorf("state written %d times by a supervisor that applied nothing: %+v", len(s), s)
+	}
+}
+
+// A panic in one program's loop is recovered, logged and counted; the
+// loop and every other program go on, and the supervisor stays alive.
+func TestPanicInProgramLoopIsRecovered(t *testing.T) {
+	l := &panicLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, panicFor: "bad"}
+	h := newHarness(t, func(c *Config) { c.Launcher = l })
+	l.clock = h.clock
+	h.apply(prog("bad"), prog("good"))
+	h.waitState("good", StateRunning)
+	eventually(t, "panic counted", func() bool { return h.sup.Panics() >= 1 })
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	if err := h.sup.Alive(ctx); err != nil {
+		t.Fatalf("supervisor not alive after a recovered panic: %v", err)
+	}
+	// The good program is still supervised.
+	h.launcher.mu.Lock()
+	h.launcher.mu.Unlock()
+	l.last().die(sigkill)
+	eventually(t, "good restarted", func() bool { return l.started() >= 2 })
+}
+
+type panicLauncher struct {
+	fakeLauncher
+	panicFor string
+}
+
+func (l *panicLauncher) Start(cmd restart.Command) (Process, error) {
+	if cmd.Name == l.panicFor {
+		panic("launcher bug")
+	}
+	return l.fakeLauncher.Start(cmd)
+}
+
+// Alive names a program whose loop is stuck.
+func TestAliveNamesStuckLoop(t *testing.T) {
+	l := &blockLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, blockFor: "stuck", release: make(chan struct{})}
+	h := newHarness(t, func(c *Config) { c.Launcher = l })
+	l.clock = h.clock
+	t.Cleanup(func() { close(l.release) })
+	h.apply(prog("stuck"), prog("fine"))
+	h.waitState("fine", StateRunning)
+	ctx, cancel := context.WithTimeout(h.ctx, 100*time.Millisecond)
+	defer cancel()
+	err := h.sup.Alive(ctx)
+	if err == nil || !strings.Contains(err.Error(), "stuck") || strings.Contains(err.Error(), "fine") {
+		t.Errorf("Alive = %v, want an error naming stuck only", err)
+	}
+}
+
+type blockLauncher struct {
+	fakeLauncher
+	blockFor string
+	release  chan struct{}
+}
+
+func (l *blockLauncher) Start(cmd restart.Command) (Process, error) {
+	if cmd.Name == l.blockFor {
+		<-l.release
+		return nil, errors.New("released")
+	}
+	return l.fakeLauncher.Start(cmd)
+}
+
+// A program run as another user does not inherit respawnd's HOME, USER,
+// LOGNAME or SHELL (the launcher sets the user's own); its env still wins.
+func TestUserProgramsDropDaemonIdentityEnv(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Env = []string{"PATH=/bin", "HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/bash", "LANG=C"}
+	})
+	h.apply(prog("p", func(p *config.Program) {
+		p.User = "nobody"
+		p.Env = map[string]string{"SHELL": "/bin/sh"}
+	}))
+	h.waitStarts(1)
+	env := h.launcher.last().cmd.Env
+	for _, kv := range []string{"HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/bash"} {
+		if slices.Contains(env, kv) {
+			t.Errorf("env of a nobody program has respawnd's %s: %v", kv, env)
+		}
+	}
+	for _, kv := range []string{"PATH=/bin", "LANG=C", "SHELL=/bin/sh"} {
+		if !slices.Contains(env, kv) {
+			t.Errorf("env lacks %s: %v", kv, env)
+		}
+	}
+}
+
+// An exit reports the program's own peak memory: its cgroup's peak over the
+// instance's life (reset before each start), or, for an OOM kill without
+// one, the victim's resident set from the kernel's report; never a figure
+// of respawnd's own.
+func TestExitPeakMemory(t *testing.T) {
+	cg := &fakeCgroups{}
+	h := newHarness(t, func(c *Config) { c.Cgroups = cg; c.KernelLog = true })
+	h.apply(prog("p", alwaysAtOnce))
+	h.waitState("p", StateRunning)
+	g := cg.group("p")
+	g.mu.Lock()
+	g.peak, g.resets = 3<<20, 0
+	g.mu.Unlock()
+	h.launcher.last().die(restart.ExitStatus{Code: 1})
+	eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
+	if e := h.rec.exitList()[0]; e.PeakMemory != 3<<20 || e.PeakMemorySource != PeakFromCgroup {
+		t.Errorf("peak %d from %q, want the cgroup's 3 MiB", e.PeakMemory, e.PeakMemorySource)
+	}
+	h.waitStarts(2)
+	g.mu.Lock()
+	resets := g.resets
+	g.peak = 0
+	g.mu.Unlock()
+	if resets != 1 {
+		t.Errorf("peak reset %d times before the restart, want 1", resets)
+	}
+
+	st := h.waitState("p", StateRunning)
+	anon := int64(5 << 20)
+	g.oom() // the kernel raises the counter, kills, then reports
+	h.launcher.last().die(sigkill)
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, AnonRSSBytes: &anon})
+	eventually(t, "the report attached to the exit", func() bool {
+		e := h.status("p").LastExit
+		return e != nil && e.PID == st.PID && e.OOM != nil
+	})
+	if e := h.status("p").LastExit; e.PeakMemory != anon || e.PeakMemorySource != PeakFromOOMReport {
+		t.Errorf("peak %d from %q, want the report's %d", e.PeakMemory, e.PeakMemorySource, anon)
+	}
+}
