@@ -359,6 +359,12 @@ func TestPathsMethodsAndQueries(t *testing.T) {
 		{"GET", "/api/v1/programs/a/b/c", 404, "", true},
 		{"GET", "/api/v1/nope", 404, "", true},
 		{"GET", "/api/v1/programs/" + strings.Repeat("b", 600), 414, "", true},
+		// The limits themselves: a path or query of exactly the limit is
+		// served, one byte more is refused.
+		{"GET", "/api/v1/programs/" + strings.Repeat("b", 512-len("/api/v1/programs/")), 404, "", true},
+		{"GET", "/api/v1/programs/" + strings.Repeat("b", 513-len("/api/v1/programs/")), 414, "", true},
+		{"GET", "/api/v1/events?x=" + strings.Repeat("q", 1024-len("x=")), 200, "", true},
+		{"GET", "/api/v1/events?x=" + strings.Repeat("q", 1025-len("x=")), 414, "", true},
 		{"GET", "/api/v1/programs/api/restart", 405, "POST", true},
 		{"DELETE", "/api/v1/programs", 405, "GET, HEAD", true},
 		{"PUT", "/api/v1/events", 405, "GET, HEAD", true},

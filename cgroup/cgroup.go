@@ -106,6 +106,13 @@ type Group struct {
 	peakMu   sync.Mutex // guards peakFile and peakOK
 	peakFile *os.File   // memory.peak on v2, kept open for its per-fd reset
 	peakOK   bool       // the last ResetPeak took effect
+
+	memMu sync.Mutex // guards mem
+	mem   memFiles   // opened on first use (Linux)
+
+	limitMu sync.Mutex // guards limit and limitOK
+	limit   uint64     // the hard limit in force, read back after each apply
+	limitOK bool
 }
 
 // Name returns the program name the group was created for.

@@ -54,3 +54,11 @@ func (g *Group) ResetPeak() {}
 
 // Peak reports nothing.
 func (g *Group) Peak() (uint64, bool) { return 0, false }
+
+// Memory is a group's memory use.
+type Memory struct{ Usage, RSS uint64 }
+
+type memFiles struct{}
+
+// Memory returns ErrUnsupported.
+func (g *Group) Memory() (Memory, error) { return Memory{}, ErrUnsupported }

@@ -36,6 +36,7 @@ type groupSys struct {
 func (g *Group) apply(l Limits) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
+	defer g.readLimit()
 	if g.v2 {
 		return g.applyV2(l)
 	}
@@ -132,22 +133,31 @@ func (g *Group) Usage() (uint64, error) {
 }
 
 // Limit returns the group's own hard limit (memory.max on v2,
-// memory.limit_in_bytes on v1). ok is false when the group has no limit or
-// it cannot be read.
+// memory.limit_in_bytes on v1) as the kernel took it (rounded to pages),
+// read back once after each Create or Update, so a scrape reads no file.
+// ok is false when the group has no limit or it could not be read.
 func (g *Group) Limit() (limit uint64, ok bool) {
+	g.limitMu.Lock()
+	defer g.limitMu.Unlock()
+	return g.limit, g.limitOK
+}
+
+// readLimit reads the hard limit in force into the cache Limit returns.
+func (g *Group) readLimit() {
 	file := "memory.limit_in_bytes"
 	if g.v2 {
 		file = "memory.max"
 	}
-	b, err := os.ReadFile(filepath.Join(g.dir, file))
-	if err != nil {
-		return 0, false
+	var limit uint64
+	ok := false
+	if b, err := os.ReadFile(filepath.Join(g.dir, file)); err == nil {
+		if l, isSet, err := parseLimit(b, g.sys.pageSize); err == nil {
+			limit, ok = l, isSet
+		}
 	}
-	limit, ok, err = parseLimit(b, g.sys.pageSize)
-	if err != nil {
-		return 0, false
-	}
-	return limit, ok
+	g.limitMu.Lock()
+	g.limit, g.limitOK = limit, ok
+	g.limitMu.Unlock()
 }
 
 // PIDs lists the processes in the group and any cgroups below it.
@@ -228,6 +238,7 @@ func (g *Group) KillAll() error {
 func (g *Group) Remove() error {
 	defer g.closeFD()
 	defer g.closePeak()
+	defer g.closeMem()
 	if err := g.KillAll(); err != nil {
 		return fmt.Errorf("removing cgroup %s: %w", g.path, err)
 	}

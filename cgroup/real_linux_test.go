@@ -191,10 +191,8 @@ func TestRealGroupLifecycle(t *testing.T) {
 	if err := g.KillAll(); err != nil {
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Errorf("helper ended with %v, want SIGKILL", err)
+	if sig := exitSignal(t, cmd); sig != syscall.SIGKILL {
+		t.Errorf("helper ended by %v, want SIGKILL", sig)
 	}
 	if pids, err := g.PIDs(); err != nil || len(pids) != 0 {
 		t.Errorf("PIDs() after KillAll = %v, %v", pids, err)

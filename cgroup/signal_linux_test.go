@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,11 +36,24 @@ func TestMemberOf(t *testing.T) {
 	}
 }
 
-// exitSignal waits for cmd and returns the signal that ended it, or -1 for
-// a normal exit.
+// exitWait bounds exitSignal's wait.
+const exitWait = 30 * time.Second
+
+// exitSignal waits for cmd, for exitWait at most (then it kills it and
+// fails the test), and returns the signal that ended it, or -1 for a normal
+// exit.
 func exitSignal(t *testing.T, cmd *exec.Cmd) syscall.Signal {
 	t.Helper()
-	err := cmd.Wait()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(exitWait):
+		_ = cmd.Process.Kill() // our own child, through its pidfd
+		<-done
+		t.Fatalf("pid %d still running after %v", cmd.Process.Pid, exitWait)
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		return -1
@@ -159,10 +173,31 @@ func TestPeakPerInstance(t *testing.T) {
 	}
 	peak, ok := g.Peak()
 	if !ok {
-		if g.v2 {
-			testenv.Skip(t, "this kernel keeps one memory.peak for the group's life (no per-fd reset before Linux 6.12)")
+		if !g.v2 {
+			t.Fatal("no peak on cgroup v1")
 		}
-		t.Fatal("no peak on cgroup v1")
+		// Before Linux 6.12 memory.peak holds one peak for the group's
+		// whole life and refuses "reset": the promise is then to report
+		// no peak rather than an earlier instance's. Prove the kernel
+		// really refuses the reset, and that no later instance gets a
+		// peak either.
+		f, err := os.OpenFile(filepath.Join(g.dir, "memory.peak"), os.O_RDWR, 0)
+		if err == nil {
+			_, err = f.WriteString("reset\n")
+			f.Close()
+		}
+		if err == nil {
+			t.Fatal("memory.peak takes a reset, yet Peak reports no peak")
+		}
+		g.ResetPeak()
+		small := startInGroupArgv(t, g, testenv.HelperArgv("exit-after", "10ms", "0"))
+		if sig := exitSignal(t, small); sig != -1 {
+			t.Fatalf("small helper ended by %v", sig)
+		}
+		if peak, ok := g.Peak(); ok {
+			t.Errorf("Peak after the OOM-killed hog = %d on a kernel that cannot reset it: that is the group's lifetime peak, not the instance's", peak)
+		}
+		return
 	}
 	// The kernel may charge a few pages past the limit before it gives up.
 	if peak < limit/2 || peak > limit+1<<20 {
@@ -175,5 +210,40 @@ func TestPeakPerInstance(t *testing.T) {
 	}
 	if peak, ok := g.Peak(); !ok || peak >= limit/2 {
 		t.Errorf("peak after a reset %d (known %v), want the small helper's own, well below %d", peak, ok, limit/2)
+	}
+}
+
+// Signal lists the group, then signals each pid it listed; in between a
+// process may leave the group, or exit and have its pid taken by a process
+// elsewhere. A pid that is not in the group when it is signalled is left
+// alone.
+func TestSignalMemberChecksMembership(t *testing.T) {
+	m := newTestManager(t)
+	g := createGroup(t, m, "member", Limits{})
+	in := startInGroup(t, g)
+	argv := testenv.HelperArgv("sleep")
+	outside := exec.Command(argv[0], argv[1:]...)
+	if err := outside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = outside.Process.Kill(); _ = outside.Wait() })
+
+	if err := g.signalMember(outside.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A SIGKILL sent above would end the process whatever follows, so the
+	// signal that ends it tells whether signalMember sent one.
+	if err := outside.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if sig := exitSignal(t, outside); sig != syscall.SIGTERM {
+		t.Errorf("a process outside the group ended by %v: signalMember signalled it", sig)
+	}
+
+	if err := g.signalMember(in.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if sig := exitSignal(t, in); sig != syscall.SIGKILL {
+		t.Errorf("a member ended by %v, want the SIGKILL of signalMember", sig)
 	}
 }

@@ -92,16 +92,35 @@ func newProgramLabels(name string) *programLabels {
 	p := &programLabels{name: name}
 	pp := &dto.LabelPair{Name: &labelProgram, Value: &p.name}
 	p.program = []*dto.LabelPair{pp}
-	pair := func(label *string, values []string) [][]*dto.LabelPair {
-		out := make([][]*dto.LabelPair, len(values))
-		for i := range values {
-			out[i] = []*dto.LabelPair{pp, {Name: label, Value: &values[i]}}
+	// The second pairs are the same for every program: shared, only the
+	// slices are the program's (a thousand programs, a thousand sets).
+	pair := func(seconds []*dto.LabelPair) [][]*dto.LabelPair {
+		flat := make([]*dto.LabelPair, 2*len(seconds))
+		out := make([][]*dto.LabelPair, len(seconds))
+		for i, second := range seconds {
+			flat[2*i], flat[2*i+1] = pp, second
+			out[i] = flat[2*i : 2*i+2 : 2*i+2]
 		}
 		return out
 	}
-	p.reasons = pair(&labelReason, sortedReasons)
-	p.states = pair(&labelState, sortedStates)
+	p.reasons = pair(reasonPairs)
+	p.states = pair(statePairs)
 	return p
+}
+
+// reasonPairs and statePairs are the {reason} and {state} label pairs, in
+// sortedReasons and sortedStates order.
+var (
+	reasonPairs = labelPairs(&labelReason, sortedReasons)
+	statePairs  = labelPairs(&labelState, sortedStates)
+)
+
+func labelPairs(label *string, values []string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(values))
+	for i := range values {
+		out[i] = &dto.LabelPair{Name: label, Value: &values[i]}
+	}
+	return out
 }
 
 // validLabelValue reports whether v may be a label value.

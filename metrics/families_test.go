@@ -60,7 +60,7 @@ func encode(t *testing.T, mfs []*dto.MetricFamily, f expfmt.Format) string {
 	var buf bytes.Buffer
 	enc := expfmt.NewEncoder(&buf, f)
 	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), Namespace+"_") || mf.GetName() == Namespace+"_build_info" {
+		if !strings.HasPrefix(mf.GetName(), "respawnd_") || mf.GetName() == "respawnd_build_info" {
 			continue
 		}
 		if err := enc.Encode(mf); err != nil {

@@ -4,6 +4,11 @@ package metrics
 // families were built directly (the client_golang CounterVec, HistogramVec
 // and MustNewConstMetric path), as the reference that
 // TestFamiliesMatchOldPath compares the direct families with.
+//
+// It shares nothing with the code under test: the namespace, the buckets,
+// the reason and state label values, every name and help text are written
+// out here, from the metrics issue and the README, so that a wrong name,
+// help text, label or bucket in the code shows up as a difference.
 
 import (
 	"strconv"
@@ -16,9 +21,16 @@ import (
 	"github.com/respawnd/respawnd/supervisor"
 )
 
-const oldNamespace = Namespace
+const oldNamespace = "respawnd"
 
-var oldRestartBuckets = RestartBuckets
+// oldRestartBuckets span 1 ms to 10 s (README: "buckets 1 ms … 10 s").
+var oldRestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
+
+// oldReasons and oldStates are the label values the metrics issue fixes.
+var (
+	oldReasons = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "unknown"}
+	oldStates  = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "fatal"}
+)
 
 // oldRecorder counts the events the supervisor reports. It satisfies
 // supervisor.oldRecorder. Its methods never block for long and are safe for
@@ -124,8 +136,8 @@ func (r *oldRecorder) SetPrograms(names []string) {
 
 // initProgram creates every series of a program at 0. The caller holds mu.
 func (r *oldRecorder) initProgram(name string) {
-	for _, reason := range supervisor.Reasons {
-		r.exits.WithLabelValues(name, reason.String())
+	for _, reason := range oldReasons {
+		r.exits.WithLabelValues(name, reason)
 	}
 	r.oomKills.WithLabelValues(name)
 	r.restarts.WithLabelValues(name)
@@ -266,9 +278,10 @@ func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSamp
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
 	}
-	gauge(c.up, oldBoolValue(p.PID != 0 && p.State == supervisor.StateRunning))
-	for _, s := range supervisor.States {
-		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, oldBoolValue(s == p.State), name, s.String())
+	state := p.State.String()
+	gauge(c.up, oldBoolValue(p.PID != 0 && state == "running"))
+	for _, s := range oldStates {
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, oldBoolValue(s == state), name, s)
 	}
 	var start float64
 	if p.PID != 0 && !p.Started.IsZero() {
@@ -281,7 +294,7 @@ func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSamp
 	}
 	gauge(c.lastExitTime, lastExit)
 	var backoff float64
-	if p.State == supervisor.StateBackoff && p.NextStart.After(now) {
+	if state == "backoff" && p.NextStart.After(now) {
 		backoff = p.NextStart.Sub(now).Seconds()
 	}
 	gauge(c.backoff, backoff)

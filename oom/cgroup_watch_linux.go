@@ -20,6 +20,12 @@ import (
 // is done or the cgroup is removed; then returns nil. The counters at the
 // start are the baseline and are not sent. The caller owns out.
 func WatchCgroup(ctx context.Context, dir string, v2 bool, out chan<- CgroupCounts) error {
+	return watchCgroup(ctx, dir, v2, out, nil)
+}
+
+// watchCgroup is WatchCgroup that calls registered, when not nil, once the
+// kernel notification is set up: from then on no change is missed.
+func watchCgroup(ctx context.Context, dir string, v2 bool, out chan<- CgroupCounts, registered func()) error {
 	last, err := ReadCgroupCounts(dir, v2)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -27,7 +33,7 @@ func WatchCgroup(ctx context.Context, dir string, v2 bool, out chan<- CgroupCoun
 		}
 		return fmt.Errorf("reading oom counters of cgroup %s: %w", dir, err)
 	}
-	w := &cgroupWatch{dir: dir, v2: v2, out: out, last: last}
+	w := &cgroupWatch{dir: dir, v2: v2, out: out, last: last, registered: registered}
 	if v2 {
 		return w.runV2(ctx)
 	}
@@ -39,6 +45,15 @@ type cgroupWatch struct {
 	v2   bool
 	out  chan<- CgroupCounts
 	last CgroupCounts
+	// registered is called once the notification is set up (tests).
+	registered func()
+}
+
+// armed is called right after the notification is registered.
+func (w *cgroupWatch) armed() {
+	if w.registered != nil {
+		w.registered()
+	}
 }
 
 // refresh reads the counters and sends them if they changed. It reports
@@ -104,6 +119,7 @@ func (w *cgroupWatch) runV2(ctx context.Context) error {
 	f, stop := pollFile(ctx, fd, "inotify")
 	defer f.Close()
 	defer stop()
+	w.armed()
 	buf := make([]byte, 4096)
 	for {
 		n, err := f.Read(buf)
@@ -170,6 +186,7 @@ func (w *cgroupWatch) runV1(ctx context.Context) error {
 	f, stop := pollFile(ctx, efd, "eventfd")
 	defer f.Close()
 	defer stop()
+	w.armed()
 	var b [8]byte
 	for {
 		if _, err := f.Read(b[:]); err != nil {

@@ -33,25 +33,19 @@ func TestWatchCgroupV2Fake(t *testing.T) {
 	defer cancel()
 	out := make(chan CgroupCounts) // unbuffered: the test reads every send
 	done := make(chan error, 1)
-	go func() { done <- WatchCgroup(ctx, dir, true, out) }()
+	ready := make(chan struct{})
+	go func() { done <- watchCgroup(ctx, dir, true, out, func() { close(ready) }) }()
+	waitRegistered(t, ready, done)
 
-	// The watch is set up asynchronously; rewrite until the change arrives.
+	write("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
 	want := CgroupCounts{OOM: 1, OOMKill: 1}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for got := false; !got; {
-		select {
-		case c := <-out:
-			if c != want {
-				t.Fatalf("got %+v, want %+v", c, want)
-			}
-			got = true
-		case <-tick.C:
-			write("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
-		case <-deadline:
-			t.Fatal("no counts after memory.events changed")
+	select {
+	case c := <-out:
+		if c != want {
+			t.Fatalf("got %+v, want %+v", c, want)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no counts after memory.events changed")
 	}
 
 	// Removing the cgroup ends the watch with nil.
@@ -88,6 +82,19 @@ func TestWatchCgroupCancel(t *testing.T) {
 	}
 }
 
+// waitRegistered waits until the watcher has registered its notification
+// (ready is closed), failing if it returned first.
+func waitRegistered(t *testing.T, ready <-chan struct{}, done <-chan error) {
+	t.Helper()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("watcher returned before registering: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher did not register its notification")
+	}
+}
+
 // startHog starts the allocating helper inside cg. The shell joins the
 // cgroup and then execs the helper, so the victim never allocates outside
 // the limit; its pid is the shell's.
@@ -112,16 +119,17 @@ func TestWatchCgroupRealOOM(t *testing.T) {
 	defer cancel()
 	out := make(chan CgroupCounts, 16) // room for every change of one OOM
 	done := make(chan error, 1)
-	go func() { done <- WatchCgroup(ctx, cg.Dir, cg.V2, out) }()
+	ready := make(chan struct{})
+	go func() { done <- watchCgroup(ctx, cg.Dir, cg.V2, out, func() { close(ready) }) }()
+	// Registration must precede the OOM: a kill before it is part of the
+	// baseline and never reported.
+	waitRegistered(t, ready, done)
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("WatchCgroup: %v", err)
 		}
 	}()
-	// Registration must precede the OOM; give the watcher a moment by
-	// polling for it through a harmless read of the counters.
-	time.Sleep(100 * time.Millisecond)
 	startHog(t, cg)
 	deadline := time.After(30 * time.Second)
 	for {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -23,13 +24,23 @@ const kmsgBufSize = 16 << 10
 // reports OOM kills. Run may be called once. Lost and Close are safe for
 // concurrent use with Run.
 type Kmsg struct {
-	f    *os.File
+	dev  kmsgDevice
 	path string
 	log  *slog.Logger
 
 	lost      atomic.Uint64
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// kmsgDevice is what a Kmsg reads: the /dev/kmsg *os.File, or a fake in
+// tests. Each Read returns one whole record, as read(2) on /dev/kmsg does,
+// and fails with EPIPE when the ring buffer overwrote records the reader
+// had not read yet; a read deadline in the past makes a pending Read return.
+type kmsgDevice interface {
+	Read(p []byte) (int, error)
+	SetReadDeadline(t time.Time) error
+	Close() error
 }
 
 // NewKmsg opens the device and seeks to its end, so that only records
@@ -51,7 +62,16 @@ func NewKmsg(cfg KmsgConfig) (*Kmsg, error) {
 	// A non-blocking descriptor handed to os.NewFile is registered with the
 	// runtime poller: Read parks the goroutine instead of a thread, and a
 	// read deadline unblocks it.
-	return &Kmsg{f: os.NewFile(uintptr(fd), cfg.Path), path: cfg.Path, log: cfg.Logger}, nil
+	return newKmsg(os.NewFile(uintptr(fd), cfg.Path), cfg.Path, cfg.Logger), nil
+}
+
+// newKmsg returns a Kmsg reading dev, named path in errors; a nil logger
+// discards.
+func newKmsg(dev kmsgDevice, path string, logger *slog.Logger) *Kmsg {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Kmsg{dev: dev, path: path, log: logger}
 }
 
 // Run sends every OOM kill to out until ctx is done, then returns nil. The
@@ -68,7 +88,7 @@ func (k *Kmsg) Run(ctx context.Context, out chan<- Kill) error {
 		select {
 		case <-ctx.Done():
 			// Wakes a Read parked in the poller.
-			_ = k.f.SetReadDeadline(time.Unix(1, 0))
+			_ = k.dev.SetReadDeadline(time.Unix(1, 0))
 		case <-stop:
 		}
 	}()
@@ -85,7 +105,7 @@ func (k *Kmsg) Run(ctx context.Context, out chan<- Kill) error {
 	var lastSeq uint64
 	haveSeq := false
 	for {
-		n, err := k.f.Read(buf)
+		n, err := k.dev.Read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -146,7 +166,7 @@ func (k *Kmsg) Lost() uint64 { return k.lost.Load() }
 
 // Close releases the device (only needed if Run is never called).
 func (k *Kmsg) Close() error {
-	k.closeOnce.Do(func() { k.closeErr = k.f.Close() })
+	k.closeOnce.Do(func() { k.closeErr = k.dev.Close() })
 	return k.closeErr
 }
 
@@ -162,11 +182,24 @@ func ReadRetained(path string) ([]Kill, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer unix.Close(fd)
+	return readRetained(fdReader(fd), path)
+}
+
+// fdReader reads a raw descriptor, so that a non-blocking one reports
+// EAGAIN at the end of the buffer instead of parking in the poller.
+type fdReader int
+
+func (fd fdReader) Read(p []byte) (int, error) { return unix.Read(int(fd), p) }
+
+// readRetained reads records from r, one per Read, until r reports EAGAIN
+// (or end of file), and returns the OOM kills among them. path names r in
+// errors.
+func readRetained(r io.Reader, path string) ([]Kill, error) {
 	a := newAssembler(time.Now, time.Local)
 	buf := make([]byte, kmsgBufSize)
 	var kills []Kill
 	for {
-		n, err := unix.Read(fd, buf)
+		n, err := r.Read(buf)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return kills, nil

@@ -46,10 +46,8 @@ func BenchmarkStart(b *testing.B) {
 		benchmarkStart(b, restart.Command{Name: "bench", Argv: sleep, CgroupProcs: []string{procs}})
 	})
 	b.Run("shim-v1", func(b *testing.B) {
+		testenv.RequireCgroupV1(b, "the v1 shim")
 		cg := testenv.NewMemoryCgroup(b, 256<<20)
-		if cg.V2 {
-			testenv.Skip(b, "the memory controller is on cgroup v2 here")
-		}
 		benchmarkStart(b, restart.Command{Name: "bench", Argv: sleep, CgroupProcs: []string{cg.Procs()}})
 	})
 }

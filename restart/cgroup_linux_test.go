@@ -21,11 +21,9 @@ import (
 // the program's first look at /proc/self/cgroup already shows it there.
 func TestShimJoinsV1CgroupBeforeExec(t *testing.T) {
 	testenv.RequireRoot(t, "joining a cgroup v1 memory cgroup")
+	testenv.RequireCgroupV1(t, "the v1 shim")
 	verifyNoLeaks(t)
 	cg := testenv.NewMemoryCgroup(t, 64<<20)
-	if cg.V2 {
-		testenv.Skip(t, "the memory controller is on cgroup v2 here; the v1 shim needs a v1 hierarchy")
-	}
 	l, out := newTestLauncher(restart.LauncherConfig{})
 	p := start(t, l, restart.Command{Name: "cg", Argv: localHelperArgv("cgroup"), CgroupProcs: []string{cg.Procs()}})
 	if st := waitDone(t, p); st.Code != 0 {
@@ -41,11 +39,9 @@ func TestShimJoinsV1CgroupBeforeExec(t *testing.T) {
 // was charged to the cgroup.
 func TestShimHogIsOOMKilled(t *testing.T) {
 	testenv.RequireRoot(t, "OOM kill in a cgroup v1 memory cgroup")
+	testenv.RequireCgroupV1(t, "the v1 shim")
 	verifyNoLeaks(t)
 	cg := testenv.NewMemoryCgroup(t, 64<<20)
-	if cg.V2 {
-		testenv.Skip(t, "the memory controller is on cgroup v2 here; the v1 shim needs a v1 hierarchy")
-	}
 	l, _ := newTestLauncher(restart.LauncherConfig{})
 	p := start(t, l, restart.Command{Name: "hog", Argv: testenv.HelperArgv("hog"), CgroupProcs: []string{cg.Procs()}})
 	st := waitDone(t, p)
@@ -69,38 +65,24 @@ func cgroup2Root(t *testing.T) string {
 }
 
 // newCgroup2 creates an empty cgroup v2 directory and removes it when the
-// test ends, after SIGKILLing what the test left in it.
+// test ends, after SIGKILLing what the test left in it (testenv.RemoveCgroup:
+// never the test process, never a pid outside the cgroup).
 func newCgroup2(t *testing.T) (dir, path string) {
 	root := cgroup2Root(t)
+	home, err := testenv.OwnCgroupDir(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	name := fmt.Sprintf("respawnd-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	dir = filepath.Join(root, name)
+	dir, path = filepath.Join(root, name), "/"+name
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
 			testenv.Skip(t, "creating a cgroup v2 directory: %v", err)
 		}
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					_ = unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-			err := os.Remove(dir)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("removing test cgroup %s: %v", dir, err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-	return dir, "/" + name
+	t.Cleanup(func() { testenv.RemoveCgroup(t, dir, path, true, home) })
+	return dir, path
 }
 
 func TestCgroupFDJoinsV2Cgroup(t *testing.T) {
@@ -164,11 +146,9 @@ func TestThreadMoveHogIsOOMKilled(t *testing.T) {
 // returns it with the directory the launcher's thread returns to.
 func v1CgroupForThreadMove(t *testing.T) (*testenv.MemoryCgroup, string) {
 	testenv.RequireRoot(t, "joining a cgroup v1 memory cgroup")
+	testenv.RequireCgroupV1(t, "moving a thread into a memory cgroup (cgroup v2 places whole processes)")
 	verifyNoLeaks(t)
 	cg := testenv.NewMemoryCgroup(t, 64<<20)
-	if cg.V2 {
-		testenv.Skip(t, "the memory controller is on cgroup v2 here; thread moves need a v1 hierarchy")
-	}
 	return cg, ownMemoryCgroupDir(t, filepath.Dir(cg.Dir))
 }
 

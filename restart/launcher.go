@@ -157,6 +157,11 @@ type Launcher struct {
 
 	devNullOnce sync.Once
 	devNull     *os.File
+
+	// out copies the output pipes of programs without an OutputFile.
+	out outputMux
+	// waiter waits for the exits of children started with a pidfd.
+	waiter childWaiter
 }
 
 // NewLauncher returns a Launcher with cfg, zero values replaced by defaults.
@@ -183,6 +188,7 @@ func NewLauncher(cfg LauncherConfig) *Launcher {
 	if l.shimPath == "" {
 		l.shimPath = "/proc/self/exe"
 	}
+	l.out.l = l
 	return l
 }
 

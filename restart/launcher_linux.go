@@ -53,6 +53,12 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		Stdin:       l.nullFile(),
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Credential: cred},
 	}
+	// The child's pidfd, from the clone itself (CLONE_PIDFD): its wait then
+	// parks in the runtime poller instead of blocking a thread.
+	pidfd := -1
+	if pidfdChildren() {
+		c.SysProcAttr.PidFD = &pidfd
+	}
 	if cmd.CgroupFD > 0 {
 		c.SysProcAttr.UseCgroupFD = true
 		c.SysProcAttr.CgroupFD = cmd.CgroupFD
@@ -65,7 +71,8 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 			_ = f.Close()
 		}
 	}
-	var outR, errR, reportR *os.File
+	var reportR *os.File
+	outR, errR := -1, -1 // the read ends, for the output mux
 	if cmd.OutputFile != "" {
 		f, err := openOutput(cmd.OutputFile, cred)
 		if err != nil {
@@ -79,19 +86,25 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		// grandchild holding the pipe exits.
 		var outW, errW *os.File
 		var err error
-		if outR, outW, err = os.Pipe(); err != nil {
+		if outR, outW, err = outputPipe(); err != nil {
 			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stdout pipe: %w", err)}
 		}
-		if errR, errW, err = os.Pipe(); err != nil {
-			closeAll([]*os.File{outR, outW})
+		if errR, errW, err = outputPipe(); err != nil {
+			_ = unix.Close(outR)
+			_ = outW.Close()
 			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stderr pipe: %w", err)}
 		}
 		c.Stdout, c.Stderr = outW, errW
 		childEnds = append(childEnds, outW, errW)
 	}
-	var parentEnds []*os.File
-	if outR != nil {
-		parentEnds = append(parentEnds, outR, errR)
+	var parentEnds []*os.File // besides the output read ends
+	closeParent := func() {
+		closeAll(parentEnds)
+		for _, fd := range []int{outR, errR} {
+			if fd >= 0 {
+				_ = unix.Close(fd)
+			}
+		}
 	}
 
 	shim := len(cmd.CgroupProcs) > 0 && (!canMoveThread(&cmd) || l.noThreadMove.Load())
@@ -99,13 +112,13 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		spec, err := json.Marshal(newShimSpec(&cmd, path, cred))
 		if err != nil {
 			closeAll(childEnds)
-			closeAll(parentEnds)
+			closeParent()
 			return nil, &StartError{Program: cmd.Name, Op: OpExec, Err: fmt.Errorf("encoding shim instructions: %w", err)}
 		}
 		var reportW *os.File
 		if reportR, reportW, err = os.Pipe(); err != nil {
 			closeAll(childEnds)
-			closeAll(parentEnds)
+			closeParent()
 			return nil, &StartError{Program: cmd.Name, Op: OpExec, Err: fmt.Errorf("creating shim report pipe: %w", err)}
 		}
 		childEnds = append(childEnds, reportW)
@@ -132,12 +145,12 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 	closeAll(childEnds)
 	if errors.Is(err, errThreadMove) {
 		// This kernel will not move single threads: use the shim from now on.
-		closeAll(parentEnds)
+		closeParent()
 		l.noThreadMove.Store(true)
 		return l.Start(cmd)
 	}
 	if err != nil {
-		closeAll(parentEnds)
+		closeParent()
 		if reportR != nil {
 			_ = reportR.Close()
 		}
@@ -152,8 +165,11 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 			// The shim exits right after reporting; reap it here so that the
 			// failure stays synchronous and nothing is left behind.
 			_ = c.Wait()
+			if pidfd >= 0 {
+				_ = unix.Close(pidfd)
+			}
 			l.unregister(pid)
-			closeAll(parentEnds)
+			closeParent()
 			return nil, serr
 		}
 	}
@@ -170,13 +186,51 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		done:      make(chan struct{}),
 		outDone:   make(chan struct{}),
 	}
-	go l.wait(p, c, cmd.KillGroupOnExit)
-	if outR == nil {
+	killGroup := cmd.KillGroupOnExit
+	switch {
+	case pidfd < 0:
+		go l.wait(p, c, killGroup)
+	default:
+		// Only the os.Process is kept, not the whole exec.Cmd: a thousand
+		// waiting programs should not hold a thousand copies of their
+		// environment and arguments.
+		osp := c.Process
+		exited := func() { l.exited(p, osp, pidfd, killGroup) }
+		if err := l.waiter.add(pidfd, exited); err != nil {
+			l.logger.Debug("child waiter unavailable, waiting with a thread", "pid", pid, "err", err)
+			go func() {
+				waitPidfdBlocking(pidfd)
+				exited()
+			}()
+		}
+	}
+	switch {
+	case outR < 0:
 		close(p.outDone)
-	} else {
-		go l.copyOutput(p, cmd.Name, outR, errR)
+	default:
+		if err := l.out.add(cmd.Name, outR, errR, p.outDone); err != nil {
+			// One goroutine per pipe instead: output is never lost.
+			l.logger.Debug("output mux unavailable, copying with goroutines", "program", cmd.Name, "err", err)
+			go l.copyOutput(p, cmd.Name, os.NewFile(uintptr(outR), "stdout"), os.NewFile(uintptr(errR), "stderr"))
+		}
 	}
 	return p, nil
+}
+
+// outputPipe makes a pipe for a program's stdout or stderr: the write end,
+// blocking as programs expect, for the child; the read end, non-blocking
+// and close-on-exec, for the output mux.
+func outputPipe() (r int, w *os.File, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return -1, nil, err
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		_ = unix.Close(fds[0])
+		_ = unix.Close(fds[1])
+		return -1, nil, err
+	}
+	return fds[0], os.NewFile(uintptr(fds[1]), "|1"), nil
 }
 
 // copyOutput copies the program's stdout and stderr pipes until both reach
@@ -198,9 +252,47 @@ func (l *Launcher) copyOutput(p *Process, name string, outR, errR *os.File) {
 	<-errDone
 }
 
-// wait collects the exit status of p, fills p.exit and closes p.done. It
-// runs in its own goroutine, one per process, and is the only caller of
-// c.Wait.
+// exited finishes a child started with a pidfd once it has exited (a
+// zombie, not yet reaped): its group is given its linger time if asked (on
+// a goroutine of its own, which only stops do), then reaped.
+func (l *Launcher) exited(p *Process, osp *os.Process, pidfd int, killGroup bool) {
+	if d := p.linger.Load(); d != 0 {
+		go func() {
+			l.lingerGroup(p.pid, time.Unix(0, d))
+			l.reap(p, osp, pidfd, killGroup)
+		}()
+		return
+	}
+	l.reap(p, osp, pidfd, killGroup)
+}
+
+// reap kills what is left of the exited leader's group (when asked),
+// collects its exit status through its pidfd, fills p.exit and closes
+// p.done. It is the only one to reap the child.
+func (l *Launcher) reap(p *Process, osp *os.Process, pidfd int, killGroup bool) {
+	p.sigMu.Lock()
+	if killGroup {
+		// ESRCH cannot happen while the leader is a zombie in the group;
+		// anything else is not worth failing the exit over.
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+	}
+	st, err := reapPidfd(pidfd)
+	_ = osp.Release() // its own duplicate of the pidfd
+	p.reaped = true
+	p.sigMu.Unlock()
+	l.unregister(p.pid)
+	if err != nil {
+		// Only possible if something else reaped our child.
+		l.logger.Error("collecting exit status failed", "pid", p.pid, "err", err)
+		st = ExitStatus{Time: time.Now(), Code: -1}
+	}
+	p.exit = st
+	close(p.done)
+}
+
+// wait is reap for a child started without a pidfd (kernels before 5.3):
+// it runs in its own goroutine, one per process, blocking a thread in
+// waitid until the exit.
 func (l *Launcher) wait(p *Process, c *exec.Cmd, killGroup bool) {
 	// Wait for the exit without reaping: until the zombie is reaped, its pid
 	// (and so the process group id) cannot be reused, so Signal may use it.
@@ -210,15 +302,13 @@ func (l *Launcher) wait(p *Process, c *exec.Cmd, killGroup bool) {
 	}
 	p.sigMu.Lock()
 	if killGroup {
-		// ESRCH cannot happen while the leader is a zombie in the group;
-		// anything else is not worth failing the exit over.
 		_ = unix.Kill(-p.pid, unix.SIGKILL)
 	}
+	// rusage's maxrss is not reported: a child forked with CLONE_VM (as
+	// os/exec does) is charged the parent's peak until it execs, so the
+	// figure would be respawnd's, not the program's. The program's cgroup
+	// has the real peak.
 	err := c.Wait()
-	p.reaped = true
-	p.sigMu.Unlock()
-	l.unregister(p.pid)
-
 	st := ExitStatus{Time: time.Now(), Code: -1}
 	if ps := c.ProcessState; ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
@@ -231,14 +321,13 @@ func (l *Launcher) wait(p *Process, c *exec.Cmd, killGroup bool) {
 				st.Core = ws.CoreDump()
 			}
 		}
-		// rusage's maxrss is not reported: a child forked with CLONE_VM
-		// (as os/exec does) is charged the parent's peak until it execs,
-		// so the figure would be respawnd's, not the program's. The
-		// program's cgroup has the real peak.
 	} else {
 		// Only possible if something else reaped our child.
 		l.logger.Error("collecting exit status failed", "pid", p.pid, "err", err)
 	}
+	p.reaped = true
+	p.sigMu.Unlock()
+	l.unregister(p.pid)
 	p.exit = st
 	close(p.done)
 }

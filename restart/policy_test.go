@@ -199,3 +199,31 @@ func TestPolicyJitterSpread(t *testing.T) {
 		}
 	}
 }
+
+// A delay that has reached Max is capped before the jitter, so that delays
+// at Max keep their spread below it: programs that crash together do not
+// restart together once their backoff is at its cap.
+func TestPolicyJitterAtMax(t *testing.T) {
+	cfg := restart.PolicyConfig{Initial: time.Second, Max: 10 * time.Second, Multiplier: 2, Jitter: 0.2, Burst: -1}
+	for _, tc := range []struct {
+		rand float64
+		want time.Duration
+	}{
+		{0, 8 * time.Second},      // 10s × 0.8
+		{0.25, 9 * time.Second},   // 10s × 0.9
+		{0.5, 10 * time.Second},   // 10s × 1.0
+		{0.75, 10 * time.Second},  // 10s × 1.1, capped
+		{0.999, 10 * time.Second}, // capped
+	} {
+		cfg.Rand = fixedRand(tc.rand)
+		p := restart.NewPolicy(cfg)
+		var d restart.Decision
+		// The 10th consecutive crash: 1s × 2^8 = 256s before the cap.
+		for range 10 {
+			d = p.Exited(epoch, epoch)
+		}
+		if d.Attempt != 10 || d.Delay != tc.want {
+			t.Errorf("rand %v: %+v, want attempt 10 with delay %v", tc.rand, d, tc.want)
+		}
+	}
+}

@@ -54,12 +54,16 @@ func (l *Launcher) Run(ctx context.Context) error {
 }
 
 // siginfoChild is the part of siginfo_t that waitid fills for SIGCHLD: the
-// pid follows three int32s (signo, errno, code; the last two swapped on
-// MIPS, which does not matter here) and, on 64-bit hosts, four bytes of
-// padding. See include/uapi/asm-generic/siginfo.h.
+// pid follows three int32s (signo, errno, code; the last two are swapped on
+// MIPS, whose Code would read as Errno: respawnd's reading of si_code
+// assumes the other layout, that of every architecture Debian ships) and,
+// on 64-bit hosts, four bytes of padding. Stat is the exit code for
+// CLD_EXITED and the signal otherwise. See
+// include/uapi/asm-generic/siginfo.h.
 type siginfoChild struct {
 	Signo int32
-	_     [2]int32
+	Errno int32
+	Code  int32
 	_     [is64bit]int32
 	Pid   int32
 	Uid   uint32

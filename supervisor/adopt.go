@@ -94,7 +94,9 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 	p.log.Info("adopted running instance", "pid", p.pid, "generation", p.gen, "how", how)
 	p.setState(StateRunning)
 	p.hostBaseOK = false
-	if p.group == nil && p.s.cfg.HostOOMKills != nil {
+	// Without a cgroup of its own to decide (see gather), the host's
+	// counter can still rule out an OOM kill.
+	if (p.group == nil || !p.child) && p.s.cfg.HostOOMKills != nil {
 		if n, err := p.s.cfg.HostOOMKills(); err == nil {
 			p.hostBase, p.hostBaseOK = n, true
 		}

@@ -182,7 +182,12 @@ func TestAdoptChangedDefinitionRestartsOnce(t *testing.T) {
 	if sigs := old.gotSignals(); len(sigs) == 0 || sigs[0] != syscall.SIGTERM {
 		t.Errorf("adopted instance got %v, want SIGTERM", sigs)
 	}
-	time.Sleep(10 * time.Millisecond)
+	// The loop is done with the adopted instance's stop and the start that
+	// followed, and schedules no other start.
+	h.sync()
+	if st := h.status("api"); st.State != StateRunning || !st.NextStart.IsZero() {
+		t.Errorf("status %+v after the restart onto the new definition, want running, nothing scheduled", st)
+	}
 	if n := h.launcher.started(); n != 1 {
 		t.Errorf("started %d times, want exactly 1", n)
 	}
@@ -222,6 +227,7 @@ func TestOnMissingWait(t *testing.T) {
 		h.clock.Advance(rescanInterval)
 		return h.status("w").PID == 900
 	})
+	h.sync()
 	if n := h.launcher.started(); n != 0 {
 		t.Errorf("started %d processes, want 0", n)
 	}

@@ -1,8 +1,10 @@
 package supervisor
 
 import (
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
@@ -41,6 +43,48 @@ func TestJudge(t *testing.T) {
 		r, final := judge(tc.ev)
 		if r != tc.reason || final != tc.final {
 			t.Errorf("%s: %v final=%v, want %v final=%v", tc.name, r, final, tc.reason, tc.final)
+		}
+	}
+}
+
+// An exit waiting for the kernel's report settles when its own window
+// closes: not before (a later exit's window is its own), and surely once
+// the clock is past it, however late the timer fires.
+func TestPendingExitsSettleAtTheirOwnDeadline(t *testing.T) {
+	host := uint64(0)
+	var mu sync.Mutex
+	h := newHarness(t, func(c *Config) {
+		c.KernelLog = true
+		c.AttributionWindow = 2 * time.Second
+		c.HostOOMKills = func() (uint64, error) { mu.Lock(); defer mu.Unlock(); return host, nil }
+	})
+	h.apply(prog("p", alwaysAtOnce))
+	h.waitState("p", StateRunning)
+	kill := func() {
+		mu.Lock()
+		host++ // an OOM kill somewhere: each SIGKILL waits for a report
+		mu.Unlock()
+		h.launcher.last().die(sigkill)
+	}
+	kill()
+	h.waitStarts(2)
+	h.waitState("p", StateRunning)
+	h.sync() // the exit is filed (after the restart) before the clock moves
+	h.clock.Advance(time.Second)
+	kill() // its window closes a second after the first one's
+	h.waitStarts(3)
+	h.sync()
+	h.clock.Advance(time.Second) // the first window closes
+	eventually(t, "the first exit settled", func() bool { return len(h.rec.exitList()) == 1 })
+	h.sync()
+	if n := len(h.rec.exitList()); n != 1 {
+		t.Fatalf("%d exits settled, want only the first: the second's window is still open", n)
+	}
+	h.clock.Advance(10 * time.Second) // well past the second window
+	eventually(t, "the second exit settled", func() bool { return len(h.rec.exitList()) == 2 })
+	for _, e := range h.rec.exitList() {
+		if e.Reason != ReasonUnknown {
+			t.Errorf("exit %v, want unknown (no report came)", e.Describe())
 		}
 	}
 }

@@ -46,7 +46,7 @@ func (p *program) onDeath() {
 	// The counters are up to date at wait time and cost a file read or two,
 	// so the reason is settled (for programs with a cgroup, or when the host
 	// saw no OOM kill) before the next instance starts.
-	ev := p.gather(st, pid, p.hostBase, p.hostBaseOK)
+	ev := p.gather(st, pid, p.hostBase, p.hostBaseOK, child)
 	reason, final := judge(ev)
 	e := Exit{Program: p.name, Generation: gen, PID: pid, Started: started, Time: st.Time, Reason: reason, Signal: st.Signal, Code: st.Code, OOM: ev.kill}
 	if p.group != nil && child {
@@ -115,13 +115,17 @@ func (p *program) onDeath() {
 
 // gather collects the side evidence for a death at wait time. It reads the
 // cgroup counter but claims nothing: onDeath decides whose kills they are.
-func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBaseOK bool) evidence {
+//
+// The cgroup's counter speaks only for an instance that respawnd started in
+// the cgroup (inGroup): one adopted from elsewhere (another memory cgroup, a
+// container's) can be OOM-killed without the counter moving.
+func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBaseOK, inGroup bool) evidence {
 	ev := evidence{status: st, kernelLog: p.s.kernelLog.Load()}
 	if k, ok := p.attr.early[pid]; ok {
 		delete(p.attr.early, pid)
 		ev.kill = &k
 	}
-	if p.group != nil {
+	if p.group != nil && inGroup {
 		if n, err := p.group.OOMKills(); err == nil {
 			ev.ownCgroup = true
 			if n > p.ledger.accounted {

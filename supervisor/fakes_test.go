@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"sync"
@@ -47,7 +46,11 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 }
 
 // Advance moves the clock and fires every timer that is due.
-func (c *fakeClock) Advance(d time.Duration) {
+func (c *fakeClock) Advance(d time.Duration) { c.fire(d) }
+
+// fire moves the clock, fires every timer that is due and returns their
+// channels (see waitReceived).
+func (c *fakeClock) fire(d time.Duration) []chan time.Time {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	keep := c.timers[:0]
@@ -62,9 +65,28 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.timers = keep
 	now := c.now
 	c.mu.Unlock()
+	fired := make([]chan time.Time, 0, len(due))
 	for _, t := range due {
 		t.c <- now
+		fired = append(fired, t.c)
 	}
+	return fired
+}
+
+// waitReceived waits until every fired timer channel has been received
+// from: the loop that armed it has taken the tick (its handler then runs
+// before the loop answers a ping; see harness.sync). Only for timers the
+// loop still waits on: an abandoned one is never received.
+func waitReceived(t *testing.T, fired []chan time.Time) {
+	t.Helper()
+	eventually(t, "the loops to take their timers", func() bool {
+		for _, c := range fired {
+			if len(c) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // pendingTimers returns the durations from now of the armed timers.
@@ -180,6 +202,10 @@ type fakeGroup struct {
 	peak     uint64 // what Peak reports; 0 means unknown
 	resets   int
 	name     string
+	// events counts the counter changes reported with event; delivered
+	// counts those the watcher handed to the program's loop, through out.
+	events, delivered int
+	out               chan oom.CgroupCounts
 }
 
 func (g *fakeGroup) gotSignals() []syscall.Signal {
@@ -229,28 +255,52 @@ func (g *fakeGroup) OOMKills() (uint64, error) {
 	return g.ooms, nil
 }
 func (g *fakeGroup) Update(Limits) error { return nil }
-func (g *fakeGroup) Watch(ctx context.Context, out chan<- oom.CgroupCounts) error {
-	for {
-		select {
-		case c := <-g.counts:
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
-		}
-	}
+func (g *fakeGroup) Watch(out chan oom.CgroupCounts) (func(), error) {
+	g.mu.Lock()
+	g.out = out
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		g.out = nil
+		g.mu.Unlock()
+	}, nil
 }
 
-// event raises the counter and reports it, as the kernel and the watcher do.
+// event raises the counter and reports it, as the kernel and the watcher do
+// (latest counts only, replacing any the loop has not taken).
 func (g *fakeGroup) event() {
 	g.mu.Lock()
 	g.ooms++
+	g.events++
 	c := oom.CgroupCounts{OOMKill: g.ooms}
+	out := g.out
 	g.mu.Unlock()
-	g.counts <- c
+	if out != nil {
+		select {
+		case out <- c:
+		default:
+			select {
+			case <-out:
+			default:
+			}
+			out <- c
+		}
+	}
+	g.mu.Lock()
+	g.delivered++
+	g.mu.Unlock()
+}
+
+// waitTaken waits until the program's loop has received every counter
+// change reported with event (its handler then runs before the loop
+// answers a ping; see harness.sync).
+func (g *fakeGroup) waitTaken(t *testing.T) {
+	t.Helper()
+	eventually(t, "the loop to take the cgroup's counters", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.delivered == g.events && g.out != nil && len(g.out) == 0
+	})
 }
 func (g *fakeGroup) Remove() error {
 	g.mu.Lock()
@@ -310,28 +360,6 @@ func (c *fakeCgroups) created(name string) int {
 		}
 	}
 	return n
-}
-
-// removedBefore reports whether the group made for name the n-th time (from
-// 1) was removed before the next one was made.
-func (c *fakeCgroups) removedBefore(name string, n int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	seen, removed := 0, false
-	for _, l := range c.log {
-		switch l {
-		case "create " + name:
-			seen++
-			if seen == n+1 {
-				return removed
-			}
-		case "remove " + name:
-			if seen == n {
-				removed = true
-			}
-		}
-	}
-	return false
 }
 
 // fakeRecorder remembers what it was told.

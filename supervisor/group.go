@@ -1,18 +1,17 @@
 package supervisor
 
 import (
-	"context"
 	"time"
 
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/oom"
 )
 
-// groupWatch is the watcher of a program's cgroup OOM counters.
+// groupWatch is the registration of a program's cgroup with the OOM
+// counter watcher.
 type groupWatch struct {
 	counts chan oom.CgroupCounts // from the watcher; nil without one
-	stop   context.CancelFunc
-	done   chan struct{}
+	stop   func()
 }
 
 // ledger owns the deltas of the program cgroup's oom_kill counter: each
@@ -58,16 +57,12 @@ func (p *program) ensureGroup() {
 	p.s.ownMemcg(g.Path(), p)
 	// The watcher sees OOM kills of workers (the main process survives)
 	// where the kernel log is not readable.
-	ctx, cancel := context.WithCancel(context.Background())
-	counts := make(chan oom.CgroupCounts, 1) // latest counts; the watcher waits on ctx otherwise
-	done := make(chan struct{})
-	p.watch = groupWatch{counts: counts, stop: cancel, done: done}
-	go func() {
-		defer close(done)
-		if err := g.Watch(ctx, counts); err != nil {
-			p.log.Warn("watching cgroup oom counters", "err", err)
-		}
-	}()
+	counts := make(chan oom.CgroupCounts, 1) // latest counts only
+	if stop, err := g.Watch(counts); err != nil {
+		p.log.Warn("watching cgroup oom counters", "err", err)
+	} else {
+		p.watch = groupWatch{counts: counts, stop: stop}
+	}
 }
 
 // dropGroup stops watching the program's cgroup and removes it.
@@ -75,8 +70,9 @@ func (p *program) dropGroup() {
 	if p.group == nil {
 		return
 	}
-	p.watch.stop()
-	<-p.watch.done
+	if p.watch.stop != nil {
+		p.watch.stop()
+	}
 	p.watch = groupWatch{}
 	p.ledger.check = nil
 	if err := p.group.Remove(); err != nil {

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"syscall"
 	"time"
 
@@ -58,9 +57,10 @@ type Group interface {
 	Leave() []string
 	// OOMKills reads the group's own oom_kill counter.
 	OOMKills() (uint64, error)
-	// Watch sends the group's OOM counters to out each time they change,
-	// until ctx is done; then it returns nil.
-	Watch(ctx context.Context, out chan<- oom.CgroupCounts) error
+	// Watch has the group's OOM counters put in out (buffered 1; the
+	// latest replaces any not yet taken) each time they change, until stop
+	// is called. One watcher serves every group: no goroutine per program.
+	Watch(out chan oom.CgroupCounts) (stop func(), err error)
 	// Update applies new limits.
 	Update(l Limits) error
 	// KillAll SIGKILLs every process left in the group and waits, briefly,

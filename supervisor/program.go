@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +45,10 @@ type program struct {
 	// initial says the program was in the first configuration applied, so
 	// it may take over the instance recorded before respawnd's restart.
 	initial bool
+	// busy is when the loop began handling its current event (Unix
+	// nanoseconds), 0 while it waits for the next: Alive's measure of a
+	// stuck loop.
+	busy atomic.Int64
 
 	mu      sync.Mutex // guards st, stHash, stChild and stStop, the published status
 	st      Status
@@ -222,7 +227,9 @@ func (p *program) publish() Status {
 		e := *p.last
 		st.LastExit = &e
 	}
-	if p.group != nil {
+	if p.group != nil && (p.proc == nil || p.child) {
+		// An instance adopted by match runs in a cgroup of its own choosing:
+		// the program's cgroup says nothing about it.
 		st.Cgroup = p.group.Path()
 	}
 	p.mu.Lock()
@@ -268,11 +275,14 @@ func (p *program) run() {
 		p.ensureGroup()
 		p.setState(StateStarting)
 		// An instance already running (from respawnd's last life, or found
-		// by match) is adopted. First starts take a token too: 500 programs
-		// at boot are no less a fork bomb than 500 restarts.
+		// by match) is adopted. A first start takes no token of the global
+		// restart bucket: the bucket guards against restart storms (crash
+		// loops, an OOM storm), and first starts are bounded by the
+		// configuration itself; a host of 1,000 programs should not wait
+		// 18 s at the default rate to come up.
 		if !p.adoptAtStart() {
 			p.clearLeftovers()
-			p.schedule(0)
+			p.start()
 		}
 	})
 	done := p.ctx.Done()
@@ -334,7 +344,16 @@ func (p *program) clearLeftovers() {
 
 // safely runs f and turns a panic into a logged, counted error: one
 // program's fault never takes down the loop, let alone the daemon.
+//
+// It also takes one of the supervisor's work slots for the time f runs:
+// handlers make blocking system calls (cgroup files, fork and exec), and a
+// thousand loops doing so at once would make the Go runtime start a thread
+// for each of them, threads it never gives back.
 func (p *program) safely(what string, f func()) {
+	p.busy.Store(time.Now().UnixNano())
+	defer p.busy.Store(0)
+	p.s.work <- struct{}{}
+	defer func() { <-p.s.work }()
 	defer func() {
 		if r := recover(); r != nil {
 			p.s.panicked(p.log, what, r, debug.Stack())

@@ -159,15 +159,16 @@ func (p *program) beginStop(after afterStop) {
 		sig, p.stop.sig = p.stop.sig, 0
 	}
 	timeout := p.spec.Stop.Timeout
+	if l, ok := p.proc.(lingerer); ok {
+		// Members of the process group get the stop timeout too, not a
+		// SIGKILL the moment the leader exits. Asked before the signal:
+		// the leader may exit of it before the next line runs.
+		l.Linger(timeout)
+	}
 	if err := p.proc.Signal(sig); err != nil && !errors.Is(err, restart.ErrProcessDone) {
 		p.log.Warn("sending stop signal", "err", err)
 	}
 	p.stop.timer = p.s.clock.After(timeout)
-	if l, ok := p.proc.(lingerer); ok {
-		// Members of the process group get the stop timeout too, not a
-		// SIGKILL the moment the leader exits.
-		l.Linger(timeout)
-	}
 	if p.group != nil {
 		// Processes that left the process group (setsid) are still in the
 		// cgroup: they get the signal too, and the stop is complete only

@@ -83,6 +83,13 @@ type Config struct {
 	// down: an OOM kill that the cgroup counter shows while the main
 	// process is dying is the main process's, not a worker's.
 	Exiting func(pid int) bool
+	// Parallel is how many program loops may handle an event at once
+	// (their handlers make blocking system calls); default 4.
+	Parallel int
+	// StuckAfter is how long a program's loop may be busy with one event
+	// before Alive reports it stuck; default 20s. Handlers block for
+	// seconds at most (a start, killing what is left in a cgroup).
+	StuckAfter time.Duration
 }
 
 // Status is a program's state at one moment.
@@ -97,7 +104,8 @@ type Status struct {
 	LastExit *Exit `json:"last_exit,omitempty"`
 	// NextStart is when a program in backoff starts again.
 	NextStart time.Time `json:"next_start,omitzero"`
-	// Cgroup is the program's memory cgroup path, when it has one.
+	// Cgroup is the program's cgroup path, when it has one and its current
+	// instance (if any) runs in it.
 	Cgroup string `json:"cgroup,omitempty"`
 	// Error says why a program is fatal or failing to start.
 	Error string `json:"error,omitempty"`
@@ -112,6 +120,9 @@ type Supervisor struct {
 	rec    Recorder
 	events *eventRing
 	panics atomic.Uint64
+	// work holds a slot for each program loop handling an event (see
+	// Config.Parallel).
+	work chan struct{}
 	// kernelLog says the kernel log source is live (Config.KernelLog until
 	// SetKernelLog says otherwise).
 	kernelLog atomic.Bool
@@ -143,6 +154,10 @@ type applyReq struct {
 	reply chan error
 }
 
+// stateDebounce is how long the state writer lets changes gather before it
+// writes the state file.
+const stateDebounce = 20 * time.Millisecond
+
 // New returns a Supervisor; call Run, then Apply a configuration.
 func New(cfg Config) *Supervisor {
 	if cfg.Clock == nil {
@@ -159,6 +174,12 @@ func New(cfg Config) *Supervisor {
 	}
 	if cfg.EventRingSize <= 0 {
 		cfg.EventRingSize = 256
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 4
+	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 20 * time.Second
 	}
 	s := &Supervisor{
 		cfg:    cfg,
@@ -179,6 +200,7 @@ func New(cfg Config) *Supervisor {
 		byPID:    map[int]*program{},
 		byMemcg:  map[string]*program{},
 		limiter:  cfg.Limiter,
+		work:     make(chan struct{}, cfg.Parallel),
 	}
 	for name, inst := range cfg.Adopt {
 		s.recorded[name] = inst
@@ -202,6 +224,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case <-s.stateC:
+					// One write for the changes of a burst (a thousand
+					// starts at boot): the file is at most this late, and
+					// the instance tags cover that moment.
+					t := time.NewTimer(stateDebounce)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return
+					case <-t.C:
+					}
 					s.saveState(ids)
 				}
 			}
@@ -411,9 +443,33 @@ func (s *Supervisor) SetKernelLog(live bool) { s.kernelLog.Store(live) }
 // Panics returns how many panics the supervisor recovered from.
 func (s *Supervisor) Panics() uint64 { return s.panics.Load() }
 
-// Alive checks that the supervisor's loop and every program's loop answer
-// within ctx: none is stuck. The error names the ones that did not answer.
+// Alive checks that the supervisor's loop answers within ctx and that no
+// program's loop has been busy with one event for longer than
+// Config.StuckAfter. It wakes no program loop: a loop that is waiting for
+// its next event is fine by definition, so checking a thousand idle
+// programs costs a thousand atomic loads. The error names the stuck loops.
 func (s *Supervisor) Alive(ctx context.Context) error {
+	if err := s.pingRun(ctx); err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	var stuck []string
+	for _, p := range s.programs {
+		if b := p.busy.Load(); b != 0 && now.Sub(time.Unix(0, b)) > s.cfg.StuckAfter {
+			stuck = append(stuck, p.name)
+		}
+	}
+	s.mu.Unlock()
+	if len(stuck) > 0 {
+		sort.Strings(stuck)
+		return fmt.Errorf("program loops busy with one event for over %s: %s", s.cfg.StuckAfter, strings.Join(stuck, ", "))
+	}
+	return nil
+}
+
+// pingRun checks that the supervisor's own loop answers within ctx.
+func (s *Supervisor) pingRun(ctx context.Context) error {
 	reply := make(chan struct{})
 	select {
 	case s.pingC <- reply:
@@ -422,8 +478,18 @@ func (s *Supervisor) Alive(ctx context.Context) error {
 	}
 	select {
 	case <-reply:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("supervisor loop does not answer: %w", ctx.Err())
+	}
+}
+
+// barrier returns once the supervisor's loop and every program's loop have
+// handled everything sent to them before the call (a ping queues behind
+// it), or ctx is done; the error names the loops that did not answer.
+func (s *Supervisor) barrier(ctx context.Context) error {
+	if err := s.pingRun(ctx); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	ps := make([]*program, 0, len(s.programs))

@@ -30,6 +30,7 @@ type harness struct {
 	sup      *Supervisor
 	ctx      context.Context
 	stop     func()
+	markers  int // reports sent by routed
 }
 
 func newHarness(t *testing.T, mod ...func(*Config)) *harness {
@@ -56,11 +57,16 @@ func newHarness(t *testing.T, mod ...func(*Config)) *harness {
 	h.stop = func() {
 		cancel()
 		// Stops escalate on the fake clock; keep it moving until Run returns.
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			select {
 			case <-done:
 				return
 			case <-time.After(time.Millisecond):
+				if time.Now().After(deadline) {
+					t.Errorf("the supervisor did not stop within 30s of its cancellation")
+					return
+				}
 				clock.Advance(time.Second)
 			}
 		}
@@ -94,6 +100,34 @@ func (h *harness) waitState(name string, want State) Status {
 		return st.State == want
 	})
 	return st
+}
+
+// sync returns once every program loop has handled what it had taken or
+// been sent before: Alive's ping waits in each loop's mailbox behind the
+// earlier messages and is answered between two events, never during one.
+// A timer tick or an exit status not yet taken by a loop may still be
+// handled after it (see waitReceived, fakeGroup.waitTaken).
+func (h *harness) sync() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := h.sup.barrier(ctx); err != nil {
+		h.t.Fatalf("supervisor not alive: %v", err)
+	}
+}
+
+// routed returns once the supervisor has handed every kernel report sent
+// before to the loop it is for: reports are routed one by one, in order,
+// and this one, of a process that belongs to no program, shows as a host
+// event once routed. Follow with sync to know the reports were handled.
+func (h *harness) routed() {
+	h.t.Helper()
+	h.markers++
+	pid := 900_000 + h.markers
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: pid, Comm: "marker", TaskMemcg: "/marker"})
+	eventually(h.t, "the marker report routed", func() bool {
+		return slices.ContainsFunc(h.sup.Events(), func(e Event) bool { return e.PID == pid && e.Program == "" })
+	})
 }
 
 func (h *harness) waitStarts(n int) {
@@ -177,9 +211,19 @@ func TestLimitGiveUpReachesFatal(t *testing.T) {
 	if got := h.launcher.started(); got != 3 {
 		t.Errorf("started %d times, want 3 (burst)", got)
 	}
-	h.clock.Advance(time.Hour)
+	// Once the loop is done with the exit that gave up, nothing is armed
+	// that could start it again, however much time passes.
+	h.sync()
+	if p := h.clock.pendingTimers(); len(p) != 0 {
+		t.Errorf("timers armed in fatal: %v", p)
+	}
+	waitReceived(t, h.clock.fire(time.Hour))
+	h.sync()
 	if got := h.launcher.started(); got != 3 {
 		t.Errorf("a fatal program was started again (%d starts)", got)
+	}
+	if s := h.status("api"); s.State != StateFatal || !s.NextStart.IsZero() {
+		t.Errorf("status %+v an hour after giving up, want fatal with no next start", s)
 	}
 	// An operator start brings it back.
 	if err := h.sup.Control(h.ctx, "api", ActionStart, 0); err != nil {
@@ -220,29 +264,40 @@ func TestLimitBackoffKeepsGoingAtMax(t *testing.T) {
 }
 
 func TestPolicies(t *testing.T) {
+	// Without a cgroup, a kernel log or the host's counter, nothing tells
+	// a SIGKILL apart from an OOM kill: unknown, and final at once.
 	for _, tc := range []struct {
 		policy  config.Policy
 		exit    restart.ExitStatus
+		reason  Reason
 		restart bool
 	}{
-		{config.PolicyNever, restart.ExitStatus{Code: 1}, false},
-		{config.PolicyOnFailure, restart.ExitStatus{Code: 0}, false},
-		{config.PolicyOnFailure, restart.ExitStatus{Code: 3}, true},
-		{config.PolicyOnFailure, sigkill, true},
-		{config.PolicyAlways, restart.ExitStatus{Code: 0}, true},
-		{config.PolicyOnOOM, restart.ExitStatus{Code: 3}, false},
-		{config.PolicyOnOOM, sigkill, false},
+		{config.PolicyNever, restart.ExitStatus{Code: 1}, ReasonExitError, false},
+		{config.PolicyOnFailure, restart.ExitStatus{Code: 0}, ReasonExitSuccess, false},
+		{config.PolicyOnFailure, restart.ExitStatus{Code: 3}, ReasonExitError, true},
+		{config.PolicyOnFailure, sigkill, ReasonUnknown, true},
+		{config.PolicyAlways, restart.ExitStatus{Code: 0}, ReasonExitSuccess, true},
+		{config.PolicyOnOOM, restart.ExitStatus{Code: 3}, ReasonExitError, false},
+		{config.PolicyOnOOM, sigkill, ReasonUnknown, false},
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			h := newHarness(t)
 			h.apply(prog("p", func(p *config.Program) { p.Restart.Policy = tc.policy }))
-			h.waitState("p", StateRunning)
+			st := h.waitState("p", StateRunning)
 			h.launcher.last().die(tc.exit)
 			if tc.restart {
 				h.waitStarts(2)
+			} else {
+				h.waitState("p", StateExited)
+			}
+			eventually(t, "the exit", func() bool { return len(h.rec.exitList()) == 1 })
+			if e := h.rec.exitList()[0]; e.Reason != tc.reason || e.PID != st.PID || e.Code != tc.exit.Code || e.Signal != tc.exit.Signal {
+				t.Errorf("exit %s of pid %d, want %v of pid %d", e.Describe(), e.PID, tc.reason, st.PID)
+			}
+			if tc.restart {
 				return
 			}
-			h.waitState("p", StateExited)
+			h.sync()
 			if n := h.launcher.started(); n != 1 {
 				t.Errorf("started %d times, want 1", n)
 			}
@@ -332,11 +387,15 @@ func TestAttributionByKernelLog(t *testing.T) {
 		t.Fatalf("second exit %v pid %d, want unknown of %d", e.Describe(), e.PID, st.PID)
 	}
 
-	// No OOM anywhere since start: final at once.
+	// No OOM anywhere since start: a plain signal, final at once (the
+	// clock does not move, so no window could close).
 	h.waitStarts(3)
-	h.waitState("p", StateRunning)
+	st = h.waitState("p", StateRunning)
 	h.launcher.last().die(sigkill)
 	eventually(t, "third exit", func() bool { return len(h.rec.exitList()) == 3 })
+	if e := h.rec.exitList()[2]; e.Reason != ReasonSignal || e.Signal != syscall.SIGKILL || e.PID != st.PID || !e.Settled.Equal(e.Time) {
+		t.Fatalf("third exit %v of pid %d settled %v after the death, want signal SIGKILL of %d, final at once", e.Describe(), e.PID, e.Settled.Sub(e.Time), st.PID)
+	}
 
 	// A report that beats the exit status.
 	st = h.waitState("p", StateRunning)
@@ -388,7 +447,8 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 	h.waitState("p", StateStopping)
 	h.clock.Advance(3 * time.Second)
 	h.waitState("p", StateStopped)
-	if got := proc.gotSignals(); !slices.Equal(got[:2], []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) {
+	h.sync()
+	if got := proc.gotSignals(); len(got) < 2 || !slices.Equal(got[:2], []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) {
 		t.Errorf("signals %v, want SIGTERM then SIGKILL", got)
 	}
 	if n := h.launcher.started(); n != 1 {
@@ -453,8 +513,19 @@ func TestGlobalLimiterQueuesInOrder(t *testing.T) {
 		ps = append(ps, prog(n))
 	}
 	h.apply(ps...)
-	// Four first starts against a bucket of two: two start, two wait.
-	eventually(t, "two running, two queued", func() bool {
+	// First starts take no token: all four run at once.
+	for _, n := range names {
+		h.waitState(n, StateRunning)
+	}
+	h.waitStarts(4)
+	// Four deaths against a bucket of two: two restart, two wait in order.
+	h.launcher.mu.Lock()
+	first := slices.Clone(h.launcher.procs[:4])
+	h.launcher.mu.Unlock()
+	for _, p := range first {
+		p.die(sigkill)
+	}
+	eventually(t, "two restarted, two queued", func() bool {
 		run, wait := 0, 0
 		for _, s := range h.sup.Snapshot() {
 			switch s.State {
@@ -464,7 +535,7 @@ func TestGlobalLimiterQueuesInOrder(t *testing.T) {
 				wait++
 			}
 		}
-		return run == 2 && wait == 2
+		return run == 2 && wait == 2 && h.launcher.started() == 6
 	})
 	var delays []time.Duration
 	for _, s := range h.sup.Snapshot() {
@@ -483,7 +554,7 @@ func TestGlobalLimiterQueuesInOrder(t *testing.T) {
 				return false
 			}
 		}
-		return true
+		return h.launcher.started() == 8
 	})
 }
 
@@ -522,9 +593,12 @@ func TestWorkerOOMFromCgroupCounters(t *testing.T) {
 	g.event()
 	h.launcher.last().die(sigkill)
 	eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
-	for range 30 {
-		h.clock.Advance(100 * time.Millisecond)
-	}
+	// Every piece of evidence is handled (the counters, whichever came
+	// first), and so is every check for workers' kills that they armed.
+	g.waitTaken(t)
+	h.sync()
+	waitReceived(t, h.clock.fire(time.Hour))
+	h.sync()
 	if e := h.rec.exitList()[0]; e.Reason != ReasonOOMKill {
 		t.Errorf("exit %s, want oom_kill", e.Describe())
 	}

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +35,9 @@ func withBlockingDrain(t *testing.T, cg *fakeCgroups) chan error {
 // that is being removed.
 func TestReAddDuringStopWaitsForOldIncarnation(t *testing.T) {
 	cg := &fakeCgroups{}
-	h := newHarness(t, func(c *Config) { c.Cgroups = cg })
+	// Starts go into the cgroups' log, so that the order of every create,
+	// start and removal is on one record.
+	h := newHarness(t, func(c *Config) { c.Cgroups = cg; c.Launcher = startLogger{c.Launcher.(*fakeLauncher), cg} })
 	drain := withBlockingDrain(t, cg)
 	h.apply(prog("x"))
 	h.waitState("x", StateRunning)
@@ -43,25 +46,33 @@ func TestReAddDuringStopWaitsForOldIncarnation(t *testing.T) {
 	h.apply() // removed: SIGTERM, the process dies, the cgroup drains
 	eventually(t, "old instance signalled", func() bool { return len(old.gotSignals()) > 0 })
 	h.apply(prog("x")) // back before the old stop is complete
-	// Give a wrongly ungated loop every chance to start.
-	for range 50 {
-		time.Sleep(time.Millisecond)
-		if n := h.launcher.started(); n != 1 {
-			t.Fatalf("a new incarnation started (%d starts) while the old one was stopping", n)
-		}
-	}
 	if got := cg.created("x"); got != 1 {
 		t.Fatalf("cgroup created %d times before the old incarnation finished, want 1", got)
 	}
 	drain <- nil
 	h.waitStarts(2)
 	h.waitState("x", StateRunning)
-	if !cg.removedBefore("x", 1) {
-		t.Error("the new incarnation's cgroup was created before the old one was removed")
+	h.sync()
+	cg.mu.Lock()
+	log := slices.Clone(cg.log)
+	cg.mu.Unlock()
+	// A new incarnation that did not wait would have created its cgroup
+	// and started before the old cgroup's removal, which came only after
+	// the drain was released.
+	if want := []string{"create x", "start x", "remove x", "create x", "start x"}; !slices.Equal(log, want) {
+		t.Errorf("cgroups and starts %q, want %q", log, want)
 	}
-	if n := h.launcher.started(); n != 2 {
-		t.Errorf("started %d instances, want exactly 2", n)
-	}
+}
+
+// startLogger records every start in the cgroups' log.
+type startLogger struct {
+	*fakeLauncher
+	cg *fakeCgroups
+}
+
+func (l startLogger) Start(cmd restart.Command) (Process, error) {
+	l.cg.record("start " + cmd.Name)
+	return l.fakeLauncher.Start(cmd)
 }
 
 // start while a stop is in progress is not acknowledged and dropped: the
@@ -95,6 +106,7 @@ func TestStartDuringStopTakesEffect(t *testing.T) {
 	}
 	h.clock.Advance(3 * time.Second)
 	h.waitState("p", StateStopped)
+	h.sync()
 	if n := h.launcher.started(); n != 2 {
 		t.Errorf("started %d times, want 2", n)
 	}
@@ -162,7 +174,10 @@ func TestStopWaitsForCgroupToEmpty(t *testing.T) {
 }
 
 // Without a cgroup, a stop asks the launcher to keep the process group
-// until its members are gone or the stop timeout passes.
+// until its members are gone or the stop timeout passes. It asks before it
+// sends the stop signal: a leader that exits of the signal at once would
+// otherwise take its group down with it (the launcher SIGKILLs the group of
+// a leader that exits without lingering).
 func TestStopLingersWithoutCgroup(t *testing.T) {
 	l := &lingerLauncher{fakeLauncher: fakeLauncher{obeyStop: true}}
 	h := newHarness(t, func(c *Config) { c.Launcher = l })
@@ -178,11 +193,15 @@ func TestStopLingersWithoutCgroup(t *testing.T) {
 	if !slices.Equal(l.lingers, []time.Duration{7 * time.Second}) {
 		t.Errorf("lingers %v, want the stop timeout once", l.lingers)
 	}
+	if want := []string{"linger 7s", "signal terminated"}; !slices.Equal(l.calls, want) {
+		t.Errorf("calls %q, want %q", l.calls, want)
+	}
 }
 
 type lingerLauncher struct {
 	fakeLauncher
 	lingers []time.Duration
+	calls   []string // Linger and Signal, in order
 }
 
 type lingerProc struct {
@@ -193,7 +212,15 @@ type lingerProc struct {
 func (p lingerProc) Linger(d time.Duration) {
 	p.l.mu.Lock()
 	p.l.lingers = append(p.l.lingers, d)
+	p.l.calls = append(p.l.calls, fmt.Sprintf("linger %v", d))
 	p.l.mu.Unlock()
+}
+
+func (p lingerProc) Signal(sig syscall.Signal) error {
+	p.l.mu.Lock()
+	p.l.calls = append(p.l.calls, fmt.Sprintf("signal %v", sig))
+	p.l.mu.Unlock()
+	return p.fakeProc.Signal(sig)
 }
 
 func (l *lingerLauncher) Start(cmd restart.Command) (Process, error) {
@@ -235,16 +262,32 @@ func TestOOMCounterClaimedOnce(t *testing.T) {
 			if tc.exiting {
 				dying.Store(st.PID, true)
 			}
-			// The attribution window passes before the exit status comes in
-			// (a large process takes a while to tear down).
-			for range 5 {
-				time.Sleep(2 * time.Millisecond)
-				h.clock.Advance(time.Second)
+			// The loop has the counters and the report (if any) before the
+			// window closes.
+			g.waitTaken(t)
+			h.routed()
+			h.sync()
+			// The attribution window passes, several times over, before the
+			// exit status comes in (a large process takes a while to tear
+			// down): each time the check for workers' kills finds the main
+			// process dying and waits for another window.
+			for i := range 5 {
+				var p []time.Duration
+				eventually(t, "the check for workers' kills to be armed", func() bool {
+					p = h.clock.pendingTimers()
+					return len(p) > 0
+				})
+				if len(p) != 1 {
+					t.Fatalf("window %d: timers %v, want the worker check alone", i, p)
+				}
+				waitReceived(t, h.clock.fire(p[0]))
 			}
 			h.launcher.last().die(sigkill)
 			eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
-			h.clock.Advance(5 * time.Second)
-			time.Sleep(5 * time.Millisecond)
+			// The death is handled; so is the check it leaves armed.
+			h.sync()
+			waitReceived(t, h.clock.fire(time.Hour))
+			h.sync()
 			if e := h.rec.exitList()[0]; e.Reason != ReasonOOMKill {
 				t.Errorf("exit %v, want oom_kill", e.Describe())
 			}
@@ -276,10 +319,8 @@ func TestWorkerOOMKillCountedOnce(t *testing.T) {
 	})
 	// The kernel's report of the same kill arrives late.
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: 4242, Comm: "worker", TaskMemcg: g.path})
-	h.clock.Advance(5 * time.Second)
-	if err := h.sup.Alive(h.ctx); err != nil { // the report is handled
-		t.Fatal(err)
-	}
+	h.routed()
+	h.sync() // the report is handled
 	if n := h.rec.killCount("p"); n != 1 {
 		t.Errorf("worker kill counted %d times, want 1", n)
 	}
@@ -405,16 +446,19 @@ func (l *panicLauncher) Start(cmd restart.Command) (Process, error) {
 // Alive names a program whose loop is stuck.
 func TestAliveNamesStuckLoop(t *testing.T) {
 	l := &blockLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, blockFor: "stuck", release: make(chan struct{})}
-	h := newHarness(t, func(c *Config) { c.Launcher = l })
+	h := newHarness(t, func(c *Config) { c.Launcher = l; c.StuckAfter = time.Millisecond })
 	l.clock = h.clock
 	t.Cleanup(func() { close(l.release) })
 	h.apply(prog("stuck"), prog("fine"))
 	h.waitState("fine", StateRunning)
-	ctx, cancel := context.WithTimeout(h.ctx, 100*time.Millisecond)
-	defer cancel()
-	err := h.sup.Alive(ctx)
-	if err == nil || !strings.Contains(err.Error(), "stuck") || strings.Contains(err.Error(), "fine") {
-		t.Errorf("Alive = %v, want an error naming stuck only", err)
+	eventually(t, "the stuck loop named", func() bool {
+		err := h.sup.Alive(h.ctx)
+		return err != nil && strings.Contains(err.Error(), "stuck") && !strings.Contains(err.Error(), "fine")
+	})
+	// An idle program is never stuck, however long it waits.
+	h.clock.Advance(time.Hour)
+	if err := h.sup.Alive(h.ctx); err == nil || strings.Contains(err.Error(), "fine") {
+		t.Errorf("Alive = %v, want only the stuck loop", err)
 	}
 }
 

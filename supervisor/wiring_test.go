@@ -58,6 +58,8 @@ func TestOnOOMLateDecision(t *testing.T) {
 			h.clock.Advance(500 * time.Millisecond)
 			return len(h.rec.exitList()) == 1
 		})
+		// The decision is made with the exit, in the same step of the loop.
+		h.sync()
 		if e := h.rec.exitList()[0]; e.Reason == ReasonOOMKill {
 			t.Errorf("exit %v without a report", e.Describe())
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/testenv"
 )
 
 var (
@@ -31,7 +33,7 @@ const sleepBin = "/bin/sleep"
 //	go test -run '^$' -bench WatchIdle -benchtime 1x ./watch
 func BenchmarkWatchIdle(b *testing.B) {
 	if _, err := os.Stat(sleepBin); err != nil {
-		b.Skip(err)
+		testenv.Skip(b, "the benchmark runs %s: %v", sleepBin, err)
 	}
 	tag := fmt.Sprintf("3600.%d", os.Getpid())
 	for range *idleProcs {
@@ -84,7 +86,7 @@ func cpuTime(b *testing.B) time.Duration {
 //	go test -run '^$' -bench KillToDone -benchtime 1x ./watch
 func BenchmarkKillToDone(b *testing.B) {
 	if _, err := os.Stat(sleepBin); err != nil {
-		b.Skip(err)
+		testenv.Skip(b, "the benchmark runs %s: %v", sleepBin, err)
 	}
 	for b.Loop() {
 		w, err := NewWatcher(Config{})

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/respawnd/respawnd/internal/testenv"
 )
 
 const hostileComm = "(a b ) ( c d) "
@@ -84,7 +86,7 @@ func TestMatchFixtures(t *testing.T) {
 
 	t.Run("pidfile", func(t *testing.T) {
 		if runtime.GOOS != "linux" {
-			t.Skip("pidfiles are opened through internal/securefs, which needs Linux")
+			testenv.Skip(t, "pidfiles are opened through internal/securefs, which needs Linux")
 		}
 		for _, tc := range []struct {
 			content string
@@ -248,5 +250,37 @@ func TestTicksToTime(t *testing.T) {
 	boot := time.Unix(1000, 0)
 	if got := TicksToTime(boot, 12345); !got.Equal(time.Unix(1123, 450*int64(time.Millisecond))) {
 		t.Errorf("TicksToTime = %v", got)
+	}
+}
+
+// A match for root (uid 0) is as strict as any other: a process of another
+// user is not root's. The fixture's sleep 10001 (pid 7099) is made another
+// user's by rewriting its status in the test's copy.
+func TestMatchUserRootExcludesOthers(t *testing.T) {
+	s, root := fixtureScanner(t)
+	status := filepath.Join(root, "7099", "status")
+	b, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := regexp.MustCompile(`(?m)^Uid:.*$`).ReplaceAll(b, []byte("Uid:\t1000\t1000\t1000\t1000"))
+	if err := os.WriteFile(status, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user string
+		want []int
+	}{
+		{"root", []int{6925, 6934}},
+		{"0", []int{6925, 6934}},
+		{"1000", []int{7099}},
+	} {
+		got, err := s.Match(Matcher{Comm: "sleep", User: tc.user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := pids(got); !equalInts(g, tc.want) {
+			t.Errorf("user %s: matched %v, want %v", tc.user, g, tc.want)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/respawnd/respawnd/cgroup"
@@ -33,6 +33,9 @@ func (a launcherAdapter) Start(cmd restart.Command) (supervisor.Process, error) 
 type cgroupsAdapter struct {
 	m   *cgroup.Manager
 	log *slog.Logger
+	// watcher watches every program cgroup's OOM counters; nil when it
+	// could not be made (then the kernel log alone sees worker kills).
+	watcher *oom.CgroupWatcher
 }
 
 func newCgroups(root string, logger *slog.Logger) (*cgroupsAdapter, error) {
@@ -40,7 +43,11 @@ func newCgroups(root string, logger *slog.Logger) (*cgroupsAdapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cgroupsAdapter{m: m, log: logger}, nil
+	a := &cgroupsAdapter{m: m, log: logger}
+	if a.watcher, err = oom.NewCgroupWatcher(m.V2(), logger); err != nil {
+		logger.Warn("cgroup oom counters not watched: worker oom kills are seen in the kernel log only", "err", err)
+	}
+	return a, nil
 }
 
 func (a *cgroupsAdapter) mode() string {
@@ -55,7 +62,7 @@ func (a *cgroupsAdapter) Create(program string, l supervisor.Limits) (supervisor
 	if err != nil {
 		return nil, err
 	}
-	ga := groupAdapter{Group: g, v2: a.m.V2()}
+	ga := groupAdapter{Group: g, v2: a.m.V2(), watcher: a.watcher}
 	if !ga.v2 {
 		// Where respawnd's forking thread returns after a start (cgroup v1).
 		if own, err := a.m.OwnDir(); err == nil {
@@ -70,8 +77,9 @@ func (a *cgroupsAdapter) Create(program string, l supervisor.Limits) (supervisor
 
 type groupAdapter struct {
 	*cgroup.Group
-	v2    bool
-	leave []string
+	v2      bool
+	leave   []string
+	watcher *oom.CgroupWatcher
 }
 
 func (g groupAdapter) Leave() []string { return g.leave }
@@ -80,8 +88,11 @@ func (g groupAdapter) Update(l supervisor.Limits) error {
 	return g.Group.Update(cgroup.Limits{Max: l.Max, High: l.High, SwapMax: l.SwapMax})
 }
 
-func (g groupAdapter) Watch(ctx context.Context, out chan<- oom.CgroupCounts) error {
-	return oom.WatchCgroup(ctx, g.Dir(), g.v2, out)
+func (g groupAdapter) Watch(out chan oom.CgroupCounts) (func(), error) {
+	if g.watcher == nil {
+		return nil, errors.New("no cgroup oom watcher")
+	}
+	return g.watcher.Add(g.Dir(), out)
 }
 
 func (g groupAdapter) OOMKills() (uint64, error) {

@@ -34,6 +34,7 @@ type daemon struct {
 	adopt    *adoption // nil when adoption is off (exec) or unavailable
 	cgroups  *cgroupsAdapter
 	health   *health
+	settle   *settler
 }
 
 // daemonOpts says what a daemon does beyond supervising.
@@ -58,7 +59,7 @@ type daemonOpts struct {
 // directory is checked, every listener bound, every source opened. An error
 // means respawnd must exit having touched nothing.
 func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
-	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: newObserver()}
+	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: newObserver(), settle: newSettler()}
 	if o.adopt || o.serveSocket {
 		sd, err := watch.OpenStateDir(f.web.stateDir)
 		if err != nil {
@@ -124,9 +125,14 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 		Env:          o.env,
 		KernelLog:    d.kmsg != nil,
 		HostOOMKills: hostOOM,
-		OnTransition: o.onTransition,
-		CgroupsErr:   cgErr,
-		KeepOrphans:  o.keepOrphans,
+		OnTransition: func(st supervisor.Status) {
+			d.settle.changed()
+			if o.onTransition != nil {
+				o.onTransition(st)
+			}
+		},
+		CgroupsErr:  cgErr,
+		KeepOrphans: o.keepOrphans,
 	}
 	if cg != nil {
 		d.cgroups = cg
@@ -222,6 +228,15 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 			d.log.Error("reaping orphans failed; orphaned descendants are left to init", "err", err)
 		}
 	}()
+	if d.cgroups != nil && d.cgroups.watcher != nil {
+		late.Add(1)
+		go func() {
+			defer late.Done()
+			if err := d.cgroups.watcher.Run(lateCtx); err != nil {
+				d.log.Error("watching cgroup oom counters failed; worker oom kills are seen in the kernel log only", "err", err)
+			}
+		}()
+	}
 	if d.adopt != nil {
 		late.Add(1)
 		go func() {
@@ -287,6 +302,7 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 	wg.Wait()
 	stopLate()
 	late.Wait()
+	d.settle.stop()
 }
 
 // configLoop applies the initial configuration, then every reload.

@@ -51,19 +51,34 @@ func TestDaemonReload(t *testing.T) {
 		t.Errorf("unchanged program a (pid %d) is gone", aPID)
 	}
 
+	// The reload's plan, logged as it is applied: a was left alone.
+	applied, _ := d.waitLog(mark, map[string]any{"msg": "configuration applied"})
+	if applied["new"] != 1.0 || applied["changed"] != 1.0 || applied["unchanged"] != 1.0 {
+		t.Errorf("reload applied as %v, want one new (c), one changed (b), one unchanged (a)", applied)
+	}
+
 	// An invalid configuration is rejected; the old one stays in force.
+	// Every program is running by now: after the rejection nothing may
+	// have been applied (respawnd logs an applied configuration before it
+	// says how the reload went), started or stopped.
+	transitions := d.count(map[string]any{"msg": "state changed"})
 	writeFile(t, dir, "respawnd.yaml", "programs:\n  - {name: a, command: []}\n")
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	rej, _ := d.waitLog(after, map[string]any{"msg": "reload rejected, previous configuration stays in force"})
+	rej, rejected := d.waitLog(after, map[string]any{"msg": "reload rejected, previous configuration stays in force"})
 	if e, _ := rej["err"].(string); !strings.Contains(e, "programs[0].command") {
 		t.Errorf("rejection %q does not carry the check error", e)
 	}
-	starts := d.count(map[string]any{"msg": "state changed", "state": "running"})
-	time.Sleep(200 * time.Millisecond)
-	if n := d.count(map[string]any{"msg": "state changed", "state": "running"}); n != starts {
-		t.Errorf("an invalid reload started %d processes", n-starts)
+	d.mu.Lock()
+	for _, m := range d.log[after:rejected] {
+		if m["msg"] == "configuration applied" {
+			t.Errorf("an invalid configuration was applied: %v", m)
+		}
+	}
+	d.mu.Unlock()
+	if n := d.count(map[string]any{"msg": "state changed"}); n != transitions {
+		t.Errorf("an invalid reload changed %d program states", n-transitions)
 	}
 	for _, pid := range []int{aPID, pidOf(nb)} {
 		if unix.Kill(pid, 0) != nil {
@@ -124,7 +139,10 @@ func TestExecForwardsSignals(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err := d.cmd.Wait()
+	exited, err := d.wait(30 * time.Second)
+	if !exited {
+		t.Fatal("respawnd exec did not exit after SIGTERM")
+	}
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
 		t.Fatalf("respawnd exec ended with %v, want exit %d", err, 128+int(syscall.SIGTERM))
@@ -165,9 +183,11 @@ func TestDaemonOOMEndToEnd(t *testing.T) {
 
 	// A plain kill -9 is a signal, not an OOM kill.
 	s, _ := d.waitLog(0, map[string]any{"msg": "state changed", "program": "sleeper", "state": "running"})
-	if err := unix.Kill(pidOf(s), unix.SIGKILL); err != nil {
-		t.Fatal(err)
+	sleeper, ok := identify(pidOf(s))
+	if !ok {
+		t.Fatalf("sleeper (pid %d) is gone", pidOf(s))
 	}
+	sleeper.kill()
 	e, _ := d.waitLog(0, map[string]any{"msg": "exited", "program": "sleeper"})
 	if e["reason"] != "signal" || e["signal"] != "SIGKILL" {
 		t.Errorf("kill -9: %v, want reason signal SIGKILL", e)
@@ -199,22 +219,25 @@ func TestDaemonOOMEndToEnd(t *testing.T) {
 // that are reparented to it, and its program keeps running.
 func TestExecAsPID1ReapsOrphans(t *testing.T) {
 	testenv.RequireRoot(t, "creating a PID namespace")
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		testenv.Skip(t, "unshare(1) is not installed: %v", err)
-	}
 	exe, _ := os.Executable()
 	pidfile := filepath.Join(t.TempDir(), "orphan")
-	args := append([]string{"--pid", "--fork", "--kill-child", exe, "--log.format=json", "exec", "--restart.policy=never", "--"}, testenv.HelperArgv("orphan", pidfile)...)
-	cmd := exec.Command(unshare, args...)
-	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	args := append([]string{"--log.format=json", "exec", "--restart.policy=never", "--"}, testenv.HelperArgv("orphan", pidfile)...)
+	cmd := exec.Command(exe, args...)
+	// respawnd is born as PID 1 of a new PID namespace, as in a container;
+	// when it dies the kernel kills everything else in the namespace, and
+	// it dies with the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	// respawnd joins a cgroup of the test's own: its program's cgroup goes
+	// below it, and whatever a SIGKILL of the namespace leaves there goes
+	// with the test.
+	cmd.Env = append(os.Environ(), mainEnv+"=1", cgroupEnv+"="+testCgroup(t))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // unshare --kill-child takes the namespace down with it
+		_ = cmd.Process.Kill() // PID 1's death takes the namespace down with it
 		_ = cmd.Wait()
 	})
 	// The orphan's pid is its pid inside the namespace; find it outside by

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,13 +26,44 @@ import (
 // mainEnv makes the test binary run respawnd's main instead of the tests.
 const mainEnv = "RESPAWND_TEST_RUN_MAIN"
 
+// cgroupEnv names the cgroup directory that a respawnd under test joins
+// before anything else (see startRespawnd).
+const cgroupEnv = "RESPAWND_TEST_CGROUP"
+
 func TestMain(m *testing.M) {
 	restart.RunShimIfRequested()
 	testenv.RunHelperIfRequested()
 	if os.Getenv(mainEnv) == "1" {
+		if err := joinTestCgroup(); err != nil {
+			fmt.Fprintf(os.Stderr, "respawnd under test: %v\n", err)
+			os.Exit(3)
+		}
 		os.Exit(run(os.Args[1:]))
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// joinTestCgroup moves this process into the cgroup named by cgroupEnv,
+// if any, so that everything it starts lands in that cgroup's subtree.
+// The variable is not passed on to the programs.
+func joinTestCgroup() error {
+	dir := os.Getenv(cgroupEnv)
+	if dir == "" {
+		return nil
+	}
+	_ = os.Unsetenv(cgroupEnv)
+	// On cgroup v2 a respawnd that made program cgroups here moved itself
+	// into the leaf supervisor and enabled controllers in dir, which then
+	// takes no process (EBUSY: "no internal processes"). A later respawnd
+	// joins that leaf, as systemd's DelegateSubgroup=supervisor puts it
+	// there, and still finds its own cgroup and its programs' (the parent).
+	if fi, err := os.Stat(filepath.Join(dir, "supervisor")); err == nil && fi.IsDir() {
+		dir = filepath.Join(dir, "supervisor")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		return fmt.Errorf("joining the test's cgroup: %w", err)
+	}
+	return nil
 }
 
 // daemonProc is respawnd running as a separate process, logging JSON.
@@ -41,16 +73,27 @@ type daemonProc struct {
 	mu  sync.Mutex
 	log []map[string]any
 	out bytes.Buffer
+	// logDone is closed once respawnd's stderr is read to its end.
+	logDone chan struct{}
+	// exited is closed once the process has exited and been waited for;
+	// waitErr is then Wait's result.
+	exited  chan struct{}
+	waitErr error
 }
 
-// startRespawnd runs the test binary as respawnd with args.
+// startRespawnd runs the test binary as respawnd with args. respawnd runs
+// in a cgroup of the test's own (see testCgroup), shared by every respawnd
+// of the test, so that one started after a kill -9 of another finds its
+// programs' cgroups; at the end of the test whatever is left in it is
+// killed and the cgroup removed.
 func startRespawnd(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{t: t}
+	cg := testCgroup(t)
+	d := &daemonProc{t: t, logDone: make(chan struct{}), exited: make(chan struct{})}
 	// Each daemon gets its own state directory (control socket, state file)
 	// and an ephemeral port, unless the test chose them.
 	pre := []string{"--log.format=json"}
@@ -62,18 +105,31 @@ func startRespawnd(t *testing.T, args ...string) *daemonProc {
 	}
 	d.cmd = exec.Command(exe, append(pre, args...)...)
 	d.cmd.Env = append(os.Environ(), mainEnv+"=1")
+	if cg != "" {
+		d.cmd.Env = append(d.cmd.Env, cgroupEnv+"="+cg)
+	}
 	d.cmd.Stdout = &lockedWriter{mu: &d.mu, w: &d.out}
-	stderr, err := d.cmd.StderrPipe()
+	// Wait copies stdout until its end; a stray holder of the pipe must
+	// not keep it from reporting the exit.
+	d.cmd.WaitDelay = 10 * time.Second
+	// A pipe of our own rather than StderrPipe: Wait then neither waits
+	// for nor closes it, so the exit is seen even if a stray process holds
+	// the pipe open, and no record is lost to an early close.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Start(); err != nil {
+	d.cmd.Stderr = w
+	err = d.cmd.Start()
+	_ = w.Close()
+	if err != nil {
+		_ = r.Close()
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
+		defer close(d.logDone)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		for sc.Scan() {
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) != nil {
@@ -84,12 +140,27 @@ func startRespawnd(t *testing.T, args ...string) *daemonProc {
 			d.mu.Unlock()
 		}
 	}()
+	// The only Wait: tests learn of the exit through d.wait.
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.exited)
+	}()
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.AfterFunc(20*time.Second, func() { _ = d.cmd.Process.Kill() })
-		<-done
-		_ = d.cmd.Wait()
-		timer.Stop()
+		if exited, _ := d.wait(30 * time.Second); !exited {
+			t.Errorf("respawnd (pid %d) did not exit within 30s of SIGTERM; killing it", d.cmd.Process.Pid)
+			_ = d.cmd.Process.Kill()
+			if exited, _ := d.wait(10 * time.Second); !exited {
+				t.Errorf("respawnd (pid %d) not reaped after SIGKILL", d.cmd.Process.Pid)
+			}
+		}
+		// Every record respawnd wrote is in once the pipe is at its end.
+		select {
+		case <-d.logDone:
+		case <-time.After(10 * time.Second):
+			t.Errorf("respawnd's log pipe still open 10s after its exit")
+		}
+		_ = r.Close()
 		if t.Failed() {
 			d.mu.Lock()
 			for _, m := range d.log {
@@ -99,6 +170,17 @@ func startRespawnd(t *testing.T, args ...string) *daemonProc {
 		}
 	})
 	return d
+}
+
+// wait waits up to timeout for respawnd to exit; exited is false when it
+// still runs, err is Wait's result.
+func (d *daemonProc) wait(timeout time.Duration) (exited bool, err error) {
+	select {
+	case <-d.exited:
+		return true, d.waitErr
+	case <-time.After(timeout):
+		return false, nil
+	}
 }
 
 type lockedWriter struct {
@@ -178,11 +260,5 @@ func writeFile(t *testing.T, dir, name, content string) string {
 
 // helperCommand is a YAML flow list running the test binary as a helper.
 func helperCommand(mode string, args ...string) string {
-	argv := testenv.HelperArgv(mode, args...)
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		b, _ := json.Marshal(a)
-		q[i] = string(b)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
+	return yamlList(testenv.HelperArgv(mode, args...))
 }

@@ -100,15 +100,12 @@ func killHelper(pid int) {
 // waitExit waits for respawnd to exit and checks that it exited 0.
 func waitExit(t *testing.T, d *daemonProc, timeout time.Duration) {
 	t.Helper()
-	exited := make(chan error, 1) // Wait's result, sent once
-	go func() { exited <- d.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("respawnd ended with %v after SIGTERM, want exit status 0", err)
-		}
-	case <-time.After(timeout):
+	exited, err := d.wait(timeout)
+	if !exited {
 		t.Fatalf("respawnd did not exit within %v of SIGTERM", timeout)
+	}
+	if err != nil {
+		t.Errorf("respawnd ended with %v after SIGTERM, want exit status 0", err)
 	}
 }
 

@@ -141,15 +141,12 @@ func stopRespawnd(t *testing.T, d *daemonProc) {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("respawnd exited with %v", err)
-		}
-	case <-time.After(60 * time.Second):
+	exited, err := d.wait(60 * time.Second)
+	if !exited {
 		t.Fatal("respawnd did not exit after SIGTERM")
+	}
+	if err != nil {
+		t.Errorf("respawnd exited with %v", err)
 	}
 }
 
@@ -159,7 +156,9 @@ func kill9(t *testing.T, d *daemonProc) {
 	if err := d.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = d.cmd.Wait()
+	if exited, _ := d.wait(30 * time.Second); !exited {
+		t.Fatal("respawnd not reaped after SIGKILL")
+	}
 }
 
 // waitRecorded waits until the state file in stateDir records every name.

@@ -80,7 +80,11 @@ func startInProcess(t *testing.T, yaml string, args ...string) *inProcess {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Errorf("the daemon did not stop within 60s of its cancellation")
+		}
 		if t.Failed() {
 			t.Logf("respawnd log:\n%s", logs.String())
 		}

@@ -106,7 +106,11 @@ func serveTest(t *testing.T, s *servers) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the servers did not stop within 30s of their cancellation")
+		}
 	})
 }
 

@@ -2,7 +2,11 @@
 
 package testenv
 
-import "testing"
+import (
+	"errors"
+	"syscall"
+	"testing"
+)
 
 // MemoryCgroup is a memory-limited cgroup made for one test.
 type MemoryCgroup struct {
@@ -19,3 +23,15 @@ func NewMemoryCgroup(t testing.TB, _ int64) *MemoryCgroup {
 	Skip(t, "memory cgroups need Linux")
 	return nil
 }
+
+// OwnCgroupDir fails: cgroups are Linux's.
+func OwnCgroupDir(string, bool) (string, error) { return "", errors.New("cgroups need Linux") }
+
+// RemoveCgroup does nothing: no test makes a cgroup outside Linux.
+func RemoveCgroup(testing.TB, string, string, bool, string) {}
+
+// SignalIf fails: pidfds are Linux's.
+func SignalIf(int, syscall.Signal, func(int) bool) error { return errors.New("pidfds need Linux") }
+
+// KillHelper does nothing outside Linux.
+func KillHelper(int) {}

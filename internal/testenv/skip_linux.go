@@ -42,3 +42,40 @@ func RequireKmsg(t testing.TB, what string) {
 		t.Fatalf("%s: opening /dev/kmsg: %v", what, err)
 	}
 }
+
+// RequireCgroupV1 skips the test unless the memory controller is on a
+// cgroup v1 hierarchy. The cgroup version is a dimension of the test
+// matrix, not a privilege: on a host with the memory controller on cgroup
+// v2 the test skips with the reason even when RequireEnv is "1" (the run on
+// a cgroup v1 host covers it). A host with no memory controller at all
+// skips through Skip.
+func RequireCgroupV1(t testing.TB, what string) {
+	t.Helper()
+	requireCgroup(t, what, false)
+}
+
+// RequireCgroupV2 skips the test unless the memory controller is on the
+// cgroup v2 hierarchy; see RequireCgroupV1.
+func RequireCgroupV2(t testing.TB, what string) {
+	t.Helper()
+	requireCgroup(t, what, true)
+}
+
+func requireCgroup(t testing.TB, what string, wantV2 bool) {
+	t.Helper()
+	_, v2, err := memoryRoot()
+	if err != nil {
+		Skip(t, "%s: %v", what, err)
+	}
+	if v2 != wantV2 {
+		t.Skipf("%s needs the memory controller on %s and this host has it on %s: a dimension of the test matrix, not a missing privilege (the %s run covers it)",
+			what, cgroupName(wantV2), cgroupName(v2), cgroupName(wantV2))
+	}
+}
+
+func cgroupName(v2 bool) string {
+	if v2 {
+		return "cgroup v2"
+	}
+	return "cgroup v1"
+}

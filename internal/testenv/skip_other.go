@@ -15,3 +15,15 @@ func RequireKmsg(t testing.TB, what string) {
 	t.Helper()
 	Skip(t, "%s needs Linux", what)
 }
+
+// RequireCgroupV1 skips: cgroups are Linux's.
+func RequireCgroupV1(t testing.TB, what string) {
+	t.Helper()
+	Skip(t, "%s needs Linux", what)
+}
+
+// RequireCgroupV2 skips: cgroups are Linux's.
+func RequireCgroupV2(t testing.TB, what string) {
+	t.Helper()
+	Skip(t, "%s needs Linux", what)
+}

@@ -1,0 +1,52 @@
+package cgroup
+
+import (
+	"testing"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+func TestStatFigures(t *testing.T) {
+	// Captured on Linux 6.18 (v1) and 6.1 (v2), trimmed.
+	v1 := "cache 12292096\nrss 5603328\nmapped_file 8011776\nhierarchical_memory_limit 9223372036854771712\ntotal_cache 2364002304\ntotal_rss 61349888\ntotal_rss_huge 0\ntotal_mapped_file 44720128\n"
+	v2 := "anon 1048576\nfile 4096000\nkernel 81920\nfile_mapped 524288\nfile_dirty 0\nanon_thp 0\n"
+	if rss, usage := statFigures([]byte(v1), false); rss != 61349888+44720128 || usage != 61349888+2364002304 {
+		t.Errorf("v1: rss %d usage %d, want total_rss + total_mapped_file and total_rss + total_cache", rss, usage)
+	}
+	if rss, usage := statFigures([]byte(v2), true); rss != 1048576+524288 || usage != 0 {
+		t.Errorf("v2: rss %d usage %d, want anon + file_mapped and no usage (memory.current has it)", rss, usage)
+	}
+	if rss, _ := statFigures([]byte("garbage\nanon x\n"), true); rss != 0 {
+		t.Errorf("garbage gave %d", rss)
+	}
+}
+
+// Memory reads a real group's usage and resident set through descriptors
+// it keeps; Limit is the limit in force, cached at apply time.
+func TestMemoryAndLimitOfRealGroup(t *testing.T) {
+	m := newTestManager(t)
+	const limit = 64 << 20
+	g := createGroup(t, m, "mem", Limits{Max: ptr(limit), SwapMax: ptr(0)})
+	if l, ok := g.Limit(); !ok || l != limit {
+		t.Errorf("Limit() = %d, %v; want %d", l, ok, limit)
+	}
+	// The helper allocates once in the group (on v1 the pages a process
+	// touched before it joined stay charged where they were).
+	c := startInGroupArgv(t, g, testenv.HelperArgv("hog-after", "100ms"))
+	var mem Memory
+	poll(t, "the helper's memory charged to the group", func() bool {
+		var err error
+		mem, err = g.Memory()
+		return err == nil && mem.RSS > 16<<20
+	})
+	if mem.RSS > mem.Usage+1<<20 || mem.Usage > limit+1<<20 {
+		t.Errorf("memory %+v: resident set above usage, or usage above the %d limit", mem, limit)
+	}
+	_ = c.Process.Kill()
+	if err := g.Update(Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := g.Limit(); ok {
+		t.Errorf("Limit() = %d after lifting it, want none", l)
+	}
+}

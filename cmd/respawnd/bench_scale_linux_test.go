@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawnd/respawnd/api"
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+// buildRespawnd builds the real binary (not the test binary, which carries
+// the tests' code): footprint figures are the ones users see.
+func buildRespawnd(b *testing.B, dir string) string {
+	b.Helper()
+	out := filepath.Join(dir, "respawnd")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/respawnd/respawnd/cmd/respawnd")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building respawnd: %v\n%s", err, msg)
+	}
+	return out
+}
+
+// procField reads a "Key: N kB" (or plain N) field of /proc/PID/status or
+// smaps_rollup.
+func procField(pid int, file, key string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseFloat(f[0], 64)
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// scrapeValue returns the value of an unlabelled sample in a scrape.
+func scrapeValue(scrape []byte, name string) float64 {
+	for _, line := range strings.Split(string(scrape), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// BenchmarkScale runs the real respawnd binary with N sleeping programs at
+// their defaults (output lines to respawnd's stdout) and reports its
+// footprint: the time until every program runs, the latency of a real HTTP
+// scrape of /metrics (its /proc reads included) right after, its CPU time
+// while idle (RESPAWND_BENCH_IDLE, default 30s), and then, at steady state,
+// RSS and PSS, OS threads, goroutines and heap in use per program.
+//
+//	go test ./cmd/respawnd -run '^$' -bench Scale -benchtime 1x
+func BenchmarkScale(b *testing.B) {
+	testenv.RequireRoot(b, "scale benchmark")
+	idle := 30 * time.Second
+	if s := os.Getenv("RESPAWND_BENCH_IDLE"); s != "" {
+		var err error
+		if idle, err = time.ParseDuration(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := b.TempDir()
+	bin := buildRespawnd(b, dir)
+	for _, n := range []int{200, 1000} {
+		b.Run(fmt.Sprintf("programs=%d", n), func(b *testing.B) {
+			for range b.N {
+				benchScale(b, bin, n, idle)
+			}
+		})
+	}
+}
+
+func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
+	dir := b.TempDir()
+	var y strings.Builder
+	fmt.Fprintf(&y, "limits: {restarts_per_second: %d, restart_burst: %d}\nprograms:\n", n, n)
+	for i := range n {
+		fmt.Fprintf(&y, "  - {name: p%d, command: [/usr/bin/sleep, '%d']}\n", i, 1000000+i)
+	}
+	cfg := filepath.Join(dir, "scale.yaml")
+	if err := os.WriteFile(cfg, []byte(y.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	addr := freeAddrB(b)
+	stateDir := filepath.Join(dir, "state")
+	cmd := exec.Command(bin, "--log.level=warn", "--web.listen-address="+addr, "--state.dir="+stateDir, "--config", cfg)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	cl := api.NewClient(api.SocketPath(stateDir))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ps, err := cl.Programs(ctx)
+		cancel()
+		running := 0
+		for _, p := range ps {
+			if p.State == "running" {
+				running++
+			}
+		}
+		if err == nil && running == n {
+			break
+		}
+		if time.Since(t0) > 5*time.Minute {
+			b.Fatalf("only %d of %d programs running after 5 minutes (%v)", running, n, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	startup := time.Since(t0)
+	pid := cmd.Process.Pid
+
+	// Live scrapes, /proc reads included.
+	var lat []time.Duration
+	var scrape []byte
+	for range 21 {
+		s := time.Now()
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		scrape, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		lat = append(lat, time.Since(s))
+	}
+	if !bytes.Contains(scrape, []byte("respawnd_program_up")) {
+		b.Fatalf("scrape without program metrics:\n%.500s", scrape)
+	}
+	cpu0 := cpuNS(pid)
+	time.Sleep(idle)
+	idleCPU := time.Duration(cpuNS(pid) - cpu0)
+	// The footprint at steady state, after the idle window.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	scrape, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+
+	b.ReportMetric(startup.Seconds(), "startup-s")
+	b.ReportMetric(procField(pid, "status", "VmRSS")/1024, "rss-MiB")
+	b.ReportMetric(procField(pid, "smaps_rollup", "Pss")/1024, "pss-MiB")
+	b.ReportMetric(procField(pid, "status", "Threads"), "threads")
+	b.ReportMetric(scrapeValue(scrape, "go_goroutines"), "goroutines")
+	b.ReportMetric(scrapeValue(scrape, "go_memstats_heap_inuse_bytes")/float64(n)/1024, "heap-KiB/program")
+	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "scrape-p50-ms")
+	b.ReportMetric(idleCPU.Seconds()*float64(30*time.Second)/float64(idle), "idle-cpu-s/30s")
+}
+
+// freeAddrB is a free loopback address for a benchmark.
+func freeAddrB(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

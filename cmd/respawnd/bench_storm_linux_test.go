@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawnd/respawnd/api"
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+// stormMax is the most memory the storm may take at its peak: every
+// program at its limit at once.
+const stormMax = 10 << 30
+
+// BenchmarkOOMStorm OOM-kills 500 programs together, each in its own 16
+// MiB memory cgroup (a small static allocator, not an interpreter), under
+// respawnd's default restart limits, and reports: the time until all 500
+// run again, the restart rate after the bucket's burst, respawnd's peak RSS
+// and CPU time during the storm. It checks that every exit was an
+// oom_kill, that every program came back, that restarts went in the order
+// of the deaths (at the bucket's rate), and that no zombie was left.
+//
+//	go test ./cmd/respawnd -run '^$' -bench OOMStorm -benchtime 1x
+func BenchmarkOOMStorm(b *testing.B) {
+	testenv.RequireRoot(b, "an OOM storm in memory cgroups")
+	const n, limit = 500, 16 << 20
+	if n*limit > stormMax {
+		b.Fatalf("the storm would take %d bytes, above the %d bound", n*limit, stormMax)
+	}
+	if avail := memAvailable(); avail < 2*n*limit {
+		testenv.Skip(b, "the storm may take %d bytes at its peak; only %d available", n*limit, avail)
+	}
+	dir := b.TempDir()
+	bin := buildRespawnd(b, dir)
+	victim := buildVictim(b, dir)
+	for range b.N {
+		benchStorm(b, bin, victim, n, limit)
+	}
+}
+
+// memAvailable is MemAvailable of /proc/meminfo in bytes.
+func memAvailable() int64 {
+	return int64(procMeminfo("MemAvailable")) * 1024
+}
+
+func procMeminfo(key string) float64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseFloat(f[0], 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func benchStorm(b *testing.B, bin, victim string, n, limit int) {
+	dir := b.TempDir()
+	trigger := filepath.Join(dir, "go")
+	var y strings.Builder
+	// The default limits: 50 restarts a second, a burst of 100.
+	y.WriteString("programs:\n")
+	for i := range n {
+		fmt.Fprintf(&y, "  - {name: s%d, command: [%q, storm, %q, %q], memory: {max: %d, swap_max: 0}, restart: {backoff: {initial: 10ms, max: 50ms}}}\n",
+			i, victim, trigger, filepath.Join(dir, fmt.Sprintf("s%d.done", i)), limit)
+	}
+	cfg := filepath.Join(dir, "storm.yaml")
+	if err := os.WriteFile(cfg, []byte(y.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	stateDir := filepath.Join(dir, "state")
+	cmd := exec.Command(bin, "--log.format=json", "--web.listen-address="+freeAddrB(b), "--state.dir="+stateDir, "--config", cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var exits, starts []map[string]any
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue
+			}
+			mu.Lock()
+			switch {
+			case m["msg"] == "exited":
+				exits = append(exits, m)
+			case m["msg"] == "state changed" && m["state"] == "running":
+				starts = append(starts, m)
+			}
+			mu.Unlock()
+		}
+	}()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Minute):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		<-logDone
+	})
+	cl := api.NewClient(api.SocketPath(stateDir))
+	allRunning := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ps, err := cl.Programs(ctx)
+		if err != nil || len(ps) != n {
+			return false
+		}
+		for _, p := range ps {
+			if p.State != "running" {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for !allRunning() {
+		if time.Now().After(deadline) {
+			b.Fatal("the programs never all ran")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pid := cmd.Process.Pid
+	mu.Lock()
+	firstStarts := len(starts)
+	mu.Unlock()
+
+	cpu0 := cpuNS(pid)
+	t0 := time.Now()
+	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var peakRSS float64
+	for {
+		if rss := procField(pid, "status", "VmRSS"); rss > peakRSS {
+			peakRSS = rss
+		}
+		mu.Lock()
+		restarted := len(starts) - firstStarts
+		mu.Unlock()
+		if restarted >= n && allRunning() {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d programs restarted", restarted, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	back := time.Since(t0)
+	cpu := time.Duration(cpuNS(pid) - cpu0)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(exits) != n {
+		b.Errorf("%d exits, want %d", len(exits), n)
+	}
+	for _, e := range exits {
+		if e["reason"] != "oom_kill" {
+			b.Errorf("exit of %v: %v, want oom_kill", e["program"], e["reason"])
+		}
+	}
+	// Restarts in order: the bucket hands out tokens in the order the
+	// deaths asked for them. After its burst, they come at its rate.
+	restarts := starts[firstStarts:]
+	var times []time.Time
+	for _, s := range restarts {
+		ts, _ := time.Parse(time.RFC3339Nano, s["time"].(string))
+		times = append(times, ts)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	const burst = 100
+	var rate float64
+	if len(times) > burst+1 {
+		rate = float64(len(times)-burst-1) / times[len(times)-1].Sub(times[burst]).Seconds()
+		if rate > 50*1.1 {
+			b.Errorf("restarts after the burst came at %.1f/s, above the bucket's 50/s", rate)
+		}
+	}
+	// In order: sorted by death, the restarts come in the same order (a
+	// token is reserved at each death), give or take a timer's jitter.
+	died, back2 := map[string]time.Time{}, map[string]time.Time{}
+	for _, e := range exits {
+		died[e["program"].(string)], _ = time.Parse(time.RFC3339Nano, e["time"].(string))
+	}
+	for _, s := range restarts {
+		back2[s["program"].(string)], _ = time.Parse(time.RFC3339Nano, s["time"].(string))
+	}
+	names := make([]string, 0, len(died))
+	for name := range died {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int { return died[a].Compare(died[b]) })
+	inversions := 0
+	for i := 1; i < len(names); i++ {
+		if back2[names[i]].Before(back2[names[i-1]].Add(-10 * time.Millisecond)) {
+			inversions++
+		}
+	}
+	if inversions > len(names)/100 {
+		b.Errorf("%d restarts out of the order of the deaths", inversions)
+	}
+	if z := zombiesOf(pid); len(z) > 0 {
+		b.Errorf("zombie children of respawnd after the storm: %v", z)
+	}
+	b.ReportMetric(back.Seconds(), "all-back-s")
+	b.ReportMetric(float64(inversions), "out-of-order")
+	b.ReportMetric(rate, "restarts/s-after-burst")
+	b.ReportMetric(peakRSS/1024, "peak-rss-MiB")
+	b.ReportMetric(cpu.Seconds(), "cpu-s")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu-ms/restart")
+}
+
+// zombiesOf lists the zombie children of pid.
+func zombiesOf(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(st), ')')
+		f := strings.Fields(string(st[i+1:]))
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+var updateMetricsGolden = flag.Bool("update", false, "rewrite deploy/metrics.prom from a scrape of the real respawnd")
+
+// metricsGolden is the contract of the deployment (its dashboard, alerts
+// and recording rules are checked against it in deploy/).
+const metricsGolden = "../../deploy/metrics.prom"
+
+// metricsGoldenHeader opens the golden file; the scrape follows it.
+const metricsGoldenHeader = `# The metrics respawnd exports: the contract the dashboard, the alerting and
+# the recording rules are checked against (see deploy/contract_test.go).
+# Generated from a scrape of the real respawnd supervising one program with a
+# memory limit; do not edit. Regenerate with:
+#   go test ./cmd/respawnd -run MetricsGolden -update
+# Only names, types, help texts, label names and bounded label values are the
+# contract: every value is written as 0, and label values that vary from one
+# build to the next (versions, revisions, platforms) as "*". Label values that
+# come from a fixed set (reason, state, source) are listed in full: queries may
+# only match on those values. The metrics handler's own promhttp_* series are
+# left out: nothing in the deployment may depend on them.
+`
+
+// goldenBuildLabels are the labels whose values depend on the build, not on
+// respawnd: *_info metrics of the version collector and the Go collector.
+var goldenBuildLabels = []string{"branch", "goarch", "goos", "goversion", "revision", "tags", "version"}
+
+// TestMetricsGolden scrapes the real respawnd and compares the normalised
+// exposition with deploy/metrics.prom.
+func TestMetricsGolden(t *testing.T) {
+	testenv.RequireRoot(t, "running respawnd with a memory cgroup")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
+  - name: golden
+    command: %s
+    memory: {max: 64MiB}
+`, helperCommand("sleep")))
+	d := startRespawnd(t, "--config", cfg)
+	l, _ := d.waitLog(0, map[string]any{"msg": "Listening on"})
+	addr, _ := l["address"].(string)
+	d.waitLog(0, map[string]any{"msg": "state changed", "program": "golden", "state": "running"})
+
+	// Scrape until every series of a running program with a cgroup is in:
+	// RSS and cgroup memory are read at scrape time.
+	var body []byte
+	var fams map[string]*dto.MetricFamily
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body, fams = goldenScrape(t, addr)
+		if goldenComplete(fams) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scrape never held every series of a running program:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, name := range []string{"respawnd_supervisor_healthy", "respawnd_internal_panics_total", "respawnd_build_info"} {
+		if fams[name] == nil {
+			t.Errorf("the scrape has no %s", name)
+		}
+	}
+
+	got := append([]byte(metricsGoldenHeader), goldenNormalise(t, fams)...)
+	if *updateMetricsGolden {
+		if err := os.WriteFile(metricsGolden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", filepath.Clean(metricsGolden))
+		return
+	}
+	want, err := os.ReadFile(metricsGolden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the scrape differs from %s (regenerate it with go test ./cmd/respawnd -run MetricsGolden -update, then check deploy/ with cd deploy && go test ./...):\n%s",
+			filepath.Clean(metricsGolden), goldenDiff(string(want), string(got)))
+	}
+}
+
+// goldenScrape fetches /metrics in the text format and parses it.
+func goldenScrape(t *testing.T, addr string) ([]byte, map[string]*dto.MetricFamily) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	req.Close = true // no idle connection outlives the test
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %d, %v", resp.StatusCode, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing the scrape: %v\n%s", err, body)
+	}
+	return body, fams
+}
+
+// goldenComplete reports whether the scrape shows program golden running with
+// its process tree's RSS and its cgroup's usage and limit.
+func goldenComplete(fams map[string]*dto.MetricFamily) bool {
+	has := func(name string, want float64) bool {
+		for _, m := range fams[name].GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "program" && lp.GetValue() == "golden" && (want < 0 || m.GetGauge().GetValue() == want) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return has("respawnd_program_up", 1) && has("respawnd_program_memory_rss_bytes", -1) &&
+		has("respawnd_program_memory_usage_bytes", -1) && has("respawnd_program_memory_limit_bytes", -1)
+}
+
+// goldenNormalise writes the families other than promhttp_* in name order,
+// with every value 0 and the values of build labels "*".
+func goldenNormalise(t *testing.T, fams map[string]*dto.MetricFamily) []byte {
+	t.Helper()
+	names := make([]string, 0, len(fams))
+	for n := range fams {
+		if !strings.HasPrefix(n, "promhttp_") {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	for _, n := range names {
+		f := fams[n]
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if slices.Contains(goldenBuildLabels, lp.GetName()) && strings.HasSuffix(n, "_info") {
+					lp.Value = new("*")
+				}
+			}
+			goldenZero(m)
+		}
+		if _, err := expfmt.MetricFamilyToText(&buf, f); err != nil {
+			t.Fatalf("encoding %s: %v", n, err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// goldenZero sets every value of m to 0, keeping its labels, buckets and
+// quantiles.
+func goldenZero(m *dto.Metric) {
+	m.TimestampMs = nil
+	switch {
+	case m.Counter != nil:
+		m.Counter = &dto.Counter{Value: new(0.0)}
+	case m.Gauge != nil:
+		m.Gauge = &dto.Gauge{Value: new(0.0)}
+	case m.Untyped != nil:
+		m.Untyped = &dto.Untyped{Value: new(0.0)}
+	case m.Summary != nil:
+		for _, q := range m.Summary.Quantile {
+			q.Value = new(0.0)
+		}
+		m.Summary.SampleCount, m.Summary.SampleSum = new(uint64(0)), new(0.0)
+	case m.Histogram != nil:
+		for _, b := range m.Histogram.Bucket {
+			b.CumulativeCount = new(uint64(0))
+			b.Exemplar = nil
+		}
+		m.Histogram.SampleCount, m.Histogram.SampleSum = new(uint64(0)), new(0.0)
+	}
+}
+
+// goldenDiff lists the lines only in want (-) and only in got (+).
+func goldenDiff(want, got string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for l := range strings.SplitSeq(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	w, g := in(want), in(got)
+	var out []string
+	for l := range strings.SplitSeq(want, "\n") {
+		if !g[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range strings.SplitSeq(got, "\n") {
+		if !w[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

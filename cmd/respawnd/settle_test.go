@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The memory of a burst is given back once, after the burst has been quiet
+// for a while; a few changes are no burst.
+func TestSettlerFreesAfterBurst(t *testing.T) {
+	var freed atomic.Int32
+	s := &settler{quiet: 20 * time.Millisecond, min: 3, free: func() { freed.Add(1) }}
+	defer s.stop()
+	for range 5 {
+		s.changed()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for freed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("memory never given back after a burst")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.changed() // one change: no burst
+	s.changed()
+	s.mu.Lock()
+	pending := s.changes
+	s.mu.Unlock()
+	if pending != 2 {
+		t.Fatalf("changes %d, want 2 counted afresh", pending)
+	}
+	s.fire()
+	if n := freed.Load(); n != 1 {
+		t.Errorf("freed %d times, want once: two changes are no burst", n)
+	}
+}
+
+// A health check that stopped coming is not health: ok turns false once
+// the last good check is older than healthStale.
+func TestHealthGoesStale(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := &health{lastOK: now, now: func() time.Time { return now }}
+	if !h.ok() {
+		t.Fatal("not ok right after a good check")
+	}
+	now = now.Add(healthStale + time.Second)
+	if h.ok() {
+		t.Error("still ok long after the last good check")
+	}
+	h.record(nil)
+	if !h.ok() {
+		t.Error("not ok after a fresh good check")
+	}
+	h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	h.record(errors.New("stuck"))
+	if h.ok() {
+		t.Error("ok after a failed check")
+	}
+}

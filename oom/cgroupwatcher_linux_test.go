@@ -1,0 +1,131 @@
+package oom
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+// One watcher serves many cgroups: a write to a fake memory.events (a
+// regular file fires IN_MODIFY like cgroupfs does) hands the new counts to
+// that cgroup's channel only; a removed watch and Run's end release all.
+func TestCgroupWatcherV2Many(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	w, err := NewCgroupWatcher(true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	defer func() { cancel(); wg.Wait() }()
+
+	const n = 50
+	dirs := make([]string, n)
+	outs := make([]chan CgroupCounts, n)
+	stops := make([]func(), n)
+	for i := range n {
+		dirs[i] = t.TempDir()
+		writeEvents(t, filepath.Join(dirs[i], "memory.events"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
+		outs[i] = make(chan CgroupCounts, 1)
+		if stops[i], err = w.Add(dirs[i], outs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two bumps of one cgroup before it is read: only the latest is kept.
+	writeEvents(t, filepath.Join(dirs[7], "memory.events"), "low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\n")
+	writeEvents(t, filepath.Join(dirs[7], "memory.events"), "low 0\nhigh 0\nmax 0\noom 2\noom_kill 2\n")
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-outs[7]:
+			if c.OOMKill == 2 {
+				goto got
+			}
+		case <-deadline:
+			t.Fatal("no counts for the changed cgroup")
+		}
+	}
+got:
+	for i, o := range outs {
+		select {
+		case c := <-o:
+			if i != 7 {
+				t.Errorf("cgroup %d got %+v without a change", i, c)
+			}
+		default:
+		}
+	}
+	stops[7]()
+	writeEvents(t, filepath.Join(dirs[7], "memory.events"), "low 0\nhigh 0\nmax 0\noom 3\noom_kill 3\n")
+	writeEvents(t, filepath.Join(dirs[8], "memory.events"), "low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\n")
+	select {
+	case <-outs[8]: // the watcher handled writes after the stopped one
+	case <-time.After(10 * time.Second):
+		t.Fatal("no counts for cgroup 8")
+	}
+	select {
+	case c := <-outs[7]:
+		t.Errorf("a stopped watch still sends: %+v", c)
+	default:
+	}
+}
+
+func writeEvents(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A real OOM kill in a memory cgroup (v1 or v2, whichever the host has)
+// reaches the cgroup's channel through the shared watcher.
+func TestCgroupWatcherRealOOM(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cg := testenv.NewMemoryCgroup(t, 64<<20)
+	w, err := NewCgroupWatcher(cg.V2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	out := make(chan CgroupCounts, 1)
+	stop, err := w.Add(cg.Dir, out) // registered before the OOM: Add returns once it is
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	startHog(t, cg)
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case c := <-out:
+			if c.OOMKill >= 1 {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no OOM kill counted")
+		}
+	}
+}
