@@ -16,6 +16,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// v1Settle bounds how long after an OOM notification the v1 counters are
+// re-read. The kernel signals the eventfd when the OOM starts
+// (mem_cgroup_oom_notify, under oom_lock, before a victim is chosen), and
+// oom_kill is incremented only once the victim is killed.
+const (
+	v1Settle     = 2 * time.Second
+	v1SettlePoll = 10 * time.Millisecond
+)
+
 // CgroupWatcher watches the OOM counters of many cgroups from one goroutine:
 // on cgroup v2 one inotify instance holds a watch on every memory.events
 // file; on v1 one epoll set holds every cgroup's OOM eventfd (registered

@@ -3,6 +3,7 @@ package oom
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,21 +18,9 @@ import (
 // regular file fires IN_MODIFY like cgroupfs does) hands the new counts to
 // that cgroup's channel only; a removed watch and Run's end release all.
 func TestCgroupWatcherV2Many(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	w, err := NewCgroupWatcher(true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	defer func() { cancel(); wg.Wait() }()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	w := runCgroupWatcher(t, true)
+	var err error
 
 	const n = 50
 	dirs := make([]string, n)
@@ -94,22 +83,9 @@ func writeEvents(t *testing.T, path, content string) {
 // A real OOM kill in a memory cgroup (v1 or v2, whichever the host has)
 // reaches the cgroup's channel through the shared watcher.
 func TestCgroupWatcherRealOOM(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) })
 	cg := testenv.NewMemoryCgroup(t, 64<<20)
-	w, err := NewCgroupWatcher(cg.V2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	defer func() { cancel(); wg.Wait() }()
+	w := runCgroupWatcher(t, cg.V2)
 	out := make(chan CgroupCounts, 1)
 	stop, err := w.Add(cg.Dir, out) // registered before the OOM: Add returns once it is
 	if err != nil {
@@ -128,4 +104,42 @@ func TestCgroupWatcherRealOOM(t *testing.T) {
 			t.Fatal("no OOM kill counted")
 		}
 	}
+}
+
+// runCgroupWatcher runs a CgroupWatcher until the test's end. Cleanups run
+// last-registered first, so a goleak check registered before it runs after
+// Run has ended.
+func runCgroupWatcher(t *testing.T, v2 bool) *CgroupWatcher {
+	t.Helper()
+	w, err := NewCgroupWatcher(v2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return w
+}
+
+// startHog starts the helper that allocates until the OOM killer ends it,
+// inside cg (the shell joins it before exec'ing the hog).
+func startHog(t *testing.T, cg *testenv.MemoryCgroup) *exec.Cmd {
+	t.Helper()
+	argv := append([]string{"-c", `echo $$ > "$0"; exec "$@"`, cg.Procs()}, testenv.HelperArgv("hog")...)
+	cmd := exec.Command("/bin/sh", argv...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting hog: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
 }

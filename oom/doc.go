@@ -3,7 +3,7 @@
 // It owns the kernel's OOM reports in every form respawnd meets: /dev/kmsg
 // records followed live (Kmsg) or read once (ReadRetained), log text from
 // dmesg, journalctl -k and syslog files (Scan), the cgroup v2 memory.events
-// and v1 memory.oom_control counters (ReadCgroupCounts, WatchCgroup), and the
+// and v1 memory.oom_control counters (ReadCgroupCounts, CgroupWatcher), and the
 // host-wide oom_kill counter in /proc/vmstat (VMStatOOMKills).
 //
 // Kernel log handling is layered: front ends turn each line into a record

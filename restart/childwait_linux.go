@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/epoll"
 )
 
 // Waiting for children without a thread or goroutine each: a pidfd (Linux
@@ -39,7 +41,7 @@ var pidfdChildren = sync.OnceValue(func() bool {
 // any child is registered and ends with the last one.
 type childWaiter struct {
 	mu       sync.Mutex // guards every field below
-	epoll    *os.File
+	set      *epoll.Set
 	children map[uint64]childEntry
 	next     uint64
 	running  bool
@@ -55,91 +57,56 @@ type childEntry struct {
 func (w *childWaiter) add(pidfd int, exited func()) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.epoll == nil {
-		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if w.set == nil {
+		set, err := epoll.New("child")
 		if err != nil {
-			return fmt.Errorf("creating child epoll set: %w", err)
+			return err
 		}
-		if err := unix.SetNonblock(epfd, true); err != nil {
-			_ = unix.Close(epfd)
-			return fmt.Errorf("creating child epoll set: %w", err)
-		}
-		w.epoll = os.NewFile(uintptr(epfd), "child-epoll")
+		w.set = set
 		w.children = map[uint64]childEntry{}
 	}
 	w.next++
 	key := w.next
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
-	if err := w.ctl(unix.EPOLL_CTL_ADD, pidfd, &ev); err != nil {
+	if err := w.set.Add(pidfd, unix.EPOLLIN, key); err != nil {
 		return fmt.Errorf("watching child pidfd: %w", err)
 	}
 	w.children[key] = childEntry{pidfd: pidfd, exited: exited}
 	if !w.running {
 		w.running = true
-		go w.run()
+		go w.run(w.set)
 	}
 	return nil
 }
 
-func (w *childWaiter) ctl(op, fd int, ev *unix.EpollEvent) error {
-	rc, err := w.epoll.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cerr error
-	if err := rc.Control(func(efd uintptr) { cerr = unix.EpollCtl(int(efd), op, fd, ev) }); err != nil {
-		return err
-	}
-	return cerr
-}
-
 // run waits for exits until no child is left.
-func (w *childWaiter) run() {
-	rc, err := w.epoll.SyscallConn()
-	if err != nil {
-		w.fail()
-		return
-	}
-	events := make([]unix.EpollEvent, 64)
+func (w *childWaiter) run(set *epoll.Set) {
 	var due []childEntry
-	var waitErr error
-	err = rc.Read(func(efd uintptr) bool {
-		for {
-			n, err := unix.EpollWait(int(efd), events, 0)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				waitErr = err
-				return true
-			}
-			w.mu.Lock()
-			if n == 0 {
-				last := len(w.children) == 0
-				if last {
-					w.running = false
-				}
-				w.mu.Unlock()
-				// Park until a child exits, or end with the last one: a
-				// later add starts the goroutine again.
-				return last
-			}
-			due = due[:0]
-			for _, ev := range events[:n] {
-				key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-				if c, ok := w.children[key]; ok {
-					delete(w.children, key)
-					_ = w.ctl(unix.EPOLL_CTL_DEL, c.pidfd, nil)
-					due = append(due, c)
-				}
-			}
-			w.mu.Unlock()
-			for _, c := range due {
-				c.exited()
+	err := set.Wait(make([]unix.EpollEvent, 64), func(events []unix.EpollEvent) {
+		due = due[:0]
+		w.mu.Lock()
+		for _, ev := range events {
+			if c, ok := w.children[epoll.Key(ev)]; ok {
+				delete(w.children, epoll.Key(ev))
+				_ = set.Del(c.pidfd)
+				due = append(due, c)
 			}
 		}
+		w.mu.Unlock()
+		for _, c := range due {
+			c.exited()
+		}
+	}, func() bool {
+		// Park until a child exits, or end with the last one: a later
+		// add starts the goroutine again.
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		last := len(w.children) == 0
+		if last {
+			w.running = false
+		}
+		return last
 	})
-	if waitErr != nil || err != nil {
+	if err != nil {
 		w.fail()
 	}
 }
@@ -152,8 +119,8 @@ func (w *childWaiter) fail() {
 	left := w.children
 	w.children = map[uint64]childEntry{}
 	w.running = false
-	_ = w.epoll.Close()
-	w.epoll = nil
+	_ = w.set.Close()
+	w.set = nil
 	w.mu.Unlock()
 	for _, c := range left {
 		go func() {

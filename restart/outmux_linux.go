@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/epoll"
 )
 
 // outputMux copies the output pipes of every program without a file to
@@ -24,7 +25,7 @@ type outputMux struct {
 	l *Launcher
 
 	mu      sync.Mutex // guards every field below
-	epoll   *os.File
+	set     *epoll.Set
 	pipes   map[uint64]*outPipe
 	next    uint64
 	running bool
@@ -65,16 +66,12 @@ const readsPerWakeup = 4
 func (m *outputMux) add(name string, stdout, stderr int, done chan struct{}) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.epoll == nil {
-		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if m.set == nil {
+		set, err := epoll.New("output")
 		if err != nil {
-			return fmt.Errorf("creating output epoll set: %w", err)
+			return err
 		}
-		if err := unix.SetNonblock(epfd, true); err != nil {
-			_ = unix.Close(epfd)
-			return fmt.Errorf("creating output epoll set: %w", err)
-		}
-		m.epoll = os.NewFile(uintptr(epfd), "output-epoll")
+		m.set = set
 		m.pipes = map[uint64]*outPipe{}
 	}
 	od := &outputDone{left: 2, done: done}
@@ -85,76 +82,45 @@ func (m *outputMux) add(name string, stdout, stderr int, done chan struct{}) err
 	} {
 		m.next++
 		key := m.next
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
-		if err := m.ctl(unix.EPOLL_CTL_ADD, p.fd, &ev); err != nil {
+		if err := m.set.Add(p.fd, unix.EPOLLIN|unix.EPOLLRDHUP, key); err != nil {
 			return fmt.Errorf("watching output pipe: %w", err)
 		}
 		m.pipes[key] = p
 	}
 	if !m.running {
 		m.running = true
-		go m.run()
+		go m.run(m.set)
 	}
 	return nil
 }
 
-func (m *outputMux) ctl(op, fd int, ev *unix.EpollEvent) error {
-	rc, err := m.epoll.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cerr error
-	if err := rc.Control(func(efd uintptr) { cerr = unix.EpollCtl(int(efd), op, fd, ev) }); err != nil {
-		return err
-	}
-	return cerr
-}
-
 // run copies output until no pipe is left.
-func (m *outputMux) run() {
-	rc, err := m.epoll.SyscallConn()
-	if err != nil {
-		m.stopAll(err)
-		return
-	}
-	events := make([]unix.EpollEvent, 64)
+func (m *outputMux) run(set *epoll.Set) {
 	scratch := make([]byte, scratchSize)
 	var out []byte
-	var waitErr error
-	err = rc.Read(func(efd uintptr) bool {
-		for {
-			n, err := unix.EpollWait(int(efd), events, 0)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				waitErr = err
-				return true
-			}
-			if n == 0 {
-				m.mu.Lock()
-				last := len(m.pipes) == 0
-				if last {
-					m.running = false
-				}
-				m.mu.Unlock()
-				// Park until a pipe has data, or end with the last pipe: a
-				// later add starts the goroutine again.
-				return last
-			}
-			for _, ev := range events[:n] {
-				key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-				m.mu.Lock()
-				p := m.pipes[key]
-				m.mu.Unlock()
-				if p != nil {
-					out = m.drain(key, p, scratch, out[:0])
-				}
+	err := set.Wait(make([]unix.EpollEvent, 64), func(events []unix.EpollEvent) {
+		for _, ev := range events {
+			key := epoll.Key(ev)
+			m.mu.Lock()
+			p := m.pipes[key]
+			m.mu.Unlock()
+			if p != nil {
+				out = m.drain(key, p, scratch, out[:0])
 			}
 		}
+	}, func() bool {
+		// Park until a pipe has data, or end with the last pipe: a later
+		// add starts the goroutine again.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		last := len(m.pipes) == 0
+		if last {
+			m.running = false
+		}
+		return last
 	})
-	if waitErr != nil || err != nil {
-		m.stopAll(errors.Join(waitErr, err))
+	if err != nil {
+		m.stopAll(err)
 	}
 }
 
@@ -245,7 +211,7 @@ func (m *outputMux) write(p *outPipe, b []byte) {
 func (m *outputMux) close(key uint64, p *outPipe) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_ = m.ctl(unix.EPOLL_CTL_DEL, p.fd, nil)
+	_ = m.set.Del(p.fd)
 	_ = unix.Close(p.fd)
 	delete(m.pipes, key)
 	p.out.left--
@@ -271,6 +237,6 @@ func (m *outputMux) stopAll(err error) {
 	}
 	m.running = false
 	// A later add starts afresh.
-	_ = m.epoll.Close()
-	m.epoll = nil
+	_ = m.set.Close()
+	m.set = nil
 }

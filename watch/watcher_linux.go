@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/epoll"
 )
 
 // watcherSys is the Linux part of a Watcher: the epoll set holding every
@@ -16,7 +18,7 @@ import (
 // with the Go runtime's network poller, so Run parks a goroutine, not a
 // thread, and stops through a read deadline.
 type watcherSys struct {
-	epoll *os.File
+	set *epoll.Set
 }
 
 // procSys is the Linux part of a Proc: its pidfd (MechanismPidfd only).
@@ -58,20 +60,11 @@ func NewWatcher(cfg Config) (*Watcher, error) {
 		if pidfdErr != nil {
 			return nil, fmt.Errorf("pidfd_open: %w: %w", ErrUnsupported, pidfdErr)
 		}
-		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		set, err := epoll.New("pidfd")
 		if err != nil {
-			return nil, fmt.Errorf("creating epoll set: %w", err)
+			return nil, err
 		}
-		// Non-blocking, so that os.NewFile registers it with the poller.
-		if err := unix.SetNonblock(epfd, true); err != nil {
-			_ = unix.Close(epfd)
-			return nil, fmt.Errorf("setting epoll set non-blocking: %w", err)
-		}
-		w.sys.epoll = os.NewFile(uintptr(epfd), "epoll")
-		if err := w.sys.epoll.SetReadDeadline(time.Time{}); err != nil {
-			_ = w.sys.epoll.Close()
-			return nil, fmt.Errorf("registering epoll set with the runtime poller: %w", err)
-		}
+		w.sys.set = set
 	case MechanismRescan:
 	default:
 		return nil, fmt.Errorf("unknown mechanism %d", int(w.mech))
@@ -120,10 +113,13 @@ func (w *Watcher) watch(p *Proc) error {
 	}
 	// The event carries the registry key, not the fd: an fd number is
 	// reused as soon as it is closed, a key never is.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(uint32(p.key)), Pad: int32(uint32(p.key >> 32))}
-	err = withFDs(w.sys.epoll, pidfd, func(efd, pfd int) error {
-		return unix.EpollCtl(efd, unix.EPOLL_CTL_ADD, pfd, &ev)
-	})
+	rc, err := pidfd.SyscallConn()
+	if err == nil {
+		var aerr error
+		if err = rc.Control(func(pfd uintptr) { aerr = w.sys.set.Add(int(pfd), unix.EPOLLIN, p.key) }); err == nil {
+			err = aerr
+		}
+	}
 	if err != nil {
 		if w.take(p.key) == p {
 			_ = pidfd.Close()
@@ -136,29 +132,6 @@ func (w *Watcher) watch(p *Proc) error {
 	return nil
 }
 
-// withFDs calls f with the raw fds of a and b, holding both open meanwhile.
-func withFDs(a, b *os.File, f func(afd, bfd int) error) error {
-	ra, err := a.SyscallConn()
-	if err != nil {
-		return err
-	}
-	rb, err := b.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	err = ra.Control(func(afd uintptr) {
-		err := rb.Control(func(bfd uintptr) { ferr = f(int(afd), int(bfd)) })
-		if err != nil {
-			ferr = err
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return ferr
-}
-
 // Run reports deaths until ctx is done, then stops watching (every pidfd is
 // closed, Done channels of processes still alive stay open, Watch fails
 // with ErrClosed) and returns nil. It returns an error only if the kernel
@@ -169,15 +142,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.runRescan(ctx.Done())
 		return nil
 	}
-	defer w.sys.epoll.Close()
-	rc, err := w.sys.epoll.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("epoll set: %w", err)
-	}
-	// A read deadline in the past wakes the poller and ends rc.Read below.
+	defer w.sys.set.Close()
+	// Waking the set ends Wait below.
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		_ = w.sys.epoll.SetReadDeadline(time.Unix(1, 0))
+		_ = w.sys.set.Wake()
 		close(fired)
 	})
 	defer func() {
@@ -187,28 +156,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}()
 	// Room for this many deaths per wakeup; more are taken by the next
 	// epoll_wait at once.
-	events := make([]unix.EpollEvent, 128)
-	var waitErr error
-	err = rc.Read(func(fd uintptr) bool {
-		for {
-			n, err := unix.EpollWait(int(fd), events, 0)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				waitErr = err
-				return true
-			}
-			if n == 0 {
-				return false // park until the epoll set is readable
-			}
-			w.reap(events[:n])
-		}
-	})
-	switch {
-	case waitErr != nil:
-		return fmt.Errorf("waiting for pidfds: %w", waitErr)
-	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+	err := w.sys.set.Wait(make([]unix.EpollEvent, 128), w.reap, func() bool { return false })
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("waiting for pidfds: %w", err)
 	}
 	return nil
@@ -220,7 +169,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 func (w *Watcher) reap(events []unix.EpollEvent) {
 	now := time.Now()
 	for _, ev := range events {
-		p := w.take(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
+		p := w.take(epoll.Key(ev))
 		if p == nil {
 			continue // closed by Proc.Close after epoll_wait returned
 		}

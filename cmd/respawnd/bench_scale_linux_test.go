@@ -110,28 +110,10 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(2 * time.Minute):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	b.Cleanup(func() { stopBenchDaemon(cmd) })
 	cl := api.NewClient(api.SocketPath(stateDir))
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ps, err := cl.Programs(ctx)
-		cancel()
-		running := 0
-		for _, p := range ps {
-			if p.State == "running" {
-				running++
-			}
-		}
+		running, err := countRunning(cl)
 		if err == nil && running == n {
 			break
 		}
@@ -178,6 +160,35 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	b.ReportMetric(scrapeValue(scrape, "go_memstats_heap_inuse_bytes")/float64(n)/1024, "heap-KiB/program")
 	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "scrape-p50-ms")
 	b.ReportMetric(idleCPU.Seconds()*float64(30*time.Second)/float64(idle), "idle-cpu-s/30s")
+}
+
+// countRunning asks respawnd over its socket how many programs run.
+func countRunning(cl *api.Client) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ps, err := cl.Programs(ctx)
+	running := 0
+	for _, p := range ps {
+		if p.State == "running" {
+			running++
+		}
+	}
+	return running, err
+}
+
+// stopBenchDaemon stops a respawnd started by a benchmark the way an
+// operator would (SIGTERM: it stops every program and waits for them), and
+// kills it if that takes more than three minutes.
+func stopBenchDaemon(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // freeAddrB is a free loopback address for a benchmark.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -119,32 +118,11 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 		}
 	}()
 	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Minute):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		stopBenchDaemon(cmd)
 		<-logDone
 	})
 	cl := api.NewClient(api.SocketPath(stateDir))
-	allRunning := func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ps, err := cl.Programs(ctx)
-		if err != nil || len(ps) != n {
-			return false
-		}
-		for _, p := range ps {
-			if p.State != "running" {
-				return false
-			}
-		}
-		return true
-	}
+	allRunning := func() bool { running, err := countRunning(cl); return err == nil && running == n }
 	deadline := time.Now().Add(5 * time.Minute)
 	for !allRunning() {
 		if time.Now().After(deadline) {

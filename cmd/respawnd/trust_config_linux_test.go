@@ -204,10 +204,19 @@ func TestTrustConfigAtBoundsRuns(t *testing.T) {
 		m, _ := d.waitLog(0, map[string]any{"msg": "state changed", "program": name, "state": "running"})
 		pid := pidOf(m)
 		t.Cleanup(func() { killHelper(pid) })
-		// The program got every argument and variable.
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			t.Fatal(err)
+		// The program got every argument and variable. Right after the
+		// start /proc can still show the image before the exec for an
+		// instant (seen under emulation), so the check waits for the
+		// exec to show, briefly: what it checks is what the exec got.
+		var cmdline []byte
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			var err error
+			if cmdline, err = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Count(cmdline, []byte{0}) == len(argv) || time.Now().After(deadline) {
+				break
+			}
 		}
 		if n := bytes.Count(cmdline, []byte{0}); n != len(argv) || len(cmdline) != config.MaxCommandSize-8*len(argv) {
 			t.Errorf("%s (pid %d) runs with %d arguments in %d bytes, want %d in %d", name, pid, n, len(cmdline), len(argv), config.MaxCommandSize-8*len(argv))
