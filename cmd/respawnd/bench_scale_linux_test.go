@@ -66,7 +66,8 @@ func scrapeValue(scrape []byte, name string) float64 {
 // their defaults (output lines to respawnd's stdout) and reports its
 // footprint: the time until every program runs, the latency of a real HTTP
 // scrape of /metrics (its /proc reads included) right after, its CPU time
-// while idle (RESPAWND_BENCH_IDLE, default 30s), and then, at steady state,
+// while idle (RESPAWND_BENCH_IDLE, default 30s, from 6 s after the last
+// start: after the collection that ends a burst), and then, at steady state,
 // RSS and PSS, OS threads, goroutines and heap in use per program.
 //
 //	go test ./cmd/respawnd -run '^$' -bench Scale -benchtime 1x
@@ -103,9 +104,8 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	}
 	addr := freeAddrB(b)
 	stateDir := filepath.Join(dir, "state")
-	cmd := exec.Command(bin, "--log.level=warn", "--web.listen-address="+addr, "--state.dir="+stateDir, "--config", cfg)
+	cmd := benchDaemon(b, bin, "--log.level=warn", "--web.listen-address="+addr, "--state.dir="+stateDir, "--config", cfg)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -141,6 +141,10 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	if !bytes.Contains(scrape, []byte("respawnd_program_up")) {
 		b.Fatalf("scrape without program metrics:\n%.500s", scrape)
 	}
+	// The start burst ends with one collection that gives its garbage
+	// back (the settler, 5 s after the last state change); the idle
+	// window starts after it, at steady state.
+	time.Sleep(6 * time.Second)
 	cpu0 := cpuNS(pid)
 	time.Sleep(idle)
 	idleCPU := time.Duration(cpuNS(pid) - cpu0)
@@ -160,6 +164,17 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	b.ReportMetric(scrapeValue(scrape, "go_memstats_heap_inuse_bytes")/float64(n)/1024, "heap-KiB/program")
 	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "scrape-p50-ms")
 	b.ReportMetric(idleCPU.Seconds()*float64(30*time.Second)/float64(idle), "idle-cpu-s/30s")
+}
+
+// benchDaemon is the command that runs bin with args in the benchmark's
+// own cgroup (a shell joins it, then execs respawnd), so that whatever a
+// failed or killed run leaves behind, programs and their cgroups, is
+// removed with that cgroup when the benchmark ends.
+func benchDaemon(b *testing.B, bin string, args ...string) *exec.Cmd {
+	procs := filepath.Join(testCgroup(b), "cgroup.procs")
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0" && exec "$@"`, procs, bin}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd
 }
 
 // countRunning asks respawnd over its socket how many programs run.

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,6 +30,8 @@ const stormMax = 10 << 30
 // and CPU time during the storm. It checks that every exit was an
 // oom_kill, that every program came back, that restarts went in the order
 // of the deaths (at the bucket's rate), and that no zombie was left.
+// RESPAWND_BENCH_DUMP=FILE writes each program's death and restart times
+// there.
 //
 //	go test ./cmd/respawnd -run '^$' -bench OOMStorm -benchtime 1x
 func BenchmarkOOMStorm(b *testing.B) {
@@ -73,7 +75,12 @@ func procMeminfo(key string) float64 {
 
 func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 	dir := b.TempDir()
+	// The victims wait for the storm by opening this FIFO; one open for
+	// writing releases them all.
 	trigger := filepath.Join(dir, "go")
+	if err := syscall.Mkfifo(trigger, 0o600); err != nil {
+		b.Fatal(err)
+	}
 	var y strings.Builder
 	// The default limits: 50 restarts a second, a burst of 100.
 	y.WriteString("programs:\n")
@@ -86,8 +93,7 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 		b.Fatal(err)
 	}
 	stateDir := filepath.Join(dir, "state")
-	cmd := exec.Command(bin, "--log.format=json", "--web.listen-address="+freeAddrB(b), "--state.dir="+stateDir, "--config", cfg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd := benchDaemon(b, bin, "--log.format=json", "--web.listen-address="+freeAddrB(b), "--state.dir="+stateDir, "--config", cfg)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -137,8 +143,10 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 
 	cpu0 := cpuNS(pid)
 	t0 := time.Now()
-	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+	if f, err := os.OpenFile(trigger, os.O_WRONLY, 0); err != nil {
 		b.Fatal(err)
+	} else {
+		_ = f.Close()
 	}
 	var peakRSS float64
 	for {
@@ -152,7 +160,22 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d programs restarted", restarted, n)
+			mu.Lock()
+			back := map[string]bool{}
+			for _, s := range starts[firstStarts:] {
+				back[fmt.Sprint(s["program"])] = true
+			}
+			mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ps, _ := cl.Programs(ctx)
+			cancel()
+			var missing []string
+			for _, p := range ps {
+				if !back[p.Name] {
+					missing = append(missing, fmt.Sprintf("%s: state %s pid %d restarts %d last exit %+v", p.Name, p.State, p.PID, p.Restarts, p.LastExit))
+				}
+			}
+			b.Fatalf("only %d of %d programs restarted; not restarted:\n%s", restarted, n, strings.Join(missing, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -178,19 +201,34 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 		times = append(times, ts)
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	const burst = 100
+	// The bucket's promise: no span of time holds more restarts than the
+	// burst plus what the rate refills over it (50/s, a burst of 100: the
+	// defaults), whenever the deaths came. The rate after the burst is
+	// reported for the note.
+	const burst, perSecond = 100, 50.0
+	worst := 0.0
+	for i := range times {
+		for j := i + burst; j < len(times); j++ {
+			allowed := burst + perSecond*times[j].Sub(times[i]).Seconds() + 1
+			worst = max(worst, float64(j-i+1)/allowed)
+		}
+	}
+	if worst > 1.02 { // log timestamps are taken after the start
+		b.Errorf("restarts overran the bucket: a span held %.2f× what the bucket allows", worst)
+	}
 	var rate float64
 	if len(times) > burst+1 {
 		rate = float64(len(times)-burst-1) / times[len(times)-1].Sub(times[burst]).Seconds()
-		if rate > 50*1.1 {
-			b.Errorf("restarts after the burst came at %.1f/s, above the bucket's 50/s", rate)
-		}
 	}
 	// In order: sorted by death, the restarts come in the same order (a
-	// token is reserved at each death), give or take a timer's jitter.
+	// token is reserved at each death).
 	died, back2 := map[string]time.Time{}, map[string]time.Time{}
 	for _, e := range exits {
-		died[e["program"].(string)], _ = time.Parse(time.RFC3339Nano, e["time"].(string))
+		// An exit is logged once its reason is settled; the death came
+		// attribution_delay before.
+		logged, _ := time.Parse(time.RFC3339Nano, e["time"].(string))
+		delay, _ := time.ParseDuration(fmt.Sprint(e["attribution_delay"]))
+		died[e["program"].(string)] = logged.Add(-delay)
 	}
 	for _, s := range restarts {
 		back2[s["program"].(string)], _ = time.Parse(time.RFC3339Nano, s["time"].(string))
@@ -200,11 +238,26 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 		names = append(names, name)
 	}
 	slices.SortFunc(names, func(a, b string) int { return died[a].Compare(died[b]) })
+	// Deaths within a few milliseconds of each other are reaped in one
+	// batch and have no order to keep; a program that died 50 ms or more
+	// before another must not come back after it (10 ms of slack for the
+	// log's timestamps).
 	inversions := 0
-	for i := 1; i < len(names); i++ {
-		if back2[names[i]].Before(back2[names[i-1]].Add(-10 * time.Millisecond)) {
-			inversions++
+	for i := range names {
+		for j := range i {
+			if died[names[i]].Sub(died[names[j]]) >= 50*time.Millisecond &&
+				back2[names[i]].Before(back2[names[j]].Add(-10*time.Millisecond)) {
+				inversions++
+				break
+			}
 		}
+	}
+	if d := os.Getenv("RESPAWND_BENCH_DUMP"); d != "" {
+		var sb strings.Builder
+		for _, name := range names {
+			fmt.Fprintf(&sb, "%s %s %s\n", name, died[name].Format("15:04:05.000000"), back2[name].Format("15:04:05.000000"))
+		}
+		_ = os.WriteFile(d, []byte(sb.String()), 0o644)
 	}
 	if inversions > len(names)/100 {
 		b.Errorf("%d restarts out of the order of the deaths", inversions)
@@ -212,6 +265,8 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 	if z := zombiesOf(pid); len(z) > 0 {
 		b.Errorf("zombie children of respawnd after the storm: %v", z)
 	}
+	b.Logf("all back in %.2fs, %d of %d restarts out of death order, %.1f restarts/s after the burst, peak RSS %.1f MiB, CPU %.2fs (%.2f ms per restart)",
+		back.Seconds(), inversions, n, rate, peakRSS/1024, cpu.Seconds(), float64(cpu.Microseconds())/1000/float64(n))
 	b.ReportMetric(back.Seconds(), "all-back-s")
 	b.ReportMetric(float64(inversions), "out-of-order")
 	b.ReportMetric(rate, "restarts/s-after-burst")

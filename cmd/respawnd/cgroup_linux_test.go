@@ -48,7 +48,7 @@ func cgroupHierarchy() (root string, v2 bool, err error) {
 // test (after the daemons' own cleanups, which run first) whatever is left
 // there is SIGKILLed, through pidfds and never the test binary itself, and
 // the subtree removed.
-func testCgroup(t *testing.T) string {
+func testCgroup(t testing.TB) string {
 	t.Helper()
 	if v, ok := testCgroups.Load(t); ok {
 		return v.(string)

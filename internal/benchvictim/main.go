@@ -6,11 +6,12 @@
 //	benchvictim ready FIFO            write "PID\n" to FIFO, then sleep until killed
 //	benchvictim hog FIFO              write "PID\n" to FIFO, then allocate until the
 //	                                  OOM killer ends it (run it only in a memory cgroup)
-//	benchvictim storm TRIGGER MARKER  wait until the file TRIGGER exists; then, the
-//	                                  first time only (MARKER does not exist yet),
-//	                                  create MARKER and allocate until the OOM killer
-//	                                  ends it; otherwise sleep until killed (run it
-//	                                  only in a memory cgroup)
+//	benchvictim storm TRIGGER MARKER  the first time only (MARKER does not exist
+//	                                  yet): create MARKER, wait until the FIFO
+//	                                  TRIGGER is opened for writing, then allocate
+//	                                  until the OOM killer ends it; any later time,
+//	                                  sleep until killed (run it only in a memory
+//	                                  cgroup)
 package main
 
 import (
@@ -43,18 +44,23 @@ func main() {
 	}
 }
 
+// storm is one program of an OOM storm. Its first instance creates marker,
+// waits for the storm by opening the FIFO trigger (a blocked open costs no
+// CPU, and one writer's open releases every reader at once), then
+// allocates until the OOM killer ends it. Any later instance finds marker
+// and only sleeps.
 func storm(trigger, marker string) {
-	for {
-		if _, err := os.Stat(trigger); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		sleep() // allocated once already: this is a restart
 	}
 	_ = f.Close()
+	t, err := os.Open(trigger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	_ = t.Close()
 	hog()
 }
 
