@@ -158,6 +158,18 @@ type applyReq struct {
 // writes the state file.
 const stateDebounce = 20 * time.Millisecond
 
+// stateSaveShare bounds the share of one core the state writer may take:
+// the wait before a write is at least this many times the last write's
+// cost. A thousand programs make a write cost milliseconds; restarting one
+// of them in a loop must not make respawnd spend its time on the file.
+const stateSaveShare = 10
+
+// stateDelay is how long the state writer gathers changes before a write,
+// given what the last write cost.
+func stateDelay(last time.Duration) time.Duration {
+	return max(stateDebounce, stateSaveShare*last)
+}
+
 // New returns a Supervisor; call Run, then Apply a configuration.
 func New(cfg Config) *Supervisor {
 	if cfg.Clock == nil {
@@ -215,6 +227,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	saving := s.cfg.SaveState != nil && s.cfg.Processes != nil
 	ids := map[int]Instance{}
+	var lastSave time.Duration
 	if saving {
 		wg.Add(1)
 		go func() {
@@ -227,14 +240,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 					// One write for the changes of a burst (a thousand
 					// starts at boot): the file is at most this late, and
 					// the instance tags cover that moment.
-					t := time.NewTimer(stateDebounce)
+					t := time.NewTimer(stateDelay(lastSave))
 					select {
 					case <-ctx.Done():
 						t.Stop()
 						return
 					case <-t.C:
 					}
+					t0 := time.Now()
 					s.saveState(ids)
+					lastSave = time.Since(t0)
 				}
 			}
 		}()

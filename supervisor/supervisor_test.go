@@ -130,9 +130,13 @@ func (h *harness) routed() {
 	})
 }
 
+// waitStarts waits until the launcher has started n processes and the loop
+// that started the last one has published it (a loop publishes an instance
+// right after its start, in the same handler).
 func (h *harness) waitStarts(n int) {
 	h.t.Helper()
 	eventually(h.t, "start count", func() bool { return h.launcher.started() >= n })
+	h.sync()
 }
 
 // alwaysAtOnce makes every restart immediate, for tests about something else.

@@ -101,3 +101,20 @@ func TestDiedWhileDownUsesRetainedReports(t *testing.T) {
 		}
 	}
 }
+
+// The state writer waits at least the debounce, and ten times what the
+// last write cost when that is more: with a thousand programs a write
+// costs milliseconds, and a restart loop must not turn into a write loop.
+func TestStateDelayBoundsTheWriterShare(t *testing.T) {
+	for _, tc := range []struct{ last, want time.Duration }{
+		{0, stateDebounce},
+		{time.Millisecond, stateDebounce},
+		{2 * time.Millisecond, stateDebounce},
+		{3 * time.Millisecond, 30 * time.Millisecond},
+		{50 * time.Millisecond, 500 * time.Millisecond},
+	} {
+		if got := stateDelay(tc.last); got != tc.want {
+			t.Errorf("stateDelay(%v) = %v, want %v", tc.last, got, tc.want)
+		}
+	}
+}

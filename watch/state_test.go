@@ -27,7 +27,7 @@ func TestEncodeParseState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{`"version": 2`, `"boot_id": "` + testBootID + `"`, `"stop_timeout": "10s"`, `"stop_timeout": "1.5s"`, `"exe": "/usr/bin/api"`, `"uid": 33`, `"stop_signal": 15`} {
+	for _, s := range []string{`"version":2`, `"boot_id":"` + testBootID + `"`, `"stop_timeout":"10s"`, `"stop_timeout":"1.5s"`, `"exe":"/usr/bin/api"`, `"uid":33`, `"stop_signal":15`} {
 		if !strings.Contains(string(data), s) {
 			t.Errorf("encoded state lacks %s:\n%s", s, data)
 		}
@@ -39,7 +39,7 @@ func TestEncodeParseState(t *testing.T) {
 	if got[0].Identity() != (Identity{PID: 4242, StartTime: 210612}) {
 		t.Errorf("Identity = %v", got[0].Identity())
 	}
-	if data, err := encodeState(nil); err != nil || !strings.Contains(string(data), `"entries": []`) {
+	if data, err := encodeState(nil); err != nil || !strings.Contains(string(data), `"entries":[]`) {
 		t.Errorf("no entries: %s, %v", data, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/internal/testenv"
 )
 
@@ -70,11 +71,18 @@ func startRestarter(b *testing.B, name, dir string, args func(fifo string) []str
 	if err := r.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	// Should the restarter exit (a config it refuses, say), reading the
+	// FIFO fails instead of waiting forever: the FIFO is open for writing
+	// here too, so it never reads end of file.
+	done := make(chan struct{})
+	go func() {
+		_ = r.cmd.Wait()
+		close(done)
+		_ = f.SetReadDeadline(time.Unix(1, 0))
+	}()
 	b.Cleanup(func() {
 		// Stop the restarter first (by pid), then its last program instance.
 		_ = r.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = r.cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
@@ -169,6 +177,14 @@ func quantile(d []time.Duration, q float64) time.Duration {
 //	go test ./cmd/respawnd -run '^$' -bench RestartLatency -benchtime 1x
 func BenchmarkRestartLatency(b *testing.B) {
 	testenv.RequireRoot(b, "restart benchmark")
+	// others=1000: the victim restarts while a thousand other programs
+	// run, each watched and counted like the victim.
+	for _, others := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) { benchRestartLatency(b, others) })
+	}
+}
+
+func benchRestartLatency(b *testing.B, others int) {
 	const rounds, perRound = 10, 25 // 250 kills each
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "bench.yaml")
@@ -180,12 +196,16 @@ func BenchmarkRestartLatency(b *testing.B) {
 	helper := func(fifo string) string { return fmt.Sprintf("[%q, \"ready\", %q]", victim, fifo) }
 	var resp, floor *restarter
 	resp = startRestarter(b, "respawnd", dir, func(fifo string) []string {
-		y := fmt.Sprintf(`limits: {restarts_per_second: 100000, restart_burst: 100000}
+		// Limits at their bounds (docs/config.md), far above the kill rate.
+		y := fmt.Sprintf(`limits: {restarts_per_second: 10000, restart_burst: 10000}
 programs:
   - name: victim
     command: %s
-    restart: {reset_after: 1ms, limit: {burst: 100000, interval: 1s}}
+    restart: {reset_after: 1ms, limit: {burst: 1000, interval: 1s}}
 `, helper(fifo))
+		for i := range others {
+			y += fmt.Sprintf("  - {name: o%d, command: [/usr/bin/sleep, '%d']}\n", i, 1000000+i)
+		}
 		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -194,6 +214,21 @@ programs:
 	floor = startRestarter(b, "floor", dir, func(fifo string) []string {
 		return []string{floorArg, victim, "ready", fifo}
 	}, nil)
+	if others > 0 {
+		// Measure once all of them run, not while they start.
+		cl := api.NewClient(api.SocketPath(stateDir))
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			running, err := countRunning(cl)
+			if err == nil && running == others+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("only %d of %d programs running after 5 minutes (%v)", running, others+1, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// respawnd's own log goes nowhere: it is written after the restart.
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -165,12 +165,12 @@ func BenchmarkOOMRestartLatency(b *testing.B) {
 
 	// respawnd, as a separate process, logging JSON.
 	cfg := filepath.Join(dir, "bench.yaml")
-	y := fmt.Sprintf(`limits: {restarts_per_second: 100000, restart_burst: 100000}
+	y := fmt.Sprintf(`limits: {restarts_per_second: 10000, restart_burst: 10000}
 programs:
   - name: hog
     command: [%q, "hog", %q]
     memory: {max: 64MiB, swap_max: 0}
-    restart: {reset_after: 1ms, limit: {burst: 100000, interval: 1s}}
+    restart: {reset_after: 1ms, limit: {burst: 1000, interval: 1s}}
 `, victim, respFIFO.Name())
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		b.Fatal(err)

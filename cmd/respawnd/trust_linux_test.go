@@ -165,12 +165,9 @@ func kill9(t *testing.T, d *daemonProc) {
 func waitRecorded(t *testing.T, stateDir string, names ...string) {
 	t.Helper()
 	waitFor(t, "the state file to record "+strings.Join(names, ", "), func() bool {
-		b, err := os.ReadFile(filepath.Join(stateDir, "state.json"))
-		if err != nil {
-			return false
-		}
+		entries := stateEntries(stateDir)
 		for _, n := range names {
-			if !bytes.Contains(b, []byte(`"program": "`+n+`"`)) {
+			if _, ok := entries[n]; !ok {
 				return false
 			}
 		}
