@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/internal/testenv"
 )
@@ -32,23 +34,32 @@ func buildRespawnd(b *testing.B, dir string) string {
 	return out
 }
 
-// procField reads a "Key: N kB" (or plain N) field of /proc/PID/status or
-// smaps_rollup.
-func procField(pid int, file, key string) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+// footprint is what the kernel says of pid's memory and threads, read with
+// procfs: resident and proportional set size in bytes, and OS threads.
+type footprint struct {
+	rss, pss uint64
+	threads  int
+}
+
+func footprintOf(b *testing.B, pid int) footprint {
+	b.Helper()
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return -1
+		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseFloat(f[0], 64)
-				return n
-			}
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		b.Fatal(err)
 	}
-	return -1
+	stat, err := p.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	smaps, err := p.ProcSMapsRollup()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return footprint{rss: st.VmRSS, pss: smaps.Pss, threads: stat.NumThreads}
 }
 
 // scrapeValue returns the value of an unlabelled sample in a scrape.
@@ -157,9 +168,10 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	_ = resp.Body.Close()
 
 	b.ReportMetric(startup.Seconds(), "startup-s")
-	b.ReportMetric(procField(pid, "status", "VmRSS")/1024, "rss-MiB")
-	b.ReportMetric(procField(pid, "smaps_rollup", "Pss")/1024, "pss-MiB")
-	b.ReportMetric(procField(pid, "status", "Threads"), "threads")
+	fp := footprintOf(b, pid)
+	b.ReportMetric(float64(fp.rss)/(1<<20), "rss-MiB")
+	b.ReportMetric(float64(fp.pss)/(1<<20), "pss-MiB")
+	b.ReportMetric(float64(fp.threads), "threads")
 	b.ReportMetric(scrapeValue(scrape, "go_goroutines"), "goroutines")
 	b.ReportMetric(scrapeValue(scrape, "go_memstats_heap_inuse_bytes")/float64(n)/1024, "heap-KiB/program")
 	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "scrape-p50-ms")

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/internal/testenv"
 )
@@ -51,26 +53,17 @@ func BenchmarkOOMStorm(b *testing.B) {
 	}
 }
 
-// memAvailable is MemAvailable of /proc/meminfo in bytes.
+// memAvailable is MemAvailable of /proc/meminfo in bytes (0 if unknown).
 func memAvailable() int64 {
-	return int64(procMeminfo("MemAvailable")) * 1024
-}
-
-func procMeminfo(key string) float64 {
-	b, err := os.ReadFile("/proc/meminfo")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseFloat(f[0], 64)
-				return n
-			}
-		}
+	mi, err := fs.Meminfo()
+	if err != nil || mi.MemAvailableBytes == nil {
+		return 0
 	}
-	return 0
+	return int64(*mi.MemAvailableBytes)
 }
 
 func benchStorm(b *testing.B, bin, victim string, n, limit int) {
@@ -148,11 +141,9 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 	} else {
 		_ = f.Close()
 	}
-	var peakRSS float64
+	var peakRSS uint64
 	for {
-		if rss := procField(pid, "status", "VmRSS"); rss > peakRSS {
-			peakRSS = rss
-		}
+		peakRSS = max(peakRSS, footprintOf(b, pid).rss)
 		mu.Lock()
 		restarted := len(starts) - firstStarts
 		mu.Unlock()
@@ -266,11 +257,11 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 		b.Errorf("zombie children of respawnd after the storm: %v", z)
 	}
 	b.Logf("all back in %.2fs, %d of %d restarts out of death order, %.1f restarts/s after the burst, peak RSS %.1f MiB, CPU %.2fs (%.2f ms per restart)",
-		back.Seconds(), inversions, n, rate, peakRSS/1024, cpu.Seconds(), float64(cpu.Microseconds())/1000/float64(n))
+		back.Seconds(), inversions, n, rate, float64(peakRSS)/(1<<20), cpu.Seconds(), float64(cpu.Microseconds())/1000/float64(n))
 	b.ReportMetric(back.Seconds(), "all-back-s")
 	b.ReportMetric(float64(inversions), "out-of-order")
 	b.ReportMetric(rate, "restarts/s-after-burst")
-	b.ReportMetric(peakRSS/1024, "peak-rss-MiB")
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(cpu.Seconds(), "cpu-s")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu-ms/restart")
 }

@@ -10,11 +10,12 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/internal/testenv"
@@ -320,21 +321,15 @@ func longPath(t *testing.T, prefix string, n int) string {
 // vmHWM reads the peak resident set size of pid from /proc/PID/status.
 func vmHWM(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmHWM %q: %v", v, err)
-			}
-			return kb << 10
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no VmHWM in /proc/PID/status")
-	return 0
+	return int64(st.VmHWM)
 }
 
 // raceEnabled reports whether the test binary, which runs as respawnd, was

@@ -67,6 +67,12 @@ func requireCgroup(t testing.TB, what string, wantV2 bool) {
 	if err != nil {
 		Skip(t, "%s: %v", what, err)
 	}
+	if v2 != wantV2 && wantV2 && os.Getenv("RESPAWND_VM_GUEST") == "1" {
+		// The VM guests are cgroup-v2-only: a v2 test that finds no v2
+		// memory controller there is a broken detection, not a dimension
+		// of the matrix, and must not be listed apart as one.
+		Skip(t, "%s needs the memory controller on cgroup v2, which this v2-only guest should have, but it was found on v1", what)
+	}
 	if v2 != wantV2 {
 		t.Skipf("%s needs the memory controller on %s and this host has it on %s: a dimension of the test matrix, not a missing privilege (the %s run covers it)",
 			what, cgroupName(wantV2), cgroupName(v2), cgroupName(wantV2))
