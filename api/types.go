@@ -63,8 +63,11 @@ type Exit struct {
 	PID        int       `json:"pid"`
 	Generation uint64    `json:"generation"`
 	// Reason is one of oom_kill, signal, exit_error, exit_success,
-	// start_failure, unknown.
+	// start_failure, memory_recycle, unknown.
 	Reason string `json:"reason"`
+	// Recycle is true for an oom_kill that came while respawnd was
+	// stopping the instance for its memory (memory.recycle).
+	Recycle bool `json:"recycle,omitempty"`
 	// Signal is the signal's name (SIGKILL) for signal and oom_kill.
 	Signal string `json:"signal,omitempty"`
 	// ExitCode is set for exit_error and exit_success.
@@ -101,8 +104,19 @@ type Event struct {
 	// Comm is the process name, when the kernel reported it.
 	Comm string `json:"comm"`
 	// Reason is one of oom_kill, signal, exit_error, exit_success,
-	// start_failure, unknown.
+	// start_failure, memory_recycle, unknown for an exit or an OOM kill;
+	// for a memory watchdog event it is its Kind.
 	Reason string `json:"reason"`
+	// Kind is set for memory watchdog events: memory_warn,
+	// memory_warn_cleared, memory_recycle (the decision to recycle),
+	// memory_recycle_loop, held_for_memory, released, oom_loop.
+	Kind string `json:"kind,omitempty"`
+	// Recycle is true for an oom_kill that came during a recycle's stop.
+	Recycle bool `json:"recycle,omitempty"`
+	// MemoryBytes and ThresholdBytes are a watchdog event's measure and
+	// threshold.
+	MemoryBytes    *int64 `json:"memory_bytes,omitempty"`
+	ThresholdBytes *int64 `json:"threshold_bytes,omitempty"`
 	// Signal is the signal's name for signal and oom_kill, else "".
 	Signal string `json:"signal"`
 	// ExitCode is set for exit_error and exit_success, else null.
@@ -152,7 +166,7 @@ func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
 		t := st.Started
 		p.StartTime = &t
 	}
-	if st.State == supervisor.StateBackoff && !st.NextStart.IsZero() {
+	if (st.State == supervisor.StateBackoff || st.State == supervisor.StateOOMLoop) && !st.NextStart.IsZero() {
 		t := st.NextStart
 		p.NextStart = &t
 		if d := t.Sub(now); d > 0 {
@@ -160,7 +174,7 @@ func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
 		}
 	}
 	if e := st.LastExit; e != nil {
-		x := &Exit{Time: e.Time, PID: e.PID, Generation: e.Generation, Reason: e.Reason.String(), Signal: e.SignalName(), Error: e.Err, OOM: e.OOM}
+		x := &Exit{Time: e.Time, PID: e.PID, Generation: e.Generation, Reason: e.Reason.String(), Recycle: e.Recycle, Signal: e.SignalName(), Error: e.Err, OOM: e.OOM}
 		if e.Reason == supervisor.ReasonExitError || e.Reason == supervisor.ReasonExitSuccess {
 			c := e.Code
 			x.ExitCode = &c
@@ -176,7 +190,18 @@ func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
 
 // NewEvent turns a supervisor event into the API's Event.
 func NewEvent(e supervisor.Event) Event {
-	out := Event{Time: e.Time, PID: e.PID, Comm: e.Comm, Reason: e.Reason.String(), Signal: e.Signal, ExitCode: e.ExitCode, Worker: e.Worker, Error: e.Error, OOM: e.OOM}
+	out := Event{Time: e.Time, PID: e.PID, Comm: e.Comm, Reason: e.Reason.String(), Recycle: e.Recycle, Signal: e.Signal, ExitCode: e.ExitCode, Worker: e.Worker, Error: e.Error, OOM: e.OOM}
+	if e.Kind != "" {
+		out.Reason, out.Kind = e.Kind, e.Kind
+		if e.MemoryBytes > 0 {
+			v := e.MemoryBytes
+			out.MemoryBytes = &v
+		}
+		if e.ThresholdBytes > 0 {
+			v := e.ThresholdBytes
+			out.ThresholdBytes = &v
+		}
+	}
 	if e.Program != "" {
 		p := e.Program
 		out.Program = &p

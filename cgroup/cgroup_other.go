@@ -56,7 +56,11 @@ func (g *Group) ResetPeak() {}
 func (g *Group) Peak() (uint64, bool) { return 0, false }
 
 // Memory is a group's memory use.
-type Memory struct{ Usage, RSS uint64 }
+type Memory struct {
+	Usage, RSS, WorkingSet     uint64
+	PressureSome, PressureFull time.Duration
+	HasPressure                bool
+}
 
 type memFiles struct{}
 

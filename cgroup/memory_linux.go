@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // Memory is a group's memory use at one moment.
@@ -20,6 +21,15 @@ type Memory struct {
 	// total_mapped_file on v1). Pages shared by several processes count
 	// once, unlike a sum over /proc/PID/status.
 	RSS uint64
+	// WorkingSet is Usage less the inactive page cache (inactive_file on
+	// v2, total_inactive_file on v1), as kubelet computes it: what the
+	// kernel cannot simply drop when the group reaches its limit.
+	WorkingSet uint64
+	// PressureSome and PressureFull are the totals of memory.pressure
+	// (cgroup v2 with PSI): the time some, or all, of the group's tasks
+	// stalled on memory. HasPressure says they were read.
+	PressureSome, PressureFull time.Duration
+	HasPressure                bool
 }
 
 // memFiles are the group's memory files, opened once and read with pread:
@@ -29,7 +39,10 @@ type Memory struct {
 // exact value that memory.usage_in_bytes only approximates), so usage is
 // nil there.
 type memFiles struct {
-	usage, stat *os.File
+	usage, stat, pressure *os.File
+	// noPressure says memory.pressure is not there (v1, or no PSI): it
+	// is not tried again.
+	noPressure bool
 }
 
 // Memory reads the group's memory use.
@@ -66,12 +79,64 @@ func (g *Group) Memory() (Memory, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return Memory{}, fmt.Errorf("reading memory.stat of cgroup %s: %w", g.path, err)
 	}
-	var usage uint64
-	m.RSS, usage = statFigures(buf[:n], g.v2)
+	var usage, inactive uint64
+	m.RSS, usage, inactive = statFigures(buf[:n], g.v2)
 	if g.mem.usage == nil {
 		m.Usage = usage
 	}
+	if m.Usage > inactive {
+		m.WorkingSet = m.Usage - inactive
+	}
+	g.readPressure(&m, buf[:])
 	return m, nil
+}
+
+// readPressure adds the group's memory.pressure totals to m, on v2 kernels
+// with PSI. The caller holds memMu.
+func (g *Group) readPressure(m *Memory, buf []byte) {
+	if !g.v2 || g.mem.noPressure {
+		return
+	}
+	if g.mem.pressure == nil {
+		f, err := os.Open(filepath.Join(g.dir, "memory.pressure"))
+		if err != nil {
+			g.mem.noPressure = true
+			return
+		}
+		g.mem.pressure = f
+	}
+	n, err := g.mem.pressure.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		// EOPNOTSUPP: PSI is off (psi=0); the file is there, unreadable.
+		g.mem.noPressure = true
+		return
+	}
+	m.PressureSome, m.PressureFull, m.HasPressure = pressureTotals(buf[:n])
+}
+
+// pressureTotals reads the total= fields of a pressure file
+// (Documentation/accounting/psi.rst): "some avg10=0.00 avg60=0.00
+// avg300=0.00 total=0", then the same for "full", totals in microseconds.
+func pressureTotals(b []byte) (some, full time.Duration, ok bool) {
+	var seen int
+	for line := range bytes.Lines(b) {
+		kind, rest, _ := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
+		_, total, found := bytes.Cut(rest, []byte("total="))
+		if !found {
+			continue
+		}
+		us, err := strconv.ParseUint(string(bytes.TrimSpace(total)), 10, 63)
+		if err != nil {
+			return 0, 0, false
+		}
+		switch string(kind) {
+		case "some":
+			some, seen = time.Duration(us)*time.Microsecond, seen|1
+		case "full":
+			full, seen = time.Duration(us)*time.Microsecond, seen|2
+		}
+	}
+	return some, full, seen == 3
 }
 
 // statFigures reads a memory.stat file (Documentation/admin-guide/
@@ -79,7 +144,7 @@ func (g *Group) Memory() (Memory, error) {
 // file_mapped on v2; total_rss + total_mapped_file on v1, total_ fields
 // including any cgroup below) and, on v1, the usage (total_rss +
 // total_cache).
-func statFigures(stat []byte, v2 bool) (rss, usage uint64) {
+func statFigures(stat []byte, v2 bool) (rss, usage, inactiveFile uint64) {
 	for len(stat) > 0 {
 		line := stat
 		if i := bytes.IndexByte(stat, '\n'); i >= 0 {
@@ -91,8 +156,12 @@ func statFigures(stat []byte, v2 bool) (rss, usage uint64) {
 		if !ok {
 			continue
 		}
-		var isRSS, isUsage bool
+		var isRSS, isUsage, isInactive bool
 		switch string(k) {
+		case "inactive_file":
+			isInactive = v2
+		case "total_inactive_file":
+			isInactive = !v2
 		case "anon", "file_mapped":
 			isRSS = v2
 		case "total_rss":
@@ -102,7 +171,7 @@ func statFigures(stat []byte, v2 bool) (rss, usage uint64) {
 		case "total_cache":
 			isUsage = !v2
 		}
-		if !isRSS && !isUsage {
+		if !isRSS && !isUsage && !isInactive {
 			continue
 		}
 		n, err := strconv.ParseUint(string(v), 10, 64)
@@ -115,15 +184,18 @@ func statFigures(stat []byte, v2 bool) (rss, usage uint64) {
 		if isUsage {
 			usage += n
 		}
+		if isInactive {
+			inactiveFile = n
+		}
 	}
-	return rss, usage
+	return rss, usage, inactiveFile
 }
 
 // closeMem releases the memory files.
 func (g *Group) closeMem() {
 	g.memMu.Lock()
 	defer g.memMu.Unlock()
-	for _, f := range []*os.File{g.mem.usage, g.mem.stat} {
+	for _, f := range []*os.File{g.mem.usage, g.mem.stat, g.mem.pressure} {
 		if f != nil {
 			_ = f.Close()
 		}

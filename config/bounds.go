@@ -110,9 +110,28 @@ const (
 	// largest file's programs already lets every program start at once.
 	MaxRestartBurst = MaxPrograms
 
-	// MaxMemory bounds memory.max, memory.high and memory.swap_max in
-	// bytes: 1 EiB is more than any machine can address (x86-64 and arm64
-	// stop at 52-bit physical addresses, 4 PiB; RISC-V at 56, 64 PiB). The
+	// MaxRecycleFor bounds memory.recycle.for. A program that stays above
+	// its threshold for a day is at its normal size, not growing towards
+	// its limit: a longer window would never recycle it, and the OOM
+	// killer, not the watchdog, would decide.
+	MaxRecycleFor = 24 * time.Hour
+
+	// MaxOOMHoldMax bounds restart.oom_hold_max and limits.oom_hold_max.
+	// The hold delays a restart, and, as for MaxDelay, a restart held for
+	// more than a day is giving up in all but name.
+	MaxOOMHoldMax = 24 * time.Hour
+
+	// MaxOOMLoop bounds restart.oom_loop. A program that needs more than
+	// 1,000 OOM kills within reset_after to count as looping is never
+	// called one. Counting needs the times of the last oom_loop kills at
+	// most (24 bytes each), so the bound also caps that history at 24 KiB,
+	// as MaxLimitBurst does for starts.
+	MaxOOMLoop = 1000
+
+	// MaxMemory bounds memory.max, memory.high, memory.swap_max, and
+	// memory.recycle.above and memory.warn_above given as sizes, in bytes:
+	// 1 EiB is more than any machine can address (x86-64 and arm64 stop
+	// at 52-bit physical addresses, 4 PiB; RISC-V at 56, 64 PiB). The
 	// kernel keeps a limit in a page_counter of at most LONG_MAX/PAGE_SIZE
 	// pages (mm/page_counter.c), just under 8 EiB for every page size;
 	// 1 EiB stays below that even rounded up to a page, and so does

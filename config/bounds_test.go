@@ -73,10 +73,17 @@ func maxConfig(full bool) *Config {
 		Backoff:    Backoff{Initial: MaxDelay, Max: MaxDelay, Multiplier: MaxMultiplier, Jitter: 1},
 		ResetAfter: MaxDelay,
 		Limit:      Limit{Burst: MaxLimitBurst, Interval: MaxDelay, Action: ActionGiveUp},
+		OOMHold:    new(false),
+		OOMHoldMax: new(MaxOOMHoldMax),
+		OOMLoop:    MaxOOMLoop,
 	}
 	p.Stop = Stop{Signal: maxSignal, Timeout: MaxStopTimeout}
 	p.Output.File = fill("/var/log/", MaxPathLen)
-	p.Memory = &Memory{Max: i64(MaxMemory), High: i64(MaxMemory), SwapMax: i64(MaxMemory)}
+	p.Memory = &Memory{
+		Max: i64(MaxMemory), High: i64(MaxMemory), SwapMax: i64(MaxMemory),
+		Recycle:   &Recycle{Above: Threshold{Percent: 100}, For: MaxRecycleFor, Measure: MeasureAnon},
+		WarnAbove: &Threshold{Bytes: MaxMemory - 1},
+	}
 	p.Match = &Match{
 		Comm:    fill("c", maxComm),
 		Exe:     fill("/usr/bin/", MaxPathLen),
@@ -86,7 +93,7 @@ func maxConfig(full bool) *Config {
 	}
 	p.OnMissing = OnMissingWait
 
-	c := &Config{File: "max.yaml", Limits: Limits{RestartsPerSecond: MaxRestartsPerSecond, RestartBurst: MaxRestartBurst}}
+	c := &Config{File: "max.yaml", Limits: Limits{RestartsPerSecond: MaxRestartsPerSecond, RestartBurst: MaxRestartBurst, OOMHold: true, OOMHoldMax: MaxOOMHoldMax}}
 	c.Programs = []Program{p}
 	if !full {
 		return c
@@ -129,8 +136,8 @@ func render(c *Config) string {
 		va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 		return va.Len() > 0 && vb.Len() > 0 && va.Pointer() == vb.Pointer()
 	}
-	fmt.Fprintf(&b, "limits: {restarts_per_second: %s, restart_burst: %d}\nprograms:\n",
-		strconv.FormatFloat(c.Limits.RestartsPerSecond, 'g', -1, 64), c.Limits.RestartBurst)
+	fmt.Fprintf(&b, "limits: {restarts_per_second: %s, restart_burst: %d, oom_hold: %v, oom_hold_max: %v}\nprograms:\n",
+		strconv.FormatFloat(c.Limits.RestartsPerSecond, 'g', -1, 64), c.Limits.RestartBurst, c.Limits.OOMHold, c.Limits.OOMHoldMax)
 	def := DefaultProgram()
 	for i, p := range c.Programs {
 		fmt.Fprintf(&b, "  - name: %s\n", q(p.Name))
@@ -178,9 +185,16 @@ func render(c *Config) string {
 		}
 		if p.Restart != def.Restart {
 			r := p.Restart
-			fmt.Fprintf(&b, "    restart: {policy: %s, backoff: {initial: %v, max: %v, multiplier: %s, jitter: %s}, reset_after: %v, limit: {burst: %d, interval: %v, action: %s}}\n",
+			fmt.Fprintf(&b, "    restart: {policy: %s, backoff: {initial: %v, max: %v, multiplier: %s, jitter: %s}, reset_after: %v, limit: {burst: %d, interval: %v, action: %s}, oom_loop: %d",
 				r.Policy, r.Backoff.Initial, r.Backoff.Max, strconv.FormatFloat(r.Backoff.Multiplier, 'g', -1, 64), strconv.FormatFloat(r.Backoff.Jitter, 'g', -1, 64),
-				r.ResetAfter, r.Limit.Burst, r.Limit.Interval, r.Limit.Action)
+				r.ResetAfter, r.Limit.Burst, r.Limit.Interval, r.Limit.Action, r.OOMLoop)
+			if r.OOMHold != nil {
+				fmt.Fprintf(&b, ", oom_hold: %v", *r.OOMHold)
+			}
+			if r.OOMHoldMax != nil {
+				fmt.Fprintf(&b, ", oom_hold_max: %v", *r.OOMHoldMax)
+			}
+			b.WriteString("}\n")
 		}
 		if p.Stop != def.Stop {
 			fmt.Fprintf(&b, "    stop: {signal: %d, timeout: %v}\n", p.Stop.Signal, p.Stop.Timeout)
@@ -189,19 +203,22 @@ func render(c *Config) string {
 			fmt.Fprintf(&b, "    output: {file: %s}\n", q(p.Output.File))
 		}
 		if m := p.Memory; m != nil {
-			b.WriteString("    memory: {")
-			for j, kv := range []struct {
+			var parts []string
+			for _, kv := range []struct {
 				k string
 				v *int64
 			}{{"max", m.Max}, {"high", m.High}, {"swap_max", m.SwapMax}} {
 				if kv.v != nil {
-					if j > 0 {
-						b.WriteString(", ")
-					}
-					fmt.Fprintf(&b, "%s: %d", kv.k, *kv.v)
+					parts = append(parts, fmt.Sprintf("%s: %d", kv.k, *kv.v))
 				}
 			}
-			b.WriteString("}\n")
+			if r := m.Recycle; r != nil {
+				parts = append(parts, fmt.Sprintf("recycle: {above: %s, for: %v, measure: %s}", q(r.Above.String()), r.For, q(string(r.Measure))))
+			}
+			if m.WarnAbove != nil {
+				parts = append(parts, "warn_above: "+q(m.WarnAbove.String()))
+			}
+			b.WriteString("    memory: {" + strings.Join(parts, ", ") + "}\n")
 		}
 		if m := p.Match; m != nil {
 			fmt.Fprintf(&b, "    match: {comm: %s, exe: %s, cmdline: %s, pidfile: %s, user: %s}\n", q(m.Comm), q(m.Exe), q(m.Cmdline), q(m.Pidfile), q(m.User))
@@ -354,6 +371,20 @@ func TestBoundsRefused(t *testing.T) {
 		{"programs[0].memory.max", func(c *Config) { *p0(c).Memory.Max++ }},
 		{"programs[0].memory.high", func(c *Config) { *p0(c).Memory.High++ }},
 		{"programs[0].memory.swap_max", func(c *Config) { *p0(c).Memory.SwapMax++ }},
+		{"programs[0].memory.recycle.above", func(c *Config) { p0(c).Memory.Recycle.Above.Percent = next(100) }},
+		{"programs[0].memory.recycle.above", func(c *Config) { p0(c).Memory.Recycle.Above = Threshold{Bytes: MaxMemory + 1} }},
+		{"programs[0].memory.recycle.above", func(c *Config) { p0(c).Memory.Recycle.Above = Threshold{Bytes: MinMemory - 1} }},
+		{"programs[0].memory.recycle.for", func(c *Config) { p0(c).Memory.Recycle.For++ }},
+		{"programs[0].memory.recycle.for", func(c *Config) { p0(c).Memory.Recycle.For = -1 }},
+		{"programs[0].memory.warn_above", func(c *Config) { p0(c).Memory.WarnAbove.Bytes = MaxMemory + 1 }},
+		{"programs[0].memory.warn_above", func(c *Config) { p0(c).Memory.WarnAbove.Bytes = MinMemory - 1 }},
+		{"programs[0].memory.warn_above", func(c *Config) { p0(c).Memory.WarnAbove.Bytes = MaxMemory }},
+		{"programs[0].restart.oom_hold_max", func(c *Config) { *p0(c).Restart.OOMHoldMax++ }},
+		{"programs[0].restart.oom_hold_max", func(c *Config) { *p0(c).Restart.OOMHoldMax = -1 }},
+		{"programs[0].restart.oom_loop", func(c *Config) { p0(c).Restart.OOMLoop++ }},
+		{"programs[0].restart.oom_loop", func(c *Config) { p0(c).Restart.OOMLoop = -1 }},
+		{"limits.oom_hold_max", func(c *Config) { c.Limits.OOMHoldMax++ }},
+		{"limits.oom_hold_max", func(c *Config) { c.Limits.OOMHoldMax = -1 }},
 		{"programs[0].match.comm", func(c *Config) { p0(c).Match.Comm += "x" }},
 		{"programs[0].match.exe", func(c *Config) { p0(c).Match.Exe += "x" }},
 		{"programs[0].match.cmdline", func(c *Config) { p0(c).Match.Cmdline += "x" }},

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"math"
 	"regexp"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -17,12 +19,19 @@ type Config struct {
 }
 
 // Limits caps restarts across all programs, so that an OOM storm that kills
-// hundreds of programs at once does not become a fork bomb.
+// hundreds of programs at once does not become a fork bomb, and holds the
+// host-wide defaults of the restart hold after a host-wide OOM.
 type Limits struct {
 	// RestartsPerSecond is the refill rate of the global token bucket.
 	RestartsPerSecond float64 `yaml:"restarts_per_second"`
 	// RestartBurst is the size of the global token bucket.
 	RestartBurst int `yaml:"restart_burst"`
+	// OOMHold is the default of every program's restart.oom_hold; see
+	// Program.OOMHold.
+	OOMHold bool `yaml:"oom_hold"`
+	// OOMHoldMax is the default of every program's restart.oom_hold_max,
+	// from 0 to MaxOOMHoldMax; see Program.OOMHoldMax.
+	OOMHoldMax time.Duration `yaml:"oom_hold_max"`
 }
 
 // Policy says after which exits a program is started again.
@@ -178,6 +187,15 @@ type Restart struct {
 	ResetAfter time.Duration `yaml:"reset_after"`
 	// Limit caps how often the program may start.
 	Limit Limit `yaml:"limit"`
+	// OOMHold overrides Limits.OOMHold for this program; nil inherits it.
+	// Program.OOMHold gives the value in force.
+	OOMHold *bool `yaml:"oom_hold"`
+	// OOMHoldMax overrides Limits.OOMHoldMax for this program; nil
+	// inherits it. Program.OOMHoldMax gives the value in force.
+	OOMHoldMax *time.Duration `yaml:"oom_hold_max"`
+	// OOMLoop is how many OOM kills within ResetAfter put the program in
+	// the oom_loop state, from 0 to MaxOOMLoop; 0 turns the state off.
+	OOMLoop int `yaml:"oom_loop"`
 }
 
 // Backoff is the exponential delay between consecutive crashes.
@@ -221,8 +239,8 @@ type Output struct {
 	File string `yaml:"file"`
 }
 
-// Memory holds a program's cgroup memory limits in bytes; nil fields are
-// unset.
+// Memory holds a program's cgroup memory limits in bytes and the settings
+// of its memory watchdog; nil fields are unset.
 type Memory struct {
 	// Max is the hard limit (cgroup v2 memory.max); at least MinMemory.
 	Max *int64 `yaml:"max"`
@@ -232,10 +250,113 @@ type Memory struct {
 	// SwapMax is the swap limit (cgroup v2 memory.swap.max); 0 means no
 	// swap.
 	SwapMax *int64 `yaml:"swap_max"`
+	// Recycle is nil unless the program is to be stopped and started again
+	// before it reaches its limit.
+	Recycle *Recycle `yaml:"recycle"`
+	// WarnAbove is the usage above which respawnd reports the program near
+	// its limit, with an event and a metric, and takes no action. It is
+	// at least MinMemory, not above Max, and below Recycle.Above.
+	// Program.WarnAbove gives it in bytes.
+	WarnAbove *Threshold `yaml:"warn_above"`
+}
+
+// Recycle says when a program is recycled: stopped as usual (Stop) and
+// started again at once, before the kernel's OOM killer acts on it.
+type Recycle struct {
+	// Above is the usage the program must stay above to be recycled; it is
+	// required, at least MinMemory and not above Memory.Max.
+	// Program.RecycleAbove gives it in bytes.
+	Above Threshold `yaml:"above"`
+	// For is how long the usage must stay above Above, from 0 (the first
+	// reading above it) to MaxRecycleFor.
+	For time.Duration `yaml:"for"`
+	// Measure says which usage is compared with Above.
+	Measure Measure `yaml:"measure"`
+}
+
+// Measure names the memory usage that the watchdog compares with
+// Recycle.Above and Memory.WarnAbove.
+type Measure string
+
+// The measures.
+const (
+	// MeasureWorkingSet is the cgroup's usage less its inactive file cache
+	// (memory.current minus inactive_file), as kubelet computes it: what
+	// the kernel cannot simply drop when the cgroup reaches memory.max.
+	MeasureWorkingSet Measure = "working_set"
+	// MeasureRSS is the resident set size of the program's processes.
+	MeasureRSS Measure = "rss"
+	// MeasureAnon is the program's anonymous memory (heap and stacks) alone,
+	// which is where a leak grows.
+	MeasureAnon Measure = "anon"
+)
+
+// String returns the measure as it is written in the configuration file.
+func (m Measure) String() string { return string(m) }
+
+// valid reports whether m is one of the known measures.
+func (m Measure) valid() bool {
+	switch m {
+	case MeasureWorkingSet, MeasureRSS, MeasureAnon:
+		return true
+	}
+	return false
+}
+
+// Threshold is an amount of memory written either as a size (Bytes) or as a
+// percentage of memory.max (Percent): "460MiB" or "90%". At most one of
+// the fields is non-zero, and the zero Threshold is unset. ParseThreshold
+// reads one as the file writes it.
+type Threshold struct {
+	// Bytes is the threshold in bytes when it is given as a size.
+	Bytes int64
+	// Percent is the threshold as a percentage of memory.max, above 0 and
+	// at most 100, when it is given as one: 90 for "90%".
+	Percent float64
+}
+
+// Resolve returns the threshold in bytes for a program whose memory.max is
+// max. A size is returned as it is, whatever max is. A percentage is that
+// share of max, rounded down; ok is false when max is not positive or the
+// percentage is not above 0 and at most 100. ok is also false for the zero
+// Threshold and for one with both fields set.
+func (t Threshold) Resolve(max int64) (bytes int64, ok bool) {
+	switch {
+	case t.Percent == 0 && t.Bytes == 0, t.Percent != 0 && t.Bytes != 0:
+		return 0, false
+	case t.Percent == 0:
+		return t.Bytes, true
+	case max <= 0 || !(t.Percent > 0 && t.Percent <= 100): // NaN fails too
+		return 0, false
+	}
+	f := math.Floor(float64(max) * t.Percent / 100)
+	if f >= float64(max) {
+		// float64 cannot hold every int64; 100% is max itself.
+		return max, true
+	}
+	return int64(f), true
+}
+
+// String returns the threshold as the file writes it, so that
+// ParseThreshold reads it back: "90%", "460MiB" (the largest IEC unit that
+// divides the size), or plain bytes. The zero Threshold is "0". A
+// Threshold with both fields set, which Validate refuses, reads
+// "5 and 3%", for messages only.
+func (t Threshold) String() string {
+	p := strconv.FormatFloat(t.Percent, 'f', -1, 64) + "%"
+	switch {
+	case t.Percent == 0:
+		return sizeText(t.Bytes)
+	case t.Bytes == 0:
+		return p
+	}
+	return strconv.FormatInt(t.Bytes, 10) + " and " + p
 }
 
 // The defaults, applied by Parse to every optional setting the file leaves
-// out, and returned by DefaultProgram and DefaultLimits.
+// out, and returned by DefaultProgram and DefaultLimits. DefaultRecycleFor
+// and DefaultMeasure apply within a memory.recycle section that the file
+// gives; without one the program is not recycled.
 const (
 	DefaultPolicy            = PolicyAlways
 	DefaultBackoffInitial    = 100 * time.Millisecond
@@ -251,6 +372,11 @@ const (
 	DefaultRestartsPerSecond = 50.0
 	DefaultRestartBurst      = 100
 	DefaultOnMissing         = OnMissingStart
+	DefaultOOMHold           = true
+	DefaultOOMHoldMax        = 2 * time.Minute
+	DefaultOOMLoop           = 3
+	DefaultRecycleFor        = 30 * time.Second
+	DefaultMeasure           = MeasureWorkingSet
 )
 
 // MinMemory is the smallest memory.max or memory.high accepted, in bytes.
@@ -276,6 +402,7 @@ func DefaultProgram() Program {
 				Interval: DefaultLimitInterval,
 				Action:   DefaultLimitAction,
 			},
+			OOMLoop: DefaultOOMLoop,
 		},
 		Stop: Stop{
 			Signal:  DefaultStopSignal,
@@ -291,5 +418,56 @@ func DefaultLimits() Limits {
 	return Limits{
 		RestartsPerSecond: DefaultRestartsPerSecond,
 		RestartBurst:      DefaultRestartBurst,
+		OOMHold:           DefaultOOMHold,
+		OOMHoldMax:        DefaultOOMHoldMax,
 	}
+}
+
+// OOMHold reports whether a restart of p after a kill by a host-wide OOM
+// waits until the host's memory has recovered: Restart.OOMHold when set,
+// else l.OOMHold. l is the Limits of the Config that holds p.
+func (p Program) OOMHold(l Limits) bool {
+	if p.Restart.OOMHold != nil {
+		return *p.Restart.OOMHold
+	}
+	return l.OOMHold
+}
+
+// OOMHoldMax returns how long a restart held by OOMHold waits at most
+// before it goes ahead anyway: Restart.OOMHoldMax when set, else
+// l.OOMHoldMax. l is the Limits of the Config that holds p.
+func (p Program) OOMHoldMax(l Limits) time.Duration {
+	if p.Restart.OOMHoldMax != nil {
+		return *p.Restart.OOMHoldMax
+	}
+	return l.OOMHoldMax
+}
+
+// RecycleAbove returns the usage, in bytes, above which p is recycled
+// (Memory.Recycle.Above resolved against Memory.Max), and false when p is
+// not recycled. It is never false for a recycled program that passed
+// validation.
+func (p Program) RecycleAbove() (bytes int64, ok bool) {
+	if p.Memory == nil || p.Memory.Recycle == nil {
+		return 0, false
+	}
+	return p.Memory.Recycle.Above.Resolve(p.Memory.max())
+}
+
+// WarnAbove returns Memory.WarnAbove in bytes, resolved against Memory.Max,
+// and false when it is unset. It is never false for a warn_above that
+// passed validation.
+func (p Program) WarnAbove() (bytes int64, ok bool) {
+	if p.Memory == nil || p.Memory.WarnAbove == nil {
+		return 0, false
+	}
+	return p.Memory.WarnAbove.Resolve(p.Memory.max())
+}
+
+// max returns Max, or 0 when it is unset.
+func (m *Memory) max() int64 {
+	if m.Max == nil {
+		return 0
+	}
+	return *m.Max
 }

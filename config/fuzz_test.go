@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +24,17 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(withProgram("match: {comm: api, exe: /usr/bin/api, cmdline: '^api .*--port=(80|443)$', pidfile: /run/api.pid, user: 33}", "on_missing: wait")))
 	f.Add([]byte(withProgram("match: &m {comm: \"a b (c)\", cmdline: '[[:alpha:]]+\\x00'}", "on_missing: start") + "  - {name: b, command: [b], match: *m}\n"))
 	f.Add([]byte(withProgram("match:", "on_missing:")))
+	f.Add([]byte("limits: {oom_hold: false, oom_hold_max: 0s}\n" + withProgram(
+		"restart: {oom_hold: true, oom_hold_max: 1m, oom_loop: 0}",
+		"memory:",
+		"  max: 512MiB",
+		"  recycle: {above: 90%, for: 30s, measure: working_set}",
+		"  warn_above: 80%")))
+	f.Add([]byte(withProgram("memory: {recycle: {above: 460MiB, for: 0s, measure: anon}, warn_above: 400Mi}")))
+	f.Add([]byte(withProgram("memory: {max: 1GiB, recycle: &r {above: 12.5%, measure: rss}, warn_above: .5%}") +
+		"  - {name: b, command: [b], memory: {max: 2MiB, recycle: *r}}\n"))
+	f.Add([]byte(withProgram("memory: {max: 4MiB, recycle: {above: 99.99999999999999999%}, warn_above: 4194303}")))
+	f.Add([]byte(withProgram("memory: {recycle: ~, warn_above: 0%}", "restart: {oom_hold: ~, oom_hold_max: ~, oom_loop: ~}")))
 	f.Add([]byte("programs: &a\n  - *a\n  - {name: x, command: *a}\n"))
 	f.Add([]byte("a: &a {b: *a}\nprograms: [*a]\n"))
 	f.Add([]byte("programs:\n  - name: a\n    command: [\"\\0\"]\n---\n"))
@@ -49,6 +61,7 @@ func FuzzParse(f *testing.F) {
 					t.Errorf("program %q has line %d", p.Name, p.Line)
 				}
 				runPolicy(t, p)
+				checkWatchdog(t, p, c.Limits)
 			}
 			runLimiter(t, c.Limits)
 			if !strings.HasSuffix(c.Summary(), " OK") {
@@ -136,6 +149,72 @@ func runPolicy(t *testing.T, p Program) {
 	}
 }
 
+// checkWatchdog checks what the daemon relies on in an accepted program's
+// watchdog settings: every threshold resolves, within [MinMemory,
+// memory.max], warn_above below recycle.above, and the OOM hold within its
+// bounds.
+func checkWatchdog(t *testing.T, p Program, l Limits) {
+	t.Helper()
+	above, okAbove := p.RecycleAbove()
+	warn, okWarn := p.WarnAbove()
+	var limit int64 = MaxMemory
+	if p.Memory != nil && p.Memory.Max != nil {
+		limit = *p.Memory.Max
+	}
+	if p.Memory != nil && p.Memory.Recycle != nil {
+		r := p.Memory.Recycle
+		if !okAbove || above < MinMemory || above > limit {
+			t.Errorf("program %q: recycle.above %s resolves to %d, %v (memory.max %d)", p.Name, r.Above, above, okAbove, limit)
+		}
+		if r.For < 0 || r.For > MaxRecycleFor || !r.Measure.valid() {
+			t.Errorf("program %q: recycle %+v", p.Name, r)
+		}
+	}
+	if p.Memory != nil && p.Memory.WarnAbove != nil {
+		if !okWarn || warn < MinMemory || warn > limit || okAbove && warn >= above {
+			t.Errorf("program %q: warn_above %s resolves to %d, %v (recycle.above %d, memory.max %d)", p.Name, p.Memory.WarnAbove, warn, okWarn, above, limit)
+		}
+	}
+	if d := p.OOMHoldMax(l); d < 0 || d > MaxOOMHoldMax {
+		t.Errorf("program %q: oom_hold_max %v", p.Name, d)
+	}
+	if n := p.Restart.OOMLoop; n < 0 || n > MaxOOMLoop {
+		t.Errorf("program %q: oom_loop %d", p.Name, n)
+	}
+}
+
+// FuzzThreshold checks that ParseThreshold never accepts what String does
+// not give back, and that an accepted percentage resolves within memory.max.
+func FuzzThreshold(f *testing.F) {
+	for _, s := range []string{"90%", "12.5%", ".5%", "100%", "0%", "-5%", "100.5%", "1e1%", "460MiB", "512M", "4096", "0", "-1GiB", "1.5GiB", "8EiB", "1GiB512MiB", "lots", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		th, err := ParseThreshold(s)
+		if err != nil {
+			if th != (Threshold{}) {
+				t.Errorf("ParseThreshold(%q) = %+v with error %v", s, th, err)
+			}
+			return
+		}
+		if th.Bytes != 0 && th.Percent != 0 {
+			t.Fatalf("ParseThreshold(%q) = %+v: both set", s, th)
+		}
+		back, err := ParseThreshold(th.String())
+		if err != nil || back != th {
+			t.Errorf("ParseThreshold(%q) = %+v, but its String %q reads back as %+v, %v", s, th, th.String(), back, err)
+		}
+		if th.Percent != 0 {
+			for _, limit := range []int64{1, MinMemory, 512 << 20, MaxMemory, math.MaxInt64} {
+				n, ok := th.Resolve(limit)
+				if !ok || n < 0 || n > limit {
+					t.Errorf("%+v.Resolve(%d) = %d, %v", th, limit, n, ok)
+				}
+			}
+		}
+	})
+}
+
 // runLimiter builds the global restart limiter of an accepted file and
 // takes a few tokens.
 func runLimiter(t *testing.T, l Limits) {
@@ -163,18 +242,28 @@ func boundSeeds() []string {
 		"limits: {restarts_per_second: -.inf}\n",
 		"limits: {restarts_per_second: .nan}\n",
 		"limits: {restarts_per_second: 5e-324}\n",
+		"limits: {oom_hold_max: 24h}\n",
+		"limits: {oom_hold_max: 24h0m0.000000001s}\n",
+		"limits: {oom_hold_max: -1ns}\n",
+		withProgram("memory: {max: 1MiB, recycle: {above: 100%, for: 0s}, warn_above: 99.99999999999999%}", "restart: {oom_hold_max: 0s, oom_loop: 0}"),
+		withProgram("memory: {max: 1MiB, recycle: {above: 1048575, for: -1ns}, warn_above: 1048576}", "restart: {oom_hold_max: -1ns, oom_loop: -1}"),
+		withProgram("memory: {max: 9223372036854775807, recycle: {above: 9223372036854775807}, warn_above: 0.0000000000000000001%}"),
 		withProgram("restart:",
 			"  backoff: {initial: 24h, max: 24h, multiplier: 100, jitter: 1}",
 			"  reset_after: 24h",
 			"  limit: {burst: 1000, interval: 24h, action: give-up}",
+			"  oom_hold_max: 24h",
+			"  oom_loop: 1000",
 			"stop: {signal: 64, timeout: 1h}",
-			"memory: {max: 1EiB, high: 1EiB, swap_max: 1EiB}"),
+			"memory: {max: 1EiB, high: 1EiB, swap_max: 1EiB, recycle: {above: 100%, for: 24h, measure: rss}, warn_above: 1152921504606846975}"),
 		withProgram("restart:",
 			"  backoff: {initial: 24h0m0.000000001s, max: 24h0m0.000000001s, multiplier: 100.00000000000001, jitter: 1.0000000000000002}",
 			"  reset_after: 86400000000001ns",
 			"  limit: {burst: 1001, interval: 1441m}",
+			"  oom_hold_max: 86400000000001ns",
+			"  oom_loop: 1001",
 			"stop: {signal: 65, timeout: 3600000000001ns}",
-			"memory: {max: 1152921504606846977, high: 1025PiB, swap_max: 2EiB}"),
+			"memory: {max: 1152921504606846977, high: 1025PiB, swap_max: 2EiB, recycle: {above: 100.00000000000001%, for: 24h0m0.000000001s}, warn_above: 1025PiB}"),
 		withProgram("restart:",
 			"  backoff: {initial: 1ns, max: 2562047h47m16.854775807s, multiplier: 1.7976931348623157e308}",
 			"  limit: {burst: 9223372036854775807, interval: -1ns}",

@@ -35,10 +35,14 @@ func (p Program) Hash() string {
 // ("restart.backoff.max", "command[0]", "env.GOMAXPROCS", `env["A=B"]`);
 // env is sorted by name. Values are canonical text: strings as they are,
 // integers and sizes in decimal, durations in nanoseconds, numbers in Go's
-// shortest 'g' form, signals by number. A memory or match section that is
-// present gets its own key with an empty value, since an empty section is
-// not the same as none. Every string is written as a netstring
-// (LENGTH:BYTES,), so the encoding is unambiguous.
+// shortest 'g' form, signals by number, booleans as true or false, and
+// thresholds as a size in decimal or a number in 'g' form followed by "%".
+// A memory, memory.recycle or match section that is present gets its own
+// key with an empty value, since an empty section is not the same as none.
+// A setting that inherits from limits when it is unset (restart.oom_hold,
+// restart.oom_hold_max) is written whenever it is set, even to the value
+// that limits holds: Limits are not part of the digest. Every string is
+// written as a netstring (LENGTH:BYTES,), so the encoding is unambiguous.
 func (p Program) canonical() []byte {
 	def := DefaultProgram()
 	var e encoder
@@ -70,6 +74,13 @@ func (p Program) canonical() []byte {
 	e.int("restart.limit.burst", int64(r.Limit.Burst), int64(dr.Limit.Burst))
 	e.duration("restart.limit.interval", r.Limit.Interval, dr.Limit.Interval)
 	e.str("restart.limit.action", string(r.Limit.Action), string(dr.Limit.Action))
+	if r.OOMHold != nil {
+		e.pair("restart.oom_hold", strconv.FormatBool(*r.OOMHold))
+	}
+	if r.OOMHoldMax != nil {
+		e.pair("restart.oom_hold_max", strconv.FormatInt(int64(*r.OOMHoldMax), 10))
+	}
+	e.int("restart.oom_loop", int64(r.OOMLoop), int64(dr.OOMLoop))
 
 	e.int("stop.signal", int64(p.Stop.Signal), int64(def.Stop.Signal))
 	e.duration("stop.timeout", p.Stop.Timeout, def.Stop.Timeout)
@@ -80,6 +91,17 @@ func (p Program) canonical() []byte {
 		e.size("memory.max", m.Max)
 		e.size("memory.high", m.High)
 		e.size("memory.swap_max", m.SwapMax)
+		if rc := m.Recycle; rc != nil {
+			e.pair("memory.recycle", "")
+			if rc.Above != (Threshold{}) {
+				e.pair("memory.recycle.above", canonicalThreshold(rc.Above))
+			}
+			e.duration("memory.recycle.for", rc.For, DefaultRecycleFor)
+			e.str("memory.recycle.measure", string(rc.Measure), string(DefaultMeasure))
+		}
+		if t := m.WarnAbove; t != nil {
+			e.pair("memory.warn_above", canonicalThreshold(*t))
+		}
 	}
 	if m := p.Match; m != nil {
 		e.pair("match", "")
@@ -132,6 +154,20 @@ func (e *encoder) float(key string, v, def float64) {
 		v = 0 // -0 and +0 mean the same; every NaN prints as NaN
 	}
 	e.pair(key, strconv.FormatFloat(v, 'g', -1, 64))
+}
+
+// canonicalThreshold writes t as canonical explains. A Threshold with both
+// fields set, which validation refuses, still gets a text of its own.
+func canonicalThreshold(t Threshold) string {
+	b := strconv.FormatInt(t.Bytes, 10)
+	p := strconv.FormatFloat(t.Percent, 'g', -1, 64) + "%"
+	switch {
+	case t.Percent == 0: // -0 too
+		return b
+	case t.Bytes == 0:
+		return p
+	}
+	return b + " " + p
 }
 
 func (e *encoder) size(key string, v *int64) {

@@ -68,8 +68,10 @@ func hashMatch() *Match {
 func TestHashSensitive(t *testing.T) {
 	base := hashProgram()
 	i64 := int64(1 << 30)
-	base.Memory = &Memory{Max: &i64, High: &i64, SwapMax: &i64}
+	base.Memory = hashMemory(&i64)
 	base.Match = hashMatch()
+	hold, holdMax := true, time.Minute
+	base.Restart.OOMHold, base.Restart.OOMHoldMax = &hold, &holdMax
 	baseHash := base.Hash()
 
 	var visit func(path string, v reflect.Value)
@@ -94,6 +96,8 @@ func TestHashSensitive(t *testing.T) {
 		old := reflect.New(v.Type()).Elem()
 		old.Set(v)
 		switch v.Kind() {
+		case reflect.Bool:
+			v.SetBool(!v.Bool())
 		case reflect.String:
 			v.SetString(v.String() + "x")
 		case reflect.Int, reflect.Int64:
@@ -141,11 +145,32 @@ func TestHashSensitive(t *testing.T) {
 		func(p *Program) { p.Match.Comm, p.Match.Exe = p.Match.Exe, p.Match.Comm },
 		func(p *Program) { p.Match.Cmdline, p.Match.Pidfile = "", p.Match.Cmdline+p.Match.Pidfile },
 		func(p *Program) { p.OnMissing = "" },
+		func(p *Program) { p.Memory.Recycle = nil },
+		func(p *Program) { p.Memory.Recycle = &Recycle{} },
+		func(p *Program) { p.Memory.WarnAbove = nil },
+		func(p *Program) { p.Memory.WarnAbove = &Threshold{} },
+		// A size and a percentage with the same digits differ.
+		func(p *Program) { p.Memory.WarnAbove = &Threshold{Bytes: 80} },
+		func(p *Program) { p.Memory.Recycle.Above = Threshold{Percent: 1 << 29} },
+		func(p *Program) {
+			p.Memory.Recycle.Above, p.Memory.WarnAbove = *p.Memory.WarnAbove, &p.Memory.Recycle.Above
+		},
+		func(p *Program) { p.Memory.Recycle.For = DefaultRecycleFor },
+		func(p *Program) { p.Memory.Recycle.Measure = DefaultMeasure },
+		// An override equal to the limits' default is still an override.
+		func(p *Program) { p.Restart.OOMHold = nil },
+		func(p *Program) { p.Restart.OOMHoldMax = nil },
+		func(p *Program) { d := DefaultOOMHoldMax; p.Restart.OOMHoldMax = &d },
+		func(p *Program) { p.Restart.OOMLoop = 0 }, // off, not the default
 	}
 	for i, mutate := range tests {
 		q := hashProgram()
-		q.Memory = &Memory{Max: &i64, High: &i64, SwapMax: &i64}
+		q.Memory = hashMemory(&i64)
 		q.Match = hashMatch()
+		q.Restart.OOMHold, q.Restart.OOMHoldMax = &hold, &holdMax
+		if q.Hash() != baseHash {
+			t.Fatal("the base of the mutations differs from the base program")
+		}
 		mutate(&q)
 		if q.Hash() == baseHash {
 			t.Errorf("mutation %d does not change the hash", i)
@@ -153,8 +178,30 @@ func TestHashSensitive(t *testing.T) {
 	}
 }
 
+// hashMemory returns a memory section with every setting set, for
+// TestHashSensitive.
+func hashMemory(n *int64) *Memory {
+	return &Memory{
+		Max: n, High: n, SwapMax: n,
+		Recycle:   &Recycle{Above: Threshold{Bytes: 1 << 29}, For: time.Minute, Measure: MeasureAnon},
+		WarnAbove: &Threshold{Percent: 80},
+	}
+}
+
 // hashAllSet returns a program with every setting away from its default.
 func hashAllSet() Program {
+	p := hashAllSetV1()
+	yes, holdMax := false, 5*time.Minute
+	p.Restart.OOMHold, p.Restart.OOMHoldMax, p.Restart.OOMLoop = &yes, &holdMax, 0
+	p.Memory.Recycle = &Recycle{Above: Threshold{Percent: 90}, For: 0, Measure: MeasureRSS}
+	p.Memory.WarnAbove = &Threshold{Bytes: 200 << 20}
+	return p
+}
+
+// hashAllSetV1 returns a program with every setting that came before the
+// memory watchdog away from its default, and the watchdog's settings at
+// their defaults, as Parse gives it for a file written before them.
+func hashAllSetV1() Program {
 	i64 := func(n int64) *int64 { return &n }
 	return Program{
 		Line:    7,
@@ -169,6 +216,7 @@ func hashAllSet() Program {
 			Backoff:    Backoff{Initial: 250 * time.Millisecond, Max: 90 * time.Second, Multiplier: 1.5, Jitter: 0},
 			ResetAfter: 2 * time.Minute,
 			Limit:      Limit{Burst: 3, Interval: 10 * time.Second, Action: ActionGiveUp},
+			OOMLoop:    DefaultOOMLoop,
 		},
 		Stop:      Stop{Signal: syscall.SIGINT, Timeout: time.Second},
 		Output:    Output{File: "/var/log/api.log"},
@@ -195,8 +243,10 @@ func TestHashGolden(t *testing.T) {
 			digest:    "51a4dd8f01253458b52c35b242d9d01777a1d170b102906e813f36b8a16a981c",
 		},
 		{
-			name: "every setting",
-			p:    hashAllSet(),
+			// The digest from before the memory watchdog: a program that
+			// does not use it keeps its digest across the upgrade.
+			name: "every setting before the memory watchdog",
+			p:    hashAllSetV1(),
 			canonical: "19:respawnd program v1," +
 				"4:name,3:api," +
 				"10:command[0],12:/usr/bin/api,10:command[1],6:--port,10:command[2],4:8080," +
@@ -228,6 +278,48 @@ func TestHashGolden(t *testing.T) {
 				"10:on_missing,4:wait,",
 			digest: "f208dbff07fc690c90c51a47124e7bded9916597fa66da534838eb6e2ee463d6",
 		},
+		{
+			name: "every setting",
+			p:    hashAllSet(),
+			canonical: "19:respawnd program v1," +
+				"4:name,3:api," +
+				"10:command[0],12:/usr/bin/api,10:command[1],6:--port,10:command[2],4:8080," +
+				"3:dir,8:/srv/api," +
+				"14:env.GOMAXPROCS,1:2,10:env[\"X.Y\"],1:1," +
+				"4:user,8:www-data,5:group,2:33," +
+				"14:restart.policy,10:on-failure," +
+				"23:restart.backoff.initial,9:250000000," +
+				"19:restart.backoff.max,11:90000000000," +
+				"26:restart.backoff.multiplier,3:1.5," +
+				"22:restart.backoff.jitter,1:0," +
+				"19:restart.reset_after,12:120000000000," +
+				"19:restart.limit.burst,1:3," +
+				"22:restart.limit.interval,11:10000000000," +
+				"20:restart.limit.action,7:give-up," +
+				"16:restart.oom_hold,5:false," +
+				"20:restart.oom_hold_max,12:300000000000," +
+				"16:restart.oom_loop,1:0," +
+				"11:stop.signal,1:2," +
+				"12:stop.timeout,10:1000000000," +
+				"11:output.file,16:/var/log/api.log," +
+				"6:memory,0:," +
+				"10:memory.max,9:268435456," +
+				"11:memory.high,9:209715200," +
+				"15:memory.swap_max,1:0," +
+				"14:memory.recycle,0:," +
+				"20:memory.recycle.above,3:90%," +
+				"18:memory.recycle.for,1:0," +
+				"22:memory.recycle.measure,3:rss," +
+				"17:memory.warn_above,9:209715200," +
+				"5:match,0:," +
+				"10:match.comm,3:api," +
+				"9:match.exe,12:/usr/bin/api," +
+				"13:match.cmdline,4:^api," +
+				"13:match.pidfile,12:/run/api.pid," +
+				"10:match.user,8:www-data," +
+				"10:on_missing,4:wait,",
+			digest: "d52c5028f2c6d7109eddf99ec42d9709e74332a9c39a7f2316c3f478098f757f",
+		},
 	}
 	for _, tt := range tests {
 		if got := string(tt.p.canonical()); got != tt.canonical {
@@ -257,6 +349,24 @@ func TestHashDefaultsLeftOut(t *testing.T) {
 		`output: {file: ""}`,
 		"env: {}",
 		`dir: ""`,
+		"restart: {oom_loop: 3, oom_hold: ~, oom_hold_max: ~}",
+	)))
+	if err == nil {
+		t.Fatal("a duplicate restart key was accepted")
+	}
+	spelled, err = Parse("a.yaml", []byte(withProgram(
+		"restart:",
+		"  policy: always",
+		"  backoff: {initial: 100ms, max: 30s, multiplier: 2, jitter: 0.2}",
+		"  reset_after: 1m",
+		"  limit: {burst: 5, interval: 60s, action: backoff}",
+		"  oom_hold: ~",
+		"  oom_hold_max: ~",
+		"  oom_loop: 3",
+		"stop: {signal: TERM, timeout: 10s}",
+		`output: {file: ""}`,
+		"env: {}",
+		`dir: ""`,
 	)))
 	if err != nil {
 		t.Fatal(err)
@@ -268,6 +378,29 @@ func TestHashDefaultsLeftOut(t *testing.T) {
 	if a, b := spelled.Programs[0].canonical(), bare.Programs[0].canonical(); string(a) != string(b) {
 		t.Errorf("defaults spelled out change the encoding:\n%s\n%s", a, b)
 	}
+
+	// Within memory.recycle, for and measure at their defaults add nothing.
+	spelled, err = Parse("a.yaml", []byte(withProgram("memory: {recycle: {above: 1GiB, for: 30s, measure: working_set}}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err = Parse("b.yaml", []byte(withProgram("memory: {recycle: {above: 1024MiB}}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := spelled.Programs[0].canonical(), bare.Programs[0].canonical(); string(a) != string(b) {
+		t.Errorf("recycle defaults spelled out change the encoding:\n%s\n%s", a, b)
+	}
+
+	// restart.oom_hold inherits when it is left out, so spelling out the
+	// limits' value is a setting of its own: it no longer follows limits.
+	pinned, err := Parse("a.yaml", []byte(withProgram("restart: {oom_hold: true}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pinned.Programs[0].Hash() == bare.Programs[0].Hash() {
+		t.Error("oom_hold: true hashes like oom_hold left out")
+	}
 }
 
 // TestHashKeysAreYAMLPaths walks Program by reflection and checks that the
@@ -277,8 +410,10 @@ func TestHashKeysAreYAMLPaths(t *testing.T) {
 	enc := string(hashAllSet().canonical())
 	var walk func(path string, typ reflect.Type)
 	walk = func(path string, typ reflect.Type) {
-		switch typ.Kind() {
-		case reflect.Struct:
+		switch {
+		case typ == reflect.TypeFor[Threshold]():
+			// A scalar in the file, held in a struct.
+		case typ.Kind() == reflect.Struct:
 			for i := range typ.NumField() {
 				f := typ.Field(i)
 				key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -291,15 +426,15 @@ func TestHashKeysAreYAMLPaths(t *testing.T) {
 				walk(childField(path, key), f.Type)
 			}
 			return
-		case reflect.Pointer:
+		case typ.Kind() == reflect.Pointer:
 			if !strings.Contains(enc, netstring(path)) {
 				t.Errorf("encoding has no key %q for the presence of the section", path)
 			}
 			walk(path, typ.Elem())
 			return
-		case reflect.Slice:
+		case typ.Kind() == reflect.Slice:
 			path = indexField(path, 0)
-		case reflect.Map:
+		case typ.Kind() == reflect.Map:
 			path += "."
 		}
 		if !strings.Contains(enc, ":"+path) {

@@ -27,14 +27,15 @@ func nodeBudget(n int) int {
 // The keys each mapping accepts, in the order the documentation lists them.
 var (
 	configKeys  = []string{"limits", "programs"}
-	limitsKeys  = []string{"restarts_per_second", "restart_burst"}
+	limitsKeys  = []string{"restarts_per_second", "restart_burst", "oom_hold", "oom_hold_max"}
 	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match", "on_missing"}
-	restartKeys = []string{"policy", "backoff", "reset_after", "limit"}
+	restartKeys = []string{"policy", "backoff", "reset_after", "limit", "oom_hold", "oom_hold_max", "oom_loop"}
 	backoffKeys = []string{"initial", "max", "multiplier", "jitter"}
 	limitKeys   = []string{"burst", "interval", "action"}
 	stopKeys    = []string{"signal", "timeout"}
 	outputKeys  = []string{"file"}
-	memoryKeys  = []string{"max", "high", "swap_max"}
+	memoryKeys  = []string{"max", "high", "swap_max", "recycle", "warn_above"}
+	recycleKeys = []string{"above", "for", "measure"}
 	matchKeys   = []string{"comm", "exe", "cmdline", "pidfile", "user"}
 )
 
@@ -306,17 +307,50 @@ func (d *decoder) float(n *yaml.Node, field string, dst *float64) {
 	*dst = x
 }
 
-func (d *decoder) duration(n *yaml.Node, field string, dst *time.Duration) {
+// duration sets *dst and says whether it did.
+func (d *decoder) duration(n *yaml.Node, field string, dst *time.Duration) bool {
 	s, ok := d.scalar(n, field, "a duration such as 30s", "!!str", "!!int", "!!float")
 	if !ok {
-		return
+		return false
 	}
 	x, err := time.ParseDuration(s.Value)
 	if err != nil {
 		d.fail(field, "invalid duration %q (want Go syntax such as 100ms, 30s or 1m30s)", truncate(s.Value))
-		return
+		return false
 	}
 	*dst = x
+	return true
+}
+
+// bool sets *dst and says whether it did. Only true and false are
+// booleans: YAML 1.2 reads yes, no, on and off as strings.
+func (d *decoder) bool(n *yaml.Node, field string, dst *bool) bool {
+	s, ok := d.scalar(n, field, "true or false", "!!bool")
+	if !ok {
+		return false
+	}
+	var x bool
+	if err := s.Decode(&x); err != nil {
+		d.fail(field, "invalid boolean %q", truncate(s.Value))
+		return false
+	}
+	*dst = x
+	return true
+}
+
+// threshold sets *dst and says whether it did.
+func (d *decoder) threshold(n *yaml.Node, field string, dst *Threshold) bool {
+	s, ok := d.scalar(n, field, "a size such as 460MiB or a percentage such as 90%", "!!str", "!!int", "!!float")
+	if !ok {
+		return false
+	}
+	t, err := ParseThreshold(s.Value)
+	if err != nil {
+		d.fail(field, "%v", err)
+		return false
+	}
+	*dst = t
+	return true
 }
 
 func (d *decoder) size(n *yaml.Node, field string, dst **int64) {
@@ -376,6 +410,10 @@ func (d *decoder) decodeLimits(n *yaml.Node, field string, l *Limits) {
 			d.float(val, field, &l.RestartsPerSecond)
 		case "restart_burst":
 			d.int(val, field, &l.RestartBurst)
+		case "oom_hold":
+			d.bool(val, field, &l.OOMHold)
+		case "oom_hold_max":
+			d.duration(val, field, &l.OOMHoldMax)
 		}
 	})
 }
@@ -447,6 +485,13 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 					d.size(val, field, &m.High)
 				case "swap_max":
 					d.size(val, field, &m.SwapMax)
+				case "recycle":
+					m.Recycle = d.decodeRecycle(val, field)
+				case "warn_above":
+					var t Threshold
+					if d.threshold(val, field, &t) {
+						m.WarnAbove = &t
+					}
 				}
 			})
 			if m != (Memory{}) {
@@ -513,8 +558,42 @@ func (d *decoder) decodeRestart(n *yaml.Node, field string, r *Restart) {
 					d.string(val, field, (*string)(&r.Limit.Action))
 				}
 			})
+		case "oom_hold":
+			var b bool
+			if d.bool(val, field, &b) {
+				r.OOMHold = &b
+			}
+		case "oom_hold_max":
+			var x time.Duration
+			if d.duration(val, field, &x) {
+				r.OOMHoldMax = &x
+			}
+		case "oom_loop":
+			d.int(val, field, &r.OOMLoop)
 		}
 	})
+}
+
+// decodeRecycle decodes a memory.recycle section. Like match, a null or
+// empty section is kept (and refused by the validator, for want of above):
+// read as left out, it would leave off the watchdog that the file asks for.
+func (d *decoder) decodeRecycle(n *yaml.Node, field string) *Recycle {
+	r := &Recycle{For: DefaultRecycleFor, Measure: DefaultMeasure}
+	d.mapping(n, field, recycleKeys, func(key string, val *yaml.Node, field string) {
+		switch key {
+		case "above":
+			if isNull(d.node(val)) {
+				delete(d.lines, field) // left out: "is required", not "0B"
+				return
+			}
+			d.threshold(val, field, &r.Above)
+		case "for":
+			d.duration(val, field, &r.For)
+		case "measure":
+			d.string(val, field, (*string)(&r.Measure))
+		}
+	})
+	return r
 }
 
 func isNull(n *yaml.Node) bool {

@@ -63,8 +63,15 @@ func TestParseDefaults(t *testing.T) {
 		{"memory", p.Memory, (*Memory)(nil)},
 		{"match", p.Match, (*Match)(nil)},
 		{"on_missing", p.OnMissing, OnMissingStart},
+		{"restart.oom_hold", p.Restart.OOMHold, (*bool)(nil)},
+		{"restart.oom_hold_max", p.Restart.OOMHoldMax, (*time.Duration)(nil)},
+		{"restart.oom_loop", p.Restart.OOMLoop, 3},
 		{"limits.restarts_per_second", c.Limits.RestartsPerSecond, 50.0},
 		{"limits.restart_burst", c.Limits.RestartBurst, 100},
+		{"limits.oom_hold", c.Limits.OOMHold, true},
+		{"limits.oom_hold_max", c.Limits.OOMHoldMax, 2 * time.Minute},
+		{"OOMHold(limits)", p.OOMHold(c.Limits), true},
+		{"OOMHoldMax(limits)", p.OOMHoldMax(c.Limits), 2 * time.Minute},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -99,7 +106,7 @@ func TestParsePartialSectionsKeepDefaults(t *testing.T) {
 }
 
 func TestParseEveryKey(t *testing.T) {
-	const in = `limits: {restarts_per_second: 2.5, restart_burst: 10}
+	const in = `limits: {restarts_per_second: 2.5, restart_burst: 10, oom_hold: false, oom_hold_max: 5m}
 programs:
   - name: api
     command: ["/usr/bin/api", "--port", 8080, ""]
@@ -112,9 +119,17 @@ programs:
       backoff: {initial: 250ms, max: 1m30s, multiplier: 1.5, jitter: 0}
       reset_after: 2m
       limit: {burst: 3, interval: 10s, action: give-up}
+      oom_hold: true
+      oom_hold_max: 1m
+      oom_loop: 0
     stop: {signal: 1, timeout: 1s}
     output: {file: /var/log/api.log}
-    memory: {max: 256MiB, high: 200Mi, swap_max: 0}
+    memory:
+      max: 256MiB
+      high: 200Mi
+      swap_max: 0
+      recycle: {above: 90%, for: 1m, measure: anon}
+      warn_above: 200MiB
   - name: worker.v2_x-y
     command: [worker]
     memory: {max: 1G, high: 512M}
@@ -134,9 +149,10 @@ programs:
 		t.Fatal(err)
 	}
 	i64 := func(n int64) *int64 { return &n }
+	yes, minute := true, time.Minute
 	want := &Config{
 		File:   "demo.yaml",
-		Limits: Limits{RestartsPerSecond: 2.5, RestartBurst: 10},
+		Limits: Limits{RestartsPerSecond: 2.5, RestartBurst: 10, OOMHold: false, OOMHoldMax: 5 * time.Minute},
 		Programs: []Program{{
 			Line:    3,
 			Name:    "api",
@@ -150,19 +166,26 @@ programs:
 				Backoff:    Backoff{Initial: 250 * time.Millisecond, Max: 90 * time.Second, Multiplier: 1.5, Jitter: 0},
 				ResetAfter: 2 * time.Minute,
 				Limit:      Limit{Burst: 3, Interval: 10 * time.Second, Action: ActionGiveUp},
+				OOMHold:    &yes,
+				OOMHoldMax: &minute,
+				OOMLoop:    0,
 			},
-			Stop:      Stop{Signal: syscall.SIGHUP, Timeout: time.Second},
-			Output:    Output{File: "/var/log/api.log"},
-			Memory:    &Memory{Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0)},
+			Stop:   Stop{Signal: syscall.SIGHUP, Timeout: time.Second},
+			Output: Output{File: "/var/log/api.log"},
+			Memory: &Memory{
+				Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0),
+				Recycle:   &Recycle{Above: Threshold{Percent: 90}, For: time.Minute, Measure: MeasureAnon},
+				WarnAbove: &Threshold{Bytes: 200 << 20},
+			},
 			OnMissing: OnMissingStart,
 		}},
 	}
 	w := DefaultProgram()
-	w.Line, w.Name, w.Command = 17, "worker.v2_x-y", []string{"worker"}
+	w.Line, w.Name, w.Command = 25, "worker.v2_x-y", []string{"worker"}
 	w.Memory = &Memory{Max: i64(1e9), High: i64(512e6)}
 	w.Stop.Signal = syscall.SIGQUIT
 	l := DefaultProgram()
-	l.Line, l.Name, l.Command = 21, "legacy", []string{"/usr/bin/worker", "--queue=jobs"}
+	l.Line, l.Name, l.Command = 29, "legacy", []string{"/usr/bin/worker", "--queue=jobs"}
 	l.Match = &Match{Comm: "worker", Exe: "/usr/bin/worker", Cmdline: "worker .*--queue=jobs", Pidfile: "/run/worker.pid", User: "33"}
 	l.OnMissing = OnMissingWait
 	want.Programs = append(want.Programs, w, l)
@@ -171,6 +194,138 @@ programs:
 	}
 	if got := c.Summary(); got != "demo.yaml: 3 programs (api, worker.v2_x-y, legacy) OK" {
 		t.Errorf("Summary() = %q", got)
+	}
+}
+
+// TestParseWatchdog checks the defaults inside memory.recycle, the
+// resolution of thresholds, and how restart.oom_hold and
+// restart.oom_hold_max inherit from limits.
+func TestParseWatchdog(t *testing.T) {
+	const in = `limits:
+  oom_hold: false
+  oom_hold_max: 30s
+programs:
+  - name: inherits
+    command: [/bin/a]
+    memory:
+      max: 512MiB
+      recycle: {above: 90%}
+      warn_above: 80%
+  - name: overrides
+    command: [/bin/b]
+    restart: {oom_hold: true, oom_hold_max: 0s, oom_loop: 0}
+    memory:
+      recycle: {above: 460MiB, for: 0s, measure: rss}
+  - name: spelled-out
+    command: [/bin/c]
+    restart: {oom_hold: false, oom_hold_max: 30s, oom_loop: 3}
+    memory:
+      recycle: {above: 1GiB, for: ~, measure: ~}
+  - name: warn-only
+    command: [/bin/d]
+    memory: {warn_above: 1GiB, recycle: ~, max: ~}
+`
+	_, err := Parse("demo.yaml", []byte(in))
+	// A null recycle is not left out: it asks for the watchdog and lacks
+	// its threshold.
+	wantErr := "demo.yaml:23: programs[3].memory.recycle.above: is required (a size such as 460MiB, or a percentage of memory.max such as 90%)"
+	if err == nil || err.Error() != wantErr {
+		t.Fatalf("Parse() = %v, want %s", err, wantErr)
+	}
+	c, err := Parse("demo.yaml", []byte(strings.Replace(in, "recycle: ~, ", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.OOMHold || c.Limits.OOMHoldMax != 30*time.Second {
+		t.Errorf("limits = %+v", c.Limits)
+	}
+
+	type want struct {
+		recycle            *Recycle
+		warn               *Threshold
+		above, warnBytes   int64 // 0: none
+		oomHold            bool
+		oomHoldMax         time.Duration
+		oomLoop            int
+		oomHoldSet, maxSet bool
+	}
+	wants := []want{
+		{
+			recycle: &Recycle{Above: Threshold{Percent: 90}, For: DefaultRecycleFor, Measure: DefaultMeasure},
+			warn:    &Threshold{Percent: 80},
+			// 90% of 512MiB is 483183820.8 bytes, rounded down.
+			above: 483183820, warnBytes: 429496729,
+			oomHold: false, oomHoldMax: 30 * time.Second, oomLoop: 3,
+		},
+		{
+			recycle: &Recycle{Above: Threshold{Bytes: 460 << 20}, For: 0, Measure: MeasureRSS},
+			above:   460 << 20,
+			oomHold: true, oomHoldMax: 0, oomLoop: 0, oomHoldSet: true,
+		},
+		{
+			recycle: &Recycle{Above: Threshold{Bytes: 1 << 30}, For: 30 * time.Second, Measure: MeasureWorkingSet},
+			above:   1 << 30,
+			oomHold: false, oomHoldMax: 30 * time.Second, oomLoop: 3, oomHoldSet: true,
+		},
+		{
+			warn:      &Threshold{Bytes: 1 << 30},
+			warnBytes: 1 << 30,
+			oomHold:   false, oomHoldMax: 30 * time.Second, oomLoop: 3,
+		},
+	}
+	for i, w := range wants {
+		p := c.Programs[i]
+		if p.Memory == nil {
+			t.Fatalf("%s: no memory section", p.Name)
+		}
+		if !reflect.DeepEqual(p.Memory.Recycle, w.recycle) {
+			t.Errorf("%s: recycle = %+v, want %+v", p.Name, p.Memory.Recycle, w.recycle)
+		}
+		if !reflect.DeepEqual(p.Memory.WarnAbove, w.warn) {
+			t.Errorf("%s: warn_above = %+v, want %+v", p.Name, p.Memory.WarnAbove, w.warn)
+		}
+		if got, ok := p.RecycleAbove(); got != w.above || ok != (w.above != 0) {
+			t.Errorf("%s: RecycleAbove() = %d, %v; want %d", p.Name, got, ok, w.above)
+		}
+		if got, ok := p.WarnAbove(); got != w.warnBytes || ok != (w.warnBytes != 0) {
+			t.Errorf("%s: WarnAbove() = %d, %v; want %d", p.Name, got, ok, w.warnBytes)
+		}
+		if got := p.OOMHold(c.Limits); got != w.oomHold {
+			t.Errorf("%s: OOMHold() = %v, want %v", p.Name, got, w.oomHold)
+		}
+		if got := p.OOMHoldMax(c.Limits); got != w.oomHoldMax {
+			t.Errorf("%s: OOMHoldMax() = %v, want %v", p.Name, got, w.oomHoldMax)
+		}
+		if p.Restart.OOMLoop != w.oomLoop {
+			t.Errorf("%s: oom_loop = %d, want %d", p.Name, p.Restart.OOMLoop, w.oomLoop)
+		}
+		if (p.Restart.OOMHold != nil) != w.oomHoldSet {
+			t.Errorf("%s: restart.oom_hold set = %v, want %v", p.Name, p.Restart.OOMHold != nil, w.oomHoldSet)
+		}
+	}
+
+	// The same programs under the default limits: unset settings follow
+	// them, set ones do not.
+	for i, w := range []struct {
+		hold bool
+		max  time.Duration
+	}{{true, 2 * time.Minute}, {true, 0}, {false, 30 * time.Second}, {true, 2 * time.Minute}} {
+		p := c.Programs[i]
+		if got := p.OOMHold(DefaultLimits()); got != w.hold {
+			t.Errorf("%s: OOMHold(defaults) = %v, want %v", p.Name, got, w.hold)
+		}
+		if got := p.OOMHoldMax(DefaultLimits()); got != w.max {
+			t.Errorf("%s: OOMHoldMax(defaults) = %v, want %v", p.Name, got, w.max)
+		}
+	}
+
+	// A program without a memory section is not watched.
+	p := codeProgram("api")
+	if _, ok := p.RecycleAbove(); ok {
+		t.Error("RecycleAbove() without memory is ok")
+	}
+	if _, ok := p.WarnAbove(); ok {
+		t.Error("WarnAbove() without memory is ok")
 	}
 }
 
@@ -242,7 +397,7 @@ var parseErrorTests = []struct {
 	{"unknown top-level key", "program: []\n", []string{
 		`demo.yaml:1: program: unknown key, did you mean "programs"?`}},
 	{"unknown key far from any", "limits: {zzzzzzzzzz: 1}\n", []string{
-		"demo.yaml:1: limits.zzzzzzzzzz: unknown key (known keys: restarts_per_second, restart_burst)"}},
+		"demo.yaml:1: limits.zzzzzzzzzz: unknown key (known keys: restarts_per_second, restart_burst, oom_hold, oom_hold_max)"}},
 	{"unknown program key", withProgram("Dir: /srv"), []string{
 		`demo.yaml:4: programs[0].Dir: unknown key, did you mean "dir"?`}},
 	{"unknown nested key", withProgram("restart: {backoff: {inital: 1s}}"), []string{
@@ -482,6 +637,91 @@ var parseErrorTests = []struct {
 		"demo.yaml:9: programs[0].match.user: must not be empty",
 		`demo.yaml:10: programs[0].on_missing: invalid on_missing "never" (want start or wait)`}},
 
+	// The memory watchdog: memory.recycle, memory.warn_above, and the OOM
+	// settings of restart and limits.
+	{"percent without max", withProgram("memory:", "  recycle: {above: 90%}"), []string{
+		"demo.yaml:5: programs[0].memory.recycle.above: 90% needs memory.max: a percentage is a share of that limit"}},
+	{"warn percent without max", withProgram("memory:", "  high: 1GiB", "  warn_above: 80%"), []string{
+		"demo.yaml:6: programs[0].memory.warn_above: 80% needs memory.max: a percentage is a share of that limit"}},
+	{"percent zero", withProgram("memory:", "  max: 1GiB", "  recycle: {above: 0%}"), []string{
+		"demo.yaml:6: programs[0].memory.recycle.above: percentage must be above 0% and at most 100%, not 0%"}},
+	{"percent negative", withProgram("memory: {max: 1GiB, warn_above: -5%}"), []string{
+		"demo.yaml:4: programs[0].memory.warn_above: percentage must be above 0% and at most 100%, not -5%"}},
+	{"percent above 100", withProgram("memory:", "  max: 1GiB", "  recycle:", "    above: 100.5%"), []string{
+		"demo.yaml:7: programs[0].memory.recycle.above: percentage must be above 0% and at most 100%, not 100.5%"}},
+	{"percent with exponent", withProgram("memory: {max: 1GiB, recycle: {above: 1e1%}}"), []string{
+		`demo.yaml:4: programs[0].memory.recycle.above: invalid percentage "1e1%" (want a number such as 90% or 12.5%)`}},
+	{"percent with space", withProgram("memory: {max: 1GiB, recycle: {above: 90 %}}"), []string{
+		`demo.yaml:4: programs[0].memory.recycle.above: invalid percentage "90 %" (want a number such as 90% or 12.5%)`}},
+	{"bad threshold", withProgram("memory: {recycle: {above: lots}}"), []string{
+		`demo.yaml:4: programs[0].memory.recycle.above: invalid threshold "lots" (want a size such as 460MiB or 512M, or a percentage of memory.max such as 90%)`}},
+	{"threshold too large", withProgram("memory: {warn_above: 8EiB}"), []string{
+		`demo.yaml:4: programs[0].memory.warn_above: size "8EiB" is too large`}},
+	{"threshold a list", withProgram("memory: {recycle: {above: [90%]}}"), []string{
+		"demo.yaml:4: programs[0].memory.recycle.above: must be a size such as 460MiB or a percentage such as 90%, not a list"}},
+	{"threshold below 1MiB", withProgram("memory:", "  recycle: {above: 512KiB}", "  warn_above: 1000"), []string{
+		"demo.yaml:5: programs[0].memory.recycle.above: must be at least 1MiB, not 512KiB",
+		"demo.yaml:6: programs[0].memory.warn_above: must be at least 1MiB, not 1000B"}},
+	{"threshold zero bytes", withProgram("memory: {recycle: {above: 0}}"), []string{
+		"demo.yaml:4: programs[0].memory.recycle.above: must be at least 1MiB, not 0B"}},
+	{"percent comes to less than 1MiB", withProgram("memory:", "  max: 4MiB", "  recycle: {above: 12.5%}"), []string{
+		"demo.yaml:6: programs[0].memory.recycle.above: must come to at least 1MiB, not 512KiB (12.5% of memory.max 4MiB)"}},
+	{"recycle above max", withProgram("memory:", "  max: 512MiB", "  recycle: {above: 600MiB}"), []string{
+		"demo.yaml:6: programs[0].memory.recycle.above: must not exceed memory.max (512MiB)"}},
+	{"warn above max", withProgram("memory:", "  max: 512MiB", "  warn_above: 1GiB"), []string{
+		"demo.yaml:6: programs[0].memory.warn_above: must not exceed memory.max (512MiB)"}},
+	{"warn not below recycle", withProgram("memory:", "  recycle: {above: 400MiB}", "  warn_above: 400MiB"), []string{
+		"demo.yaml:6: programs[0].memory.warn_above: must be below recycle.above (400MiB), not 400MiB"}},
+	{"warn percent above recycle percent", withProgram("memory:", "  max: 512MiB", "  recycle: {above: 80%}", "  warn_above: 90%"), []string{
+		"demo.yaml:7: programs[0].memory.warn_above: must be below recycle.above (80% of 512MiB), not 90% of 512MiB"}},
+	{"warn bytes above recycle percent", withProgram("memory:", "  max: 512MiB", "  recycle: {above: 90%}", "  warn_above: 500MiB"), []string{
+		"demo.yaml:7: programs[0].memory.warn_above: must be below recycle.above (90% of 512MiB), not 500MiB"}},
+	{"bad max hides percent", withProgram("memory:", "  max: 100KiB", "  recycle: {above: 90%}", "  warn_above: 80%"), []string{
+		"demo.yaml:5: programs[0].memory.max: must be at least 1MiB, not 100KiB"}},
+	{"undecodable max hides percent", withProgram("memory:", "  max: lots", "  recycle: {above: 90%}"), []string{
+		`demo.yaml:5: programs[0].memory.max: invalid size "lots" (want bytes or a unit such as 256MiB, 1GiB, 512M or 1G)`}},
+	{"empty recycle", withProgram("memory:", "  max: 1GiB", "  recycle: {}"), []string{
+		"demo.yaml:6: programs[0].memory.recycle.above: is required (a size such as 460MiB, or a percentage of memory.max such as 90%)"}},
+	{"null recycle", withProgram("memory:", "  recycle:"), []string{
+		"demo.yaml:5: programs[0].memory.recycle.above: is required (a size such as 460MiB, or a percentage of memory.max such as 90%)"}},
+	{"recycle without above", withProgram("memory:", "  recycle:", "    for: 1m", "    above: ~"), []string{
+		"demo.yaml:5: programs[0].memory.recycle.above: is required (a size such as 460MiB, or a percentage of memory.max such as 90%)"}},
+	{"recycle a string", withProgram("memory: {recycle: 90%}"), []string{
+		`demo.yaml:4: programs[0].memory.recycle: must be a mapping, not the string "90%"`}},
+	{"unknown recycle key", withProgram("memory: {recycle: {abov: 1GiB}}"), []string{
+		`demo.yaml:4: programs[0].memory.recycle.abov: unknown key, did you mean "above"?`,
+		"demo.yaml:4: programs[0].memory.recycle.above: is required (a size such as 460MiB, or a percentage of memory.max such as 90%)"}},
+	{"recycle for negative", withProgram("memory:", "  recycle:", "    above: 1GiB", "    for: -1s"), []string{
+		"demo.yaml:7: programs[0].memory.recycle.for: must be at least 0s, not -1s"}},
+	{"recycle for above a day", withProgram("memory: {recycle: {above: 1GiB, for: 25h}}"), []string{
+		"demo.yaml:4: programs[0].memory.recycle.for: must be at most 24h0m0s, not 25h0m0s"}},
+	{"unknown measure", withProgram("memory:", "  recycle:", "    above: 1GiB", "    measure: vsz"), []string{
+		`demo.yaml:7: programs[0].memory.recycle.measure: invalid measure "vsz" (want working_set, rss or anon)`}},
+	{"measure case matters", withProgram("memory: {recycle: {above: 1GiB, measure: RSS}}"), []string{
+		`demo.yaml:4: programs[0].memory.recycle.measure: invalid measure "RSS" (want working_set, rss or anon)`}},
+	{"oom_hold not a boolean", withProgram("restart: {oom_hold: yes}"), []string{
+		`demo.yaml:4: programs[0].restart.oom_hold: must be true or false, not the string "yes"`}},
+	{"limits oom_hold a number", "limits:\n  oom_hold: 1\n", []string{
+		"demo.yaml:2: limits.oom_hold: must be true or false, not an integer"}},
+	{"oom_hold_max negative", withProgram("restart:", "  oom_hold_max: -1s"), []string{
+		"demo.yaml:5: programs[0].restart.oom_hold_max: must be at least 0s, not -1s"}},
+	{"oom_hold_max above a day", withProgram("restart: {oom_hold_max: 24h0m1s}"), []string{
+		"demo.yaml:4: programs[0].restart.oom_hold_max: must be at most 24h0m0s, not 24h0m1s"}},
+	{"limits oom_hold_max negative", "limits: {oom_hold_max: -2m}\n", []string{
+		"demo.yaml:1: limits.oom_hold_max: must be at least 0s, not -2m0s"}},
+	{"limits oom_hold_max above a day", "limits:\n  oom_hold_max: 48h\n", []string{
+		"demo.yaml:2: limits.oom_hold_max: must be at most 24h0m0s, not 48h0m0s"}},
+	{"oom_hold_max without unit", withProgram("restart: {oom_hold_max: 120}"), []string{
+		`demo.yaml:4: programs[0].restart.oom_hold_max: invalid duration "120" (want Go syntax such as 100ms, 30s or 1m30s)`}},
+	{"oom_loop negative", withProgram("restart:", "  oom_loop: -1"), []string{
+		"demo.yaml:5: programs[0].restart.oom_loop: must be at least 0, not -1"}},
+	{"oom_loop too large", withProgram("restart: {oom_loop: 1001}"), []string{
+		"demo.yaml:4: programs[0].restart.oom_loop: must be at most 1000, not 1001"}},
+	{"misspelt oom key", withProgram("restart: {oom_hold_mx: 1m}"), []string{
+		`demo.yaml:4: programs[0].restart.oom_hold_mx: unknown key, did you mean "oom_hold_max"?`}},
+	{"misspelt warn_above", withProgram("memory: {warn: 1GiB}"), []string{
+		`demo.yaml:4: programs[0].memory.warn: unknown key (known keys: max, high, swap_max, recycle, warn_above)`}},
+
 	// Aliases.
 	{"alias to itself", "programs: &p\n  - *p\n", []string{
 		"demo.yaml:2: programs[0]: must be a mapping, not a list"}},
@@ -586,7 +826,7 @@ programs:
       limit: {burst: 0, interval: forever, action: quit}
     stop: {signal: NOPE, timeout: 0s}
     output: {file: logs/out.log}
-    memory: {max: 100KiB, high: lots, swap_max: -1}
+    memory: {max: 100KiB, high: lots, swap_max: -1, recycle: {above: 90%, measure: vsz}, warn_above: 0%}
   - name: ok
     command: ["/bin/ok"]
   - name: ok
@@ -600,7 +840,7 @@ func TestParseManyMistakes(t *testing.T) {
 	want := []string{
 		"demo.yaml:2: limits.restarts_per_second: must be a positive number, not 0",
 		"demo.yaml:3: limits.restart_burst: must be at least 1, not 0",
-		"demo.yaml:4: limits.extra: unknown key (known keys: restarts_per_second, restart_burst)",
+		"demo.yaml:4: limits.extra: unknown key (known keys: restarts_per_second, restart_burst, oom_hold, oom_hold_max)",
 		`demo.yaml:6: programs[0].name: invalid name "Bad Name": must match [a-z0-9_.-]+`,
 		`demo.yaml:7: programs[0].command: must be a list of arguments such as ["/usr/bin/api", "--port", "8080"], not the string "/bin/sh -c 'run'"`,
 		`demo.yaml:8: programs[0].dir: must be an absolute path, not "relative"`,
@@ -618,8 +858,10 @@ func TestParseManyMistakes(t *testing.T) {
 		"demo.yaml:15: programs[0].stop.timeout: must be positive, not 0s",
 		`demo.yaml:16: programs[0].output.file: must be an absolute path, not "logs/out.log"`,
 		`demo.yaml:17: programs[0].memory.high: invalid size "lots" (want bytes or a unit such as 256MiB, 1GiB, 512M or 1G)`,
+		"demo.yaml:17: programs[0].memory.warn_above: percentage must be above 0% and at most 100%, not 0%",
 		"demo.yaml:17: programs[0].memory.max: must be at least 1MiB, not 100KiB",
 		"demo.yaml:17: programs[0].memory.swap_max: must not be negative",
+		`demo.yaml:17: programs[0].memory.recycle.measure: invalid measure "vsz" (want working_set, rss or anon)`,
 		"demo.yaml:20: programs[2].command: is required",
 		`demo.yaml:20: programs[2].name: duplicate name "ok", first used by programs[1] on line 18`,
 		`demo.yaml:21: programs[2].nmae: unknown key, did you mean "name"?`,

@@ -181,6 +181,7 @@ func (v *validator) limits(pf string, l *Limits) {
 		v.errorf(f, "must be at most %v, not %v", MaxRestartsPerSecond, r)
 	}
 	v.intRange(childField(pf, "restart_burst"), l.RestartBurst, 1, MaxRestartBurst)
+	v.durationFrom0(childField(pf, "oom_hold_max"), l.OOMHoldMax, MaxOOMHoldMax)
 }
 
 func (v *validator) program(pf string, p *Program) {
@@ -409,6 +410,11 @@ func (v *validator) restart(pf string, r *Restart) {
 	if !r.Limit.Action.valid() {
 		v.errorf(childField(lf, "action"), "invalid action %q (want backoff or give-up)", truncate(string(r.Limit.Action)))
 	}
+
+	if r.OOMHoldMax != nil {
+		v.durationFrom0(childField(pf, "oom_hold_max"), *r.OOMHoldMax, MaxOOMHoldMax)
+	}
+	v.intRange(childField(pf, "oom_loop"), r.OOMLoop, 0, MaxOOMLoop)
 }
 
 func (v *validator) stop(pf string, s *Stop) {
@@ -428,6 +434,79 @@ func (v *validator) memory(pf string, m *Memory) {
 	if m.SwapMax != nil {
 		v.size(childField(pf, "swap_max"), *m.SwapMax, 0)
 	}
+
+	// limit is memory.max for the rules that compare with it: nil when it
+	// is unset, and also when it is refused (its own error says why), in
+	// which case maxOK is false and those rules are skipped.
+	limit, maxOK := m.Max, okMax && !v.isBad(maxf)
+	if !maxOK {
+		limit = nil
+	}
+	var above int64
+	okAbove := false
+	if r := m.Recycle; r != nil {
+		rf := childField(pf, "recycle")
+		af := childField(rf, "above")
+		if r.Above == (Threshold{}) && !v.isSet(af) {
+			v.errorf(af, "is required (a size such as 460MiB, or a percentage of memory.max such as 90%%)")
+		} else {
+			above, okAbove = v.threshold(af, r.Above, limit, maxOK)
+		}
+		v.durationFrom0(childField(rf, "for"), r.For, MaxRecycleFor)
+		if !r.Measure.valid() {
+			v.errorf(childField(rf, "measure"), "invalid measure %q (want working_set, rss or anon)", truncate(string(r.Measure)))
+		}
+	}
+	if m.WarnAbove != nil {
+		wf := childField(pf, "warn_above")
+		warn, okWarn := v.threshold(wf, *m.WarnAbove, limit, maxOK)
+		if okWarn && okAbove && warn >= above {
+			v.errorf(wf, "must be below recycle.above (%s), not %s", thresholdText(m.Recycle.Above, limit), thresholdText(*m.WarnAbove, limit))
+		}
+	}
+}
+
+// threshold checks t, given at field, against memory.max (limit, nil when
+// unset), and returns it in bytes when it is fine. maxOK is false when
+// memory.max is given but refused: then rules that need it are skipped.
+func (v *validator) threshold(field string, t Threshold, limit *int64, maxOK bool) (int64, bool) {
+	switch {
+	case t.Bytes != 0 && t.Percent != 0:
+		v.errorf(field, "must be either a size or a percentage, not both (%d bytes and %s%%)", t.Bytes, strconv.FormatFloat(t.Percent, 'f', -1, 64))
+		return 0, false
+	case t.Percent == 0:
+		if !v.size(field, t.Bytes, MinMemory) {
+			return 0, false
+		}
+		if limit != nil && t.Bytes > *limit {
+			v.errorf(field, "must not exceed memory.max (%s)", formatSize(*limit))
+			return 0, false
+		}
+		return t.Bytes, true
+	case !(t.Percent > 0 && t.Percent <= 100): // NaN fails too
+		v.errorf(field, "percentage must be above 0%% and at most 100%%, not %s", t)
+		return 0, false
+	case limit == nil:
+		if maxOK {
+			v.errorf(field, "%s needs memory.max: a percentage is a share of that limit", t)
+		}
+		return 0, false
+	}
+	n, _ := t.Resolve(*limit)
+	if n < MinMemory {
+		v.errorf(field, "must come to at least %s, not %s (%s of memory.max %s)", formatSize(MinMemory), formatSize(n), t, formatSize(*limit))
+		return 0, false
+	}
+	return n, true
+}
+
+// thresholdText describes t for a message: a percentage names the limit it
+// is a share of.
+func thresholdText(t Threshold, limit *int64) string {
+	if t.Percent != 0 && limit != nil {
+		return t.String() + " of " + formatSize(*limit)
+	}
+	return t.String()
 }
 
 // duration reports a duration that is zero, negative or above limit, and
@@ -442,6 +521,17 @@ func (v *validator) duration(field string, d, limit time.Duration) bool {
 		return true
 	}
 	return false
+}
+
+// durationFrom0 reports a duration that is negative or above limit; 0 is
+// fine.
+func (v *validator) durationFrom0(field string, d, limit time.Duration) {
+	switch {
+	case d < 0:
+		v.errorf(field, "must be at least 0s, not %v", d)
+	case d > limit:
+		v.errorf(field, "must be at most %v, not %v", limit, d)
+	}
 }
 
 // intRange reports an integer outside [lo, hi].

@@ -297,3 +297,233 @@ func TestReservedEnvRefused(t *testing.T) {
 		t.Errorf("Validate = %v, want the reserved variable refused", err)
 	}
 }
+
+func TestParseThreshold(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Threshold
+	}{
+		{"90%", Threshold{Percent: 90}},
+		{"12.5%", Threshold{Percent: 12.5}},
+		{"100%", Threshold{Percent: 100}},
+		{"0.5%", Threshold{Percent: 0.5}},
+		{".5%", Threshold{Percent: 0.5}},
+		{"90.%", Threshold{Percent: 90}},
+		{"+90%", Threshold{Percent: 90}},
+		{"100.000%", Threshold{Percent: 100}},
+		{"460MiB", Threshold{Bytes: 460 << 20}},
+		{"460Mi", Threshold{Bytes: 460 << 20}},
+		{"512M", Threshold{Bytes: 512e6}},
+		{"1.5GiB", Threshold{Bytes: 3 << 29}},
+		{"4096", Threshold{Bytes: 4096}},
+		{"0", Threshold{}},
+		// Sizes are checked against MinMemory by Validate, not here.
+		{"-1GiB", Threshold{Bytes: -1 << 30}},
+		{"100", Threshold{Bytes: 100}},
+	}
+	for _, tt := range tests {
+		got, err := ParseThreshold(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseThreshold(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+	bad := []struct{ in, want string }{
+		{"", `invalid threshold "" (want a size such as 460MiB or 512M, or a percentage of memory.max such as 90%)`},
+		{"lots", `invalid threshold "lots" (want a size such as 460MiB or 512M, or a percentage of memory.max such as 90%)`},
+		{"512m", `invalid threshold "512m" (want a size such as 460MiB or 512M, or a percentage of memory.max such as 90%)`},
+		{"90 %", `invalid percentage "90 %" (want a number such as 90% or 12.5%)`},
+		{"%", `invalid percentage "%" (want a number such as 90% or 12.5%)`},
+		{"90%%", `invalid percentage "90%%" (want a number such as 90% or 12.5%)`},
+		{"1e1%", `invalid percentage "1e1%" (want a number such as 90% or 12.5%)`},
+		{"0x10%", `invalid percentage "0x10%" (want a number such as 90% or 12.5%)`},
+		{"NaN%", `invalid percentage "NaN%" (want a number such as 90% or 12.5%)`},
+		{"inf%", `invalid percentage "inf%" (want a number such as 90% or 12.5%)`},
+		{"1_0%", `invalid percentage "1_0%" (want a number such as 90% or 12.5%)`},
+		{"90%MiB", `invalid threshold "90%MiB" (want a size such as 460MiB or 512M, or a percentage of memory.max such as 90%)`},
+		{"0%", "percentage must be above 0% and at most 100%, not 0%"},
+		{"-0%", "percentage must be above 0% and at most 100%, not -0%"},
+		{"0.0%", "percentage must be above 0% and at most 100%, not 0.0%"},
+		{"-5%", "percentage must be above 0% and at most 100%, not -5%"},
+		{"100.5%", "percentage must be above 0% and at most 100%, not 100.5%"},
+		{"1" + strings.Repeat("0", 400) + "%", "percentage must be above 0% and at most 100%, not 1" + strings.Repeat("0", 40) + "..."},
+		{"0." + strings.Repeat("0", 400) + "1%", "percentage must be above 0% and at most 100%, not 0." + strings.Repeat("0", 39) + "..."},
+		{"8EiB", `size "8EiB" is too large`},
+	}
+	for _, tt := range bad {
+		got, err := ParseThreshold(tt.in)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseThreshold(%q) = %+v, %v; want error %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestThresholdResolve(t *testing.T) {
+	tests := []struct {
+		t    Threshold
+		max  int64
+		want int64
+		ok   bool
+	}{
+		{Threshold{Bytes: 460 << 20}, 512 << 20, 460 << 20, true},
+		// A size needs no memory.max, and is returned even above it:
+		// Validate refuses that, Resolve only converts.
+		{Threshold{Bytes: 460 << 20}, 0, 460 << 20, true},
+		{Threshold{Bytes: 1 << 30}, 512 << 20, 1 << 30, true},
+		{Threshold{Percent: 90}, 512 << 20, 483183820, true}, // 483183820.8
+		{Threshold{Percent: 50}, 1000, 500, true},
+		{Threshold{Percent: 12.5}, 4 << 20, 512 << 10, true},
+		{Threshold{Percent: 100}, 512 << 20, 512 << 20, true},
+		{Threshold{Percent: 100}, MaxMemory, MaxMemory, true},
+		{Threshold{Percent: 100}, math.MaxInt64, math.MaxInt64, true},
+		// float64 holds 2^63 - 1024 as the nearest value below 2^63.
+		{Threshold{Percent: 99.99999999999999}, math.MaxInt64, math.MaxInt64 - 1023, true},
+		{Threshold{Percent: 1e-9}, 1 << 30, 0, true},
+		{Threshold{Percent: 90}, 0, 0, false},
+		{Threshold{Percent: 90}, -1, 0, false},
+		{Threshold{Percent: 0.5, Bytes: 1}, 1 << 30, 0, false},
+		{Threshold{Percent: -5}, 1 << 30, 0, false},
+		{Threshold{Percent: 150}, 1 << 30, 0, false},
+		{Threshold{Percent: math.NaN()}, 1 << 30, 0, false},
+		{Threshold{Percent: math.Inf(1)}, 1 << 30, 0, false},
+		{Threshold{}, 1 << 30, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := tt.t.Resolve(tt.max)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%+v.Resolve(%d) = %d, %v; want %d, %v", tt.t, tt.max, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestThresholdString(t *testing.T) {
+	tests := []struct {
+		t    Threshold
+		want string
+	}{
+		{Threshold{Percent: 90}, "90%"},
+		{Threshold{Percent: 12.5}, "12.5%"},
+		{Threshold{Percent: 1e-7}, "0.0000001%"},
+		{Threshold{Bytes: 460 << 20}, "460MiB"},
+		{Threshold{Bytes: 1 << 30}, "1GiB"},
+		{Threshold{Bytes: 3 << 29}, "1536MiB"},
+		{Threshold{Bytes: 483183820}, "483183820"},
+		{Threshold{Bytes: 1000}, "1000"},
+		{Threshold{Bytes: 1 << 10}, "1KiB"},
+		{Threshold{Bytes: MaxMemory}, "1EiB"},
+		{Threshold{Bytes: math.MaxInt64}, "9223372036854775807"},
+		{Threshold{Bytes: -5}, "-5"},
+		{Threshold{Bytes: -1 << 30}, "-1073741824"},
+		{Threshold{}, "0"},
+		{Threshold{Bytes: 5, Percent: 3}, "5 and 3%"},
+	}
+	for _, tt := range tests {
+		got := tt.t.String()
+		if got != tt.want {
+			t.Errorf("%+v.String() = %q, want %q", tt.t, got, tt.want)
+		}
+		if tt.t.Bytes != 0 && tt.t.Percent != 0 {
+			continue
+		}
+		if back, err := ParseThreshold(got); err != nil && tt.t.Percent != 0 || err == nil && back != tt.t {
+			t.Errorf("ParseThreshold(%q) = %+v, %v; want %+v back", got, back, err, tt.t)
+		}
+	}
+}
+
+// TestValidateWatchdogInCode checks the watchdog rules on programs and
+// limits built in code, including values that no file can hold.
+func TestValidateWatchdogInCode(t *testing.T) {
+	i64 := func(n int64) *int64 { return &n }
+	dur := func(d time.Duration) *time.Duration { return &d }
+	recycle := func(t Threshold) *Recycle {
+		return &Recycle{Above: t, For: DefaultRecycleFor, Measure: DefaultMeasure}
+	}
+	tests := []struct {
+		name   string
+		mutate func(p *Program)
+		want   string // "" for valid
+	}{
+		{"recycle by percent", func(p *Program) {
+			p.Memory = &Memory{Max: i64(1 << 30), Recycle: recycle(Threshold{Percent: 90}), WarnAbove: &Threshold{Percent: 89.9}}
+		}, ""},
+		{"recycle by bytes without max", func(p *Program) {
+			p.Memory = &Memory{Recycle: recycle(Threshold{Bytes: 1 << 30}), WarnAbove: &Threshold{Bytes: 1<<30 - 1}}
+		}, ""},
+		{"warn alone", func(p *Program) { p.Memory = &Memory{WarnAbove: &Threshold{Bytes: MinMemory}} }, ""},
+		{"recycle at max, for 0", func(p *Program) {
+			p.Memory = &Memory{Max: i64(MinMemory), Recycle: &Recycle{Above: Threshold{Bytes: MinMemory}, Measure: MeasureAnon}}
+		}, ""},
+		{"overrides at bounds", func(p *Program) {
+			yes := false
+			p.Restart.OOMHold, p.Restart.OOMHoldMax, p.Restart.OOMLoop = &yes, dur(MaxOOMHoldMax), MaxOOMLoop
+		}, ""},
+		{"overrides at zero", func(p *Program) { p.Restart.OOMHoldMax, p.Restart.OOMLoop = dur(0), 0 }, ""},
+		{"zero recycle", func(p *Program) { p.Memory = &Memory{Recycle: &Recycle{}} },
+			"memory.recycle.above: is required (a size such as 460MiB, or a percentage of memory.max such as 90%)\n" +
+				`memory.recycle.measure: invalid measure "" (want working_set, rss or anon)`},
+		{"zero warn_above", func(p *Program) { p.Memory = &Memory{WarnAbove: &Threshold{}} },
+			"memory.warn_above: must be at least 1MiB, not 0B"},
+		{"both bytes and percent", func(p *Program) {
+			p.Memory = &Memory{Max: i64(1 << 30), Recycle: recycle(Threshold{Bytes: 1 << 29, Percent: 50})}
+		}, "memory.recycle.above: must be either a size or a percentage, not both (536870912 bytes and 50%)"},
+		{"percent NaN", func(p *Program) {
+			p.Memory = &Memory{Max: i64(1 << 30), WarnAbove: &Threshold{Percent: math.NaN()}}
+		}, "memory.warn_above: percentage must be above 0% and at most 100%, not NaN%"},
+		{"percent negative", func(p *Program) {
+			p.Memory = &Memory{Max: i64(1 << 30), Recycle: recycle(Threshold{Percent: -1})}
+		}, "memory.recycle.above: percentage must be above 0% and at most 100%, not -1%"},
+		{"percent above 100", func(p *Program) {
+			p.Memory = &Memory{Max: i64(1 << 30), Recycle: recycle(Threshold{Percent: math.Nextafter(100, 101)})}
+		}, "memory.recycle.above: percentage must be above 0% and at most 100%, not 100.00000000000001%"},
+		{"percent without max", func(p *Program) { p.Memory = &Memory{Recycle: recycle(Threshold{Percent: 90})} },
+			"memory.recycle.above: 90% needs memory.max: a percentage is a share of that limit"},
+		{"bytes above MaxMemory", func(p *Program) { p.Memory = &Memory{WarnAbove: &Threshold{Bytes: MaxMemory + 1}} },
+			"memory.warn_above: must be at most 1EiB, not 1EiB1B"},
+		{"warn equal to recycle", func(p *Program) {
+			p.Memory = &Memory{Max: i64(1000 << 20), Recycle: recycle(Threshold{Percent: 50}), WarnAbove: &Threshold{Bytes: 500 << 20}}
+		}, "memory.warn_above: must be below recycle.above (50% of 1000MiB), not 500MiB"},
+		{"warn checked against a bad recycle only", func(p *Program) {
+			p.Memory = &Memory{Recycle: recycle(Threshold{Bytes: 1}), WarnAbove: &Threshold{Bytes: 2 << 20}}
+		}, "memory.recycle.above: must be at least 1MiB, not 1B"},
+		{"bad for and measure", func(p *Program) {
+			p.Memory = &Memory{Recycle: &Recycle{Above: Threshold{Bytes: 1 << 30}, For: -time.Nanosecond, Measure: "pss"}}
+		}, "memory.recycle.for: must be at least 0s, not -1ns\n" +
+			`memory.recycle.measure: invalid measure "pss" (want working_set, rss or anon)`},
+		{"for above bound", func(p *Program) {
+			p.Memory = &Memory{Recycle: &Recycle{Above: Threshold{Bytes: 1 << 30}, For: MaxRecycleFor + 1, Measure: MeasureRSS}}
+		}, "memory.recycle.for: must be at most 24h0m0s, not 24h0m0.000000001s"},
+		{"bad overrides", func(p *Program) { p.Restart.OOMHoldMax, p.Restart.OOMLoop = dur(-time.Second), -1 },
+			"restart.oom_hold_max: must be at least 0s, not -1s\nrestart.oom_loop: must be at least 0, not -1"},
+		{"overrides above bounds", func(p *Program) { p.Restart.OOMHoldMax, p.Restart.OOMLoop = dur(MaxOOMHoldMax+1), MaxOOMLoop+1 },
+			"restart.oom_hold_max: must be at most 24h0m0s, not 24h0m0.000000001s\nrestart.oom_loop: must be at most 1000, not 1001"},
+	}
+	for _, tt := range tests {
+		p := codeProgram("worker")
+		tt.mutate(&p)
+		err := p.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Validate() = %v", tt.name, err)
+		case tt.want != "" && (err == nil || err.Error() != tt.want):
+			t.Errorf("%s: Validate():\n got %v\nwant %s", tt.name, err, tt.want)
+		}
+	}
+
+	// Limits, through Config.Validate.
+	for _, tt := range []struct {
+		max  time.Duration
+		want string
+	}{
+		{0, ""},
+		{MaxOOMHoldMax, ""},
+		{-1, "demo.yaml: limits.oom_hold_max: must be at least 0s, not -1ns"},
+		{MaxOOMHoldMax + 1, "demo.yaml: limits.oom_hold_max: must be at most 24h0m0s, not 24h0m0.000000001s"},
+	} {
+		l := DefaultLimits()
+		l.OOMHoldMax = tt.max
+		err := (&Config{File: "demo.yaml", Limits: l}).Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
+			t.Errorf("limits.oom_hold_max %v: Validate() = %v, want %q", tt.max, err, tt.want)
+		}
+	}
+}

@@ -30,7 +30,7 @@ const contractFile = "metrics.prom"
 
 // closedLabels are labels whose values come from a fixed set: every value a
 // query matches on must appear in the contract.
-var closedLabels = []string{"reason", "state", "source"}
+var closedLabels = []string{"reason", "state", "source", "kind", "window"}
 
 // targetLabels are added by Prometheus to every scraped series.
 var targetLabels = []string{"job", "instance"}
@@ -486,6 +486,8 @@ func TestPromQLCheckerCatchesMistakes(t *testing.T) {
 		`rate(respawnd_program_exit_total[5m])`,                         // misspelt metric
 		`respawnd_program_exits_total{reason="oom"}`,                    // no such reason
 		`respawnd_program_state{state=~"running|crashed"}`,              // no such state
+		`respawnd_host_memory_pressure_ratio{window="5m"}`,              // no such window (10s, 60s, 300s)
+		`respawnd_program_memory_pressure_seconds_total{kind="total"}`,  // no such kind
 		`respawnd_program_up{programme="api"}`,                          // no such label
 		`sum by (programme) (respawnd_program_up)`,                      // no such grouping label
 		`respawnd_program_up == 0 unless on (prog) respawnd_program_up`, // no such matching label
@@ -500,6 +502,7 @@ func TestPromQLCheckerCatchesMistakes(t *testing.T) {
 	for _, expr := range []string{
 		`sum by (reason) (instance_program_reason:respawnd_program_exits:rate5m{program=~".*"})`,
 		`respawnd_program_state{state=~"stopping|stopped"} == 1`,
+		`respawnd_host_memory_pressure_ratio{kind="some", window="10s"} > 0.1`,
 		`histogram_quantile(0.9, sum by (le) (rate(respawnd_restart_duration_seconds_bucket[5m])))`,
 		`up{job="respawnd"} == 0`,
 	} {

@@ -389,6 +389,10 @@ func TestDashboardCoversOnCall(t *testing.T) {
 		"respawnd_program_restarts", "respawnd_program_backoff_seconds", "respawnd_program_memory_usage_bytes",
 		"respawnd_program_memory_limit_bytes", "histogram_quantile", "respawnd_restart_duration_seconds",
 		"respawnd_host_oom_kills_total", "respawnd_oom_source_up", "respawnd_config_last_reload_successful",
+		"respawnd_program_memory_working_set_bytes", "respawnd_program_memory_warn_bytes",
+		"respawnd_program_memory_recycle_bytes", "respawnd_program_memory_recycles_total",
+		"respawnd_program_memory_pressure_seconds_total", "respawnd_program_restart_held",
+		"respawnd_host_memory_available_bytes", "respawnd_host_memory_pressure_ratio",
 		`program=~"$program"`,
 	} {
 		if !strings.Contains(all, want) {
@@ -397,6 +401,63 @@ func TestDashboardCoversOnCall(t *testing.T) {
 	}
 	if !oomRed {
 		t.Error("exits by reason: oom_kill needs its own colour (red)")
+	}
+}
+
+// TestDashboardKnowsEveryStateAndReason checks that the Programs table
+// names every state respawnd exports and that the exits panel gives every
+// exit reason its own colour, so that a state or reason added to the
+// contract (oom_loop, memory_recycle) is not shown as a bare value.
+func TestDashboardKnowsEveryStateAndReason(t *testing.T) {
+	d := loadDashboard(t)
+	c := loadContract(t)
+	mapped := map[string]bool{}   // states with a value mapping in a table
+	coloured := map[string]bool{} // series names with a fixed colour in the exits panel
+	for _, p := range allPanels(d.Panels) {
+		if p.FieldConfig == nil {
+			continue
+		}
+		exits := false
+		for _, tg := range p.Targets {
+			exits = exits || strings.Contains(tg.Expr, "respawnd_program_exits")
+		}
+		for _, o := range p.FieldConfig.Overrides {
+			for _, prop := range o.Properties {
+				switch {
+				case p.Type == "table" && o.Matcher.Options == "state" && prop.ID == "mappings":
+					b, _ := json.Marshal(prop.Value)
+					var ms []valueMapping
+					if err := unmarshalStrict(b, &ms); err != nil {
+						t.Errorf("panel %q: state mappings: %v", p.Title, err)
+					}
+					for _, m := range ms {
+						for v := range m.Options {
+							mapped[v] = true
+						}
+					}
+				case exits && prop.ID == "color":
+					coloured[o.Matcher.Options] = true
+				}
+			}
+		}
+	}
+	for _, want := range []struct {
+		metric, label string
+		got           map[string]bool
+		what          string
+	}{
+		{"respawnd_program_state", "state", mapped, "the Programs table has no mapping for state"},
+		{"respawnd_program_exits_total", "reason", coloured, "the exits panel has no colour for reason"},
+	} {
+		values := c[want.metric][want.label]
+		if len(values) == 0 {
+			t.Fatalf("%s: no %s{%s} values", contractFile, want.metric, want.label)
+		}
+		for v := range values {
+			if !want.got[v] {
+				t.Errorf("%s %q (%s)", want.what, v, contractFile)
+			}
+		}
 	}
 }
 

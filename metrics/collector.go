@@ -28,6 +28,32 @@ type ProgramSample struct {
 	HasMemoryUsage   bool
 	MemoryLimitBytes uint64
 	HasMemoryLimit   bool
+	// WorkingSetBytes is the cgroup's usage less its inactive page cache.
+	WorkingSetBytes uint64
+	HasWorkingSet   bool
+	// PressureSome and PressureFull are the cgroup's memory.pressure
+	// totals (cgroup v2 with PSI).
+	PressureSome, PressureFull time.Duration
+	HasPressure                bool
+	// WarnBytes and RecycleBytes are the program's warn_above and recycle
+	// thresholds in bytes, when it sets them.
+	WarnBytes, RecycleBytes uint64
+	HasWarn, HasRecycle     bool
+}
+
+// HostMemory is the host's memory at scrape time.
+type HostMemory struct {
+	// AvailableBytes is MemAvailable; Known says it was read.
+	AvailableBytes uint64
+	Known          bool
+	// Pressure holds the host's memory pressure averages as ratios
+	// (0 to 1), when the kernel has PSI.
+	Pressure *HostPressure
+}
+
+// HostPressure is /proc/pressure/memory's averages as ratios.
+type HostPressure struct {
+	Some, Full [3]float64 // avg10, avg60, avg300
 }
 
 // ReloadStatus is the outcome of the most recent configuration load.
@@ -50,6 +76,8 @@ type Source interface {
 	LastReload() ReloadStatus
 	// Health returns the state of the supervisor itself.
 	Health() Health
+	// HostMemory returns the host's memory.
+	HostMemory() HostMemory
 }
 
 // Health is the state of the supervisor itself.
@@ -94,6 +122,20 @@ var (
 		dto.MetricType_GAUGE, "program")
 	memLimitFamily = newFamily("program_memory_limit_bytes", "Hard memory limit of the program's memory cgroup in bytes.",
 		dto.MetricType_GAUGE, "program")
+	workingSetFamily = newFamily("program_memory_working_set_bytes", "Memory usage of the program's memory cgroup less its inactive page cache in bytes, as kubelet computes the working set.",
+		dto.MetricType_GAUGE, "program")
+	warnFamily = newFamily("program_memory_warn_bytes", "The program's memory warning threshold (memory.warn_above) in bytes.",
+		dto.MetricType_GAUGE, "program")
+	recycleFamily = newFamily("program_memory_recycle_bytes", "The program's memory recycle threshold (memory.recycle.above) in bytes.",
+		dto.MetricType_GAUGE, "program")
+	pressureFamily = newFamily("program_memory_pressure_seconds_total", "Time in which some (kind=\"some\") or all (kind=\"full\") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.",
+		dto.MetricType_COUNTER, "program", "kind")
+	heldFamily = newFamily("program_restart_held", "Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).",
+		dto.MetricType_GAUGE, "program")
+	hostAvailableFamily = newFamily("host_memory_available_bytes", "Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes.",
+		dto.MetricType_GAUGE)
+	hostPressureFamily = newFamily("host_memory_pressure_ratio", "Share of time in which some (kind=\"some\") or all (kind=\"full\") non-idle tasks of the host stalled on memory, averaged over the window (avg10, avg60 and avg300 of /proc/pressure/memory, as a ratio).",
+		dto.MetricType_GAUGE, "kind", "window")
 	oomSourceUpFamily = newFamily("oom_source_up", "Whether an OOM evidence source (kmsg, cgroup, vmstat) is working.",
 		dto.MetricType_GAUGE, "source")
 	reloadSuccessfulFamily = newFamily("config_last_reload_successful",
@@ -106,7 +148,8 @@ var (
 		"Whether every supervisor loop answers its health check (1) or one is stuck (0).", dto.MetricType_GAUGE)
 
 	collectorFamilyList = []*family{upFamily, stateFamily, startTimeFamily, lastExitTimeFamily, backoffFamily,
-		rssFamily, memUsageFamily, memLimitFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
+		rssFamily, memUsageFamily, memLimitFamily, workingSetFamily, warnFamily, recycleFamily, pressureFamily, heldFamily,
+		hostAvailableFamily, hostPressureFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
 		panicsFamily, healthyFamily}
 	collectorFamilies = familyIndex(collectorFamilyList...)
 )
@@ -192,10 +235,12 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	labels := c.programLabels(ps)
 
 	n := len(ps)
-	a := newArena(n*(len(sortedStates)+7) + 8)
+	a := newArena(n*(len(sortedStates)+14) + 16)
 	up, state := upFamily.start(n), stateFamily.start(n*len(sortedStates))
 	startTime, lastExitTime, backoff := startTimeFamily.start(n), lastExitTimeFamily.start(n), backoffFamily.start(n)
 	rss, memUsage, memLimit := rssFamily.start(n), memUsageFamily.start(n), memLimitFamily.start(n)
+	var pressureSome []*dto.Metric // after every full series, as a Registry sorts them
+	workingSet, warn, recycle, pressure, held := workingSetFamily.start(n), warnFamily.start(0), recycleFamily.start(0), pressureFamily.start(0), heldFamily.start(n)
 	for i, p := range ps {
 		l := labels[i]
 		up.Metric = append(up.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.State == supervisor.StateRunning)))
@@ -214,18 +259,36 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 		}
 		lastExitTime.Metric = append(lastExitTime.Metric, a.gauge(l.program, lastExit))
 		var wait float64
-		if p.State == supervisor.StateBackoff && p.NextStart.After(now) {
+		if (p.State == supervisor.StateBackoff || p.State == supervisor.StateOOMLoop) && p.NextStart.After(now) {
 			wait = p.NextStart.Sub(now).Seconds()
 		}
 		backoff.Metric = append(backoff.Metric, a.gauge(l.program, wait))
-		if p.HasRSS {
-			rss.Metric = append(rss.Metric, a.gauge(l.program, float64(p.RSSBytes)))
+		a.gaugeIf(rss, l.program, p.HasRSS, p.RSSBytes)
+		a.gaugeIf(memUsage, l.program, p.HasMemoryUsage, p.MemoryUsageBytes)
+		a.gaugeIf(memLimit, l.program, p.HasMemoryLimit, p.MemoryLimitBytes)
+		a.gaugeIf(workingSet, l.program, p.HasWorkingSet, p.WorkingSetBytes)
+		a.gaugeIf(warn, l.program, p.HasWarn, p.WarnBytes)
+		a.gaugeIf(recycle, l.program, p.HasRecycle, p.RecycleBytes)
+		if p.HasPressure {
+			pressure.Metric = append(pressure.Metric, a.counter(l.kinds[0], p.PressureFull.Seconds(), nil))
+			pressureSome = append(pressureSome, a.counter(l.kinds[1], p.PressureSome.Seconds(), nil))
 		}
-		if p.HasMemoryUsage {
-			memUsage.Metric = append(memUsage.Metric, a.gauge(l.program, float64(p.MemoryUsageBytes)))
-		}
-		if p.HasMemoryLimit {
-			memLimit.Metric = append(memLimit.Metric, a.gauge(l.program, float64(p.MemoryLimitBytes)))
+		held.Metric = append(held.Metric, a.gauge(l.program, boolValue(p.State == supervisor.StateHeld)))
+	}
+
+	pressure.Metric = append(pressure.Metric, pressureSome...)
+
+	hm := c.src.HostMemory()
+	hostAvail := hostAvailableFamily.start(1)
+	if hm.Known {
+		hostAvail.Metric = append(hostAvail.Metric, a.gauge(nil, float64(hm.AvailableBytes)))
+	}
+	hostPressure := hostPressureFamily.start(6)
+	if hp := hm.Pressure; hp != nil {
+		for i, kind := range []*[3]float64{&hp.Full, &hp.Some} {
+			for j, avg := range windowAvg {
+				hostPressure.Metric = append(hostPressure.Metric, a.gauge(hostPressurePairs[i][j], kind[avg]))
+			}
 		}
 	}
 
@@ -261,7 +324,7 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	healthy := healthyFamily.start(1)
 	healthy.Metric = append(healthy.Metric, a.gauge(nil, boolValue(h.Healthy)))
 
-	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, oomUp, ok, lastOK, panics, healthy}
+	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, workingSet, warn, recycle, pressure, held, hostAvail, hostPressure, oomUp, ok, lastOK, panics, healthy}
 	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return mfs, errors.Join(errs...)
@@ -275,3 +338,21 @@ func boolValue(b bool) float64 {
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// windowPairs are the {window} label pairs, sorted as a Registry sorts
+// them, and windowAvg the index in HostPressure's arrays of each;
+// hostPressurePairs are the {kind, window} sets of the host's pressure
+// ratios (full, then some).
+var (
+	windowPairs       = labelPairs(&labelWindow, []string{"10s", "300s", "60s"})
+	windowAvg         = [3]int{0, 2, 1}
+	hostPressurePairs = func() [2][3][]*dto.LabelPair {
+		var out [2][3][]*dto.LabelPair
+		for i := range kindPairs {
+			for j := range windowPairs {
+				out[i][j] = []*dto.LabelPair{kindPairs[i], windowPairs[j]}
+			}
+		}
+		return out
+	}()
+)

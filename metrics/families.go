@@ -48,6 +48,8 @@ var (
 	labelReason  = "reason"
 	labelState   = "state"
 	labelSource  = "source"
+	labelKind    = "kind"
+	labelWindow  = "window"
 	labelPID     = "pid"
 )
 
@@ -86,6 +88,7 @@ type programLabels struct {
 	program []*dto.LabelPair   // {program}
 	reasons [][]*dto.LabelPair // {program, reason} in sortedReasons order
 	states  [][]*dto.LabelPair // {program, state} in sortedStates order
+	kinds   [][]*dto.LabelPair // {kind, program}: full, some
 }
 
 func newProgramLabels(name string) *programLabels {
@@ -105,12 +108,15 @@ func newProgramLabels(name string) *programLabels {
 	}
 	p.reasons = pair(reasonPairs)
 	p.states = pair(statePairs)
+	// Label pairs are sorted by name: kind before program.
+	p.kinds = [][]*dto.LabelPair{{kindPairs[0], pp}, {kindPairs[1], pp}}
 	return p
 }
 
 // reasonPairs and statePairs are the {reason} and {state} label pairs, in
 // sortedReasons and sortedStates order.
 var (
+	kindPairs   = labelPairs(&labelKind, []string{"full", "some"})
 	reasonPairs = labelPairs(&labelReason, sortedReasons)
 	statePairs  = labelPairs(&labelState, sortedStates)
 )
@@ -173,6 +179,14 @@ func (a *arena) gauge(labels []*dto.LabelPair, v float64) *dto.Metric {
 	g.Value = a.float(v)
 	m.Label, m.Gauge = labels, g
 	return m
+}
+
+// gaugeIf adds a gauge of v to f when ok: the series of figures that are
+// not always known.
+func (a *arena) gaugeIf(f *dto.MetricFamily, labels []*dto.LabelPair, ok bool, v uint64) {
+	if ok {
+		f.Metric = append(f.Metric, a.gauge(labels, float64(v)))
+	}
 }
 
 func (a *arena) counter(labels []*dto.LabelPair, v float64, ex *dto.Exemplar) *dto.Metric {

@@ -37,6 +37,9 @@ func (s *testSource) Programs() []ProgramSample {
 func (s *testSource) OOMSources() map[string]bool { return s.sources }
 func (s *testSource) LastReload() ReloadStatus    { return s.reload }
 func (s *testSource) Health() Health              { return Health{Panics: 2, Healthy: true} }
+func (s *testSource) HostMemory() HostMemory {
+	return HostMemory{AvailableBytes: 3 << 30, Known: true, Pressure: &HostPressure{Some: [3]float64{0.12, 0.05, 0.01}, Full: [3]float64{0.02, 0.01, 0}}}
+}
 
 // recorders is the events of a test applied to both the Recorder and the
 // old CounterVec one.
@@ -169,34 +172,75 @@ func TestRegistryGolden(t *testing.T) {
 	rec.Restarted("api", 2*time.Second)
 	rec.Restarted("api", time.Minute)
 	rec.Exited(supervisor.Exit{Program: "web", Reason: supervisor.ReasonExitSuccess})
+	rec.Exited(supervisor.Exit{Program: "api", Reason: supervisor.ReasonMemoryRecycle})
+	rec.RecycleLoop("api")
 	src := &testSource{programs: []ProgramSample{
-		{Status: supervisor.Status{Name: "web", State: supervisor.StateStopped}},
-		{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 7, Started: time.Unix(10, 0)}, HasRSS: true, RSSBytes: 10},
+		{Status: supervisor.Status{Name: "web", State: supervisor.StateHeld}},
+		{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 7, Started: time.Unix(10, 0)}, HasRSS: true, RSSBytes: 10,
+			HasWorkingSet: true, WorkingSetBytes: 20, HasWarn: true, WarnBytes: 30, HasRecycle: true, RecycleBytes: 40,
+			HasPressure: true, PressureSome: 1500 * time.Millisecond, PressureFull: 250 * time.Millisecond},
 	}}
 	reg := NewRegistry(rec, NewCollector(CollectorConfig{Source: src}))
 	want := `
-# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).
+# HELP respawnd_host_memory_available_bytes Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes.
+# TYPE respawnd_host_memory_available_bytes gauge
+respawnd_host_memory_available_bytes 3.221225472e+09
+# HELP respawnd_host_memory_pressure_ratio Share of time in which some (kind="some") or all (kind="full") non-idle tasks of the host stalled on memory, averaged over the window (avg10, avg60 and avg300 of /proc/pressure/memory, as a ratio).
+# TYPE respawnd_host_memory_pressure_ratio gauge
+respawnd_host_memory_pressure_ratio{kind="full",window="10s"} 0.02
+respawnd_host_memory_pressure_ratio{kind="full",window="300s"} 0
+respawnd_host_memory_pressure_ratio{kind="full",window="60s"} 0.01
+respawnd_host_memory_pressure_ratio{kind="some",window="10s"} 0.12
+respawnd_host_memory_pressure_ratio{kind="some",window="300s"} 0.01
+respawnd_host_memory_pressure_ratio{kind="some",window="60s"} 0.05
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).
 # TYPE respawnd_program_exits_total counter
 respawnd_program_exits_total{program="api",reason="exit_error"} 0
 respawnd_program_exits_total{program="api",reason="exit_success"} 0
+respawnd_program_exits_total{program="api",reason="memory_recycle"} 1
 respawnd_program_exits_total{program="api",reason="oom_kill"} 0
 respawnd_program_exits_total{program="api",reason="signal"} 0
 respawnd_program_exits_total{program="api",reason="start_failure"} 0
 respawnd_program_exits_total{program="api",reason="unknown"} 0
 respawnd_program_exits_total{program="web",reason="exit_error"} 0
 respawnd_program_exits_total{program="web",reason="exit_success"} 1
+respawnd_program_exits_total{program="web",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="web",reason="oom_kill"} 0
 respawnd_program_exits_total{program="web",reason="signal"} 0
 respawnd_program_exits_total{program="web",reason="start_failure"} 0
 respawnd_program_exits_total{program="web",reason="unknown"} 0
+# HELP respawnd_program_memory_pressure_seconds_total Time in which some (kind="some") or all (kind="full") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.
+# TYPE respawnd_program_memory_pressure_seconds_total counter
+respawnd_program_memory_pressure_seconds_total{kind="full",program="api"} 0.25
+respawnd_program_memory_pressure_seconds_total{kind="some",program="api"} 1.5
+# HELP respawnd_program_memory_recycle_bytes The program's memory recycle threshold (memory.recycle.above) in bytes.
+# TYPE respawnd_program_memory_recycle_bytes gauge
+respawnd_program_memory_recycle_bytes{program="api"} 40
+# HELP respawnd_program_memory_recycle_loops_total Times a program recycled for memory more than 3 times within restart.reset_after, after which its restarts go through the crash backoff; a program's series appears with its first.
+# TYPE respawnd_program_memory_recycle_loops_total counter
+respawnd_program_memory_recycle_loops_total{program="api"} 1
+# HELP respawnd_program_memory_recycles_total Graceful restarts of a program because its memory stayed above its recycle threshold (memory.recycle).
+# TYPE respawnd_program_memory_recycles_total counter
+respawnd_program_memory_recycles_total{program="api"} 1
+respawnd_program_memory_recycles_total{program="web"} 0
 # HELP respawnd_program_memory_rss_bytes Resident set size of the program's process tree in bytes.
 # TYPE respawnd_program_memory_rss_bytes gauge
 respawnd_program_memory_rss_bytes{program="api"} 10
+# HELP respawnd_program_memory_warn_bytes The program's memory warning threshold (memory.warn_above) in bytes.
+# TYPE respawnd_program_memory_warn_bytes gauge
+respawnd_program_memory_warn_bytes{program="api"} 30
+# HELP respawnd_program_memory_working_set_bytes Memory usage of the program's memory cgroup less its inactive page cache in bytes, as kubelet computes the working set.
+# TYPE respawnd_program_memory_working_set_bytes gauge
+respawnd_program_memory_working_set_bytes{program="api"} 20
+# HELP respawnd_program_restart_held Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).
+# TYPE respawnd_program_restart_held gauge
+respawnd_program_restart_held{program="api"} 0
+respawnd_program_restart_held{program="web"} 1
 # HELP respawnd_program_up Whether the program's main process is running (1) or not (0).
 # TYPE respawnd_program_up gauge
 respawnd_program_up{program="api"} 1
 respawnd_program_up{program="web"} 0
-# HELP respawnd_restart_duration_seconds Time from a program's death being detected to its new process running.
+# HELP respawnd_restart_duration_seconds Time from a program's death being detected to its new process running; a program's series appear with its first restart.
 # TYPE respawnd_restart_duration_seconds histogram
 respawnd_restart_duration_seconds_bucket{program="api",le="0.001"} 1
 respawnd_restart_duration_seconds_bucket{program="api",le="0.003"} 1
@@ -210,21 +254,12 @@ respawnd_restart_duration_seconds_bucket{program="api",le="10"} 2
 respawnd_restart_duration_seconds_bucket{program="api",le="+Inf"} 3
 respawnd_restart_duration_seconds_sum{program="api"} 62.001
 respawnd_restart_duration_seconds_count{program="api"} 3
-respawnd_restart_duration_seconds_bucket{program="web",le="0.001"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="0.003"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="0.01"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="0.03"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="0.1"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="0.3"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="1"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="3"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="10"} 0
-respawnd_restart_duration_seconds_bucket{program="web",le="+Inf"} 0
-respawnd_restart_duration_seconds_sum{program="web"} 0
-respawnd_restart_duration_seconds_count{program="web"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"respawnd_program_exits_total", "respawnd_program_memory_rss_bytes", "respawnd_program_up", "respawnd_restart_duration_seconds"); err != nil {
+		"respawnd_program_exits_total", "respawnd_program_memory_rss_bytes", "respawnd_program_up", "respawnd_restart_duration_seconds",
+		"respawnd_host_memory_available_bytes", "respawnd_host_memory_pressure_ratio", "respawnd_program_memory_pressure_seconds_total",
+		"respawnd_program_memory_recycle_bytes", "respawnd_program_memory_recycle_loops_total", "respawnd_program_memory_recycles_total",
+		"respawnd_program_memory_warn_bytes", "respawnd_program_memory_working_set_bytes", "respawnd_program_restart_held"); err != nil {
 		t.Error(err)
 	}
 }

@@ -40,6 +40,7 @@ func (f *fakeSource) Programs() []metrics.ProgramSample {
 func (f *fakeSource) OOMSources() map[string]bool      { return f.sources }
 func (f *fakeSource) LastReload() metrics.ReloadStatus { return f.reload }
 func (f *fakeSource) Health() metrics.Health           { return f.health }
+func (f *fakeSource) HostMemory() metrics.HostMemory   { return metrics.HostMemory{} }
 
 func TestRecorderCounts(t *testing.T) {
 	rec := metrics.NewRecorder()
@@ -55,16 +56,18 @@ func TestRecorderCounts(t *testing.T) {
 	rec.Exited(supervisor.Exit{Program: "gone", PID: 14, Reason: supervisor.ReasonSignal})
 
 	want := `
-# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).
 # TYPE respawnd_program_exits_total counter
 respawnd_program_exits_total{program="api",reason="exit_error"} 0
 respawnd_program_exits_total{program="api",reason="exit_success"} 0
+respawnd_program_exits_total{program="api",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="api",reason="oom_kill"} 1
 respawnd_program_exits_total{program="api",reason="signal"} 1
 respawnd_program_exits_total{program="api",reason="start_failure"} 0
 respawnd_program_exits_total{program="api",reason="unknown"} 0
 respawnd_program_exits_total{program="worker",reason="exit_error"} 1
 respawnd_program_exits_total{program="worker",reason="exit_success"} 0
+respawnd_program_exits_total{program="worker",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="worker",reason="oom_kill"} 0
 respawnd_program_exits_total{program="worker",reason="signal"} 0
 respawnd_program_exits_total{program="worker",reason="start_failure"} 0
@@ -85,14 +88,15 @@ respawnd_host_oom_kills_total 3
 		"respawnd_program_exits_total", "respawnd_program_oom_kills_total", "respawnd_program_restarts_total", "respawnd_host_oom_kills_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(rec, "respawnd_restart_duration_seconds"); n != 2 {
-		t.Errorf("restart histogram has %d series, want 2", n)
+	// Only api restarted: a histogram appears with a program's first restart.
+	if n := testutil.CollectAndCount(rec, "respawnd_restart_duration_seconds"); n != 1 {
+		t.Errorf("restart histogram has %d series, want 1", n)
 	}
 
 	// A reload drops worker: its series go, api's stay.
 	rec.SetPrograms([]string{"api", "new"})
-	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 12 {
-		t.Errorf("after reload: %d exit series, want 12", n)
+	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 14 {
+		t.Errorf("after reload: %d exit series, want 14", n)
 	}
 	wantAfter := `
 # HELP respawnd_program_restarts_total Restarts of a program after an exit.
@@ -112,7 +116,7 @@ respawnd_program_restarts_total{program="new"} 0
 func TestRecorderBeforeSetPrograms(t *testing.T) {
 	rec := metrics.NewRecorder()
 	rec.Exited(supervisor.Exit{Program: "solo", PID: 1, Reason: supervisor.ReasonExitSuccess})
-	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 6 { // oom_kill, signal, exit_error, exit_success, start_failure, unknown
+	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 7 { // oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown
 		t.Errorf("%d exit series, want every reason for solo", n)
 	}
 	rec.SetPrograms(nil)
@@ -145,6 +149,8 @@ respawnd_program_up{program="flaky"} 0
 respawnd_program_state{program="api",state="backoff"} 0
 respawnd_program_state{program="api",state="exited"} 0
 respawnd_program_state{program="api",state="fatal"} 0
+respawnd_program_state{program="api",state="held_for_memory"} 0
+respawnd_program_state{program="api",state="oom_loop"} 0
 respawnd_program_state{program="api",state="running"} 1
 respawnd_program_state{program="api",state="starting"} 0
 respawnd_program_state{program="api",state="stopped"} 0
@@ -152,6 +158,8 @@ respawnd_program_state{program="api",state="stopping"} 0
 respawnd_program_state{program="flaky",state="backoff"} 1
 respawnd_program_state{program="flaky",state="exited"} 0
 respawnd_program_state{program="flaky",state="fatal"} 0
+respawnd_program_state{program="flaky",state="held_for_memory"} 0
+respawnd_program_state{program="flaky",state="oom_loop"} 0
 respawnd_program_state{program="flaky",state="running"} 0
 respawnd_program_state{program="flaky",state="starting"} 0
 respawnd_program_state{program="flaky",state="stopped"} 0
@@ -188,6 +196,10 @@ respawnd_config_last_reload_successful 1
 # HELP respawnd_config_last_reload_success_timestamp_seconds Time of the last successful configuration load or reload since the Unix epoch in seconds.
 # TYPE respawnd_config_last_reload_success_timestamp_seconds gauge
 respawnd_config_last_reload_success_timestamp_seconds 800
+# HELP respawnd_program_restart_held Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).
+# TYPE respawnd_program_restart_held gauge
+respawnd_program_restart_held{program="api"} 0
+respawnd_program_restart_held{program="flaky"} 0
 # HELP respawnd_internal_panics_total Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack.
 # TYPE respawnd_internal_panics_total counter
 respawnd_internal_panics_total 3

@@ -28,8 +28,8 @@ var oldRestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
 
 // oldReasons and oldStates are the label values the metrics issue fixes.
 var (
-	oldReasons = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "unknown"}
-	oldStates  = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "fatal"}
+	oldReasons = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "unknown"}
+	oldStates  = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "held_for_memory", "oom_loop"}
 )
 
 // oldRecorder counts the events the supervisor reports. It satisfies
@@ -39,6 +39,8 @@ type oldRecorder struct {
 	exits          *prometheus.CounterVec
 	oomKills       *prometheus.CounterVec
 	restarts       *prometheus.CounterVec
+	recycles       *prometheus.CounterVec
+	recycleLoops   *prometheus.CounterVec
 	restartLatency *prometheus.HistogramVec
 	hostOOMKills   prometheus.Counter
 
@@ -58,7 +60,7 @@ func newOldRecorder() *oldRecorder {
 		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: oldNamespace,
 			Name:      "program_exits_total",
-			Help:      "Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).",
+			Help:      "Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).",
 		}, []string{"program", "reason"}),
 		oomKills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: oldNamespace,
@@ -70,10 +72,20 @@ func newOldRecorder() *oldRecorder {
 			Name:      "program_restarts_total",
 			Help:      "Restarts of a program after an exit.",
 		}, []string{"program"}),
+		recycles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "program_memory_recycles_total",
+			Help:      "Graceful restarts of a program because its memory stayed above its recycle threshold (memory.recycle).",
+		}, []string{"program"}),
+		recycleLoops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "program_memory_recycle_loops_total",
+			Help:      "Times a program recycled for memory more than 3 times within restart.reset_after, after which its restarts go through the crash backoff; a program's series appears with its first.",
+		}, []string{"program"}),
 		restartLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: oldNamespace,
 			Name:      "restart_duration_seconds",
-			Help:      "Time from a program's death being detected to its new process running.",
+			Help:      "Time from a program's death being detected to its new process running; a program's series appear with its first restart.",
 			Buckets:   oldRestartBuckets,
 		}, []string{"program"}),
 		hostOOMKills: prometheus.NewCounter(prometheus.CounterOpts{
@@ -89,6 +101,8 @@ func (r *oldRecorder) Describe(ch chan<- *prometheus.Desc) {
 	r.exits.Describe(ch)
 	r.oomKills.Describe(ch)
 	r.restarts.Describe(ch)
+	r.recycles.Describe(ch)
+	r.recycleLoops.Describe(ch)
 	r.restartLatency.Describe(ch)
 	r.hostOOMKills.Describe(ch)
 }
@@ -98,6 +112,8 @@ func (r *oldRecorder) Collect(ch chan<- prometheus.Metric) {
 	r.exits.Collect(ch)
 	r.oomKills.Collect(ch)
 	r.restarts.Collect(ch)
+	r.recycles.Collect(ch)
+	r.recycleLoops.Collect(ch)
 	r.restartLatency.Collect(ch)
 	r.hostOOMKills.Collect(ch)
 }
@@ -123,6 +139,8 @@ func (r *oldRecorder) SetPrograms(names []string) {
 			r.exits.DeletePartialMatch(prometheus.Labels{"program": n})
 			r.oomKills.DeleteLabelValues(n)
 			r.restarts.DeleteLabelValues(n)
+			r.recycles.DeleteLabelValues(n)
+			r.recycleLoops.DeleteLabelValues(n)
 			r.restartLatency.DeleteLabelValues(n)
 		}
 	}
@@ -141,7 +159,13 @@ func (r *oldRecorder) initProgram(name string) {
 	}
 	r.oomKills.WithLabelValues(name)
 	r.restarts.WithLabelValues(name)
-	r.restartLatency.WithLabelValues(name)
+	r.recycles.WithLabelValues(name)
+}
+
+func (r *oldRecorder) RecycleLoop(program string) {
+	if r.known(program) {
+		r.recycleLoops.WithLabelValues(program).Inc()
+	}
 }
 
 // known says whether events of the program are counted. Before the first
@@ -168,6 +192,9 @@ func (r *oldRecorder) known(name string) bool {
 func (r *oldRecorder) Exited(e supervisor.Exit) {
 	if !r.known(e.Program) {
 		return
+	}
+	if e.Reason == supervisor.ReasonMemoryRecycle {
+		r.recycles.WithLabelValues(e.Program).Inc()
 	}
 	c := r.exits.WithLabelValues(e.Program, e.Reason.String())
 	if e.PID == 0 {
@@ -206,6 +233,8 @@ type oldCollector struct {
 	rss, memUsage, memLimit, oomSourceUp         *prometheus.Desc
 	reloadSuccessful, reloadSuccessTimestampSecs *prometheus.Desc
 	panics, healthy                              *prometheus.Desc
+	workingSet, warn, recycle, pressure, held    *prometheus.Desc
+	hostAvailable, hostPressure                  *prometheus.Desc
 }
 
 // oldCollectorConfig configures a Collector. Source is required; a nil Now
@@ -240,14 +269,21 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 			"Whether the last configuration load or reload was successful."),
 		reloadSuccessTimestampSecs: d("config_last_reload_success_timestamp_seconds",
 			"Time of the last successful configuration load or reload since the Unix epoch in seconds."),
-		panics:  d("internal_panics_total", "Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack."),
-		healthy: d("supervisor_healthy", "Whether every supervisor loop answers its health check (1) or one is stuck (0)."),
+		panics:        d("internal_panics_total", "Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack."),
+		healthy:       d("supervisor_healthy", "Whether every supervisor loop answers its health check (1) or one is stuck (0)."),
+		workingSet:    d("program_memory_working_set_bytes", "Memory usage of the program's memory cgroup less its inactive page cache in bytes, as kubelet computes the working set.", program...),
+		warn:          d("program_memory_warn_bytes", "The program's memory warning threshold (memory.warn_above) in bytes.", program...),
+		recycle:       d("program_memory_recycle_bytes", "The program's memory recycle threshold (memory.recycle.above) in bytes.", program...),
+		pressure:      d("program_memory_pressure_seconds_total", "Time in which some (kind=\"some\") or all (kind=\"full\") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.", "program", "kind"),
+		held:          d("program_restart_held", "Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).", program...),
+		hostAvailable: d("host_memory_available_bytes", "Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes."),
+		hostPressure:  d("host_memory_pressure_ratio", "Share of time in which some (kind=\"some\") or all (kind=\"full\") non-idle tasks of the host stalled on memory, averaged over the window (avg10, avg60 and avg300 of /proc/pressure/memory, as a ratio).", "kind", "window"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *oldCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy} {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy, c.workingSet, c.warn, c.recycle, c.pressure, c.held, c.hostAvailable, c.hostPressure} {
 		ch <- d
 	}
 }
@@ -268,6 +304,16 @@ func (c *oldCollector) Collect(ch chan<- prometheus.Metric) {
 		last = oldUnixSeconds(r.LastSuccess)
 	}
 	ch <- prometheus.MustNewConstMetric(c.reloadSuccessTimestampSecs, prometheus.GaugeValue, last)
+	hm := c.src.HostMemory()
+	if hm.Known {
+		ch <- prometheus.MustNewConstMetric(c.hostAvailable, prometheus.GaugeValue, float64(hm.AvailableBytes))
+	}
+	if hp := hm.Pressure; hp != nil {
+		for i, w := range []string{"10s", "60s", "300s"} {
+			ch <- prometheus.MustNewConstMetric(c.hostPressure, prometheus.GaugeValue, hp.Some[i], "some", w)
+			ch <- prometheus.MustNewConstMetric(c.hostPressure, prometheus.GaugeValue, hp.Full[i], "full", w)
+		}
+	}
 	h := c.src.Health()
 	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(h.Panics))
 	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, oldBoolValue(h.Healthy))
@@ -294,7 +340,7 @@ func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSamp
 	}
 	gauge(c.lastExitTime, lastExit)
 	var backoff float64
-	if state == "backoff" && p.NextStart.After(now) {
+	if (state == "backoff" || state == "oom_loop") && p.NextStart.After(now) {
 		backoff = p.NextStart.Sub(now).Seconds()
 	}
 	gauge(c.backoff, backoff)
@@ -307,6 +353,20 @@ func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSamp
 	if p.HasMemoryLimit {
 		gauge(c.memLimit, float64(p.MemoryLimitBytes))
 	}
+	if p.HasWorkingSet {
+		gauge(c.workingSet, float64(p.WorkingSetBytes))
+	}
+	if p.HasWarn {
+		gauge(c.warn, float64(p.WarnBytes))
+	}
+	if p.HasRecycle {
+		gauge(c.recycle, float64(p.RecycleBytes))
+	}
+	if p.HasPressure {
+		ch <- prometheus.MustNewConstMetric(c.pressure, prometheus.CounterValue, p.PressureSome.Seconds(), name, "some")
+		ch <- prometheus.MustNewConstMetric(c.pressure, prometheus.CounterValue, p.PressureFull.Seconds(), name, "full")
+	}
+	gauge(c.held, oldBoolValue(state == "held_for_memory"))
 }
 
 func oldBoolValue(b bool) float64 {

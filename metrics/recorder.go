@@ -29,7 +29,7 @@ var RestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
 // The Recorder's metric families.
 var (
 	exitsFamily = newFamily("program_exits_total",
-		"Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).",
+		"Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).",
 		dto.MetricType_COUNTER, "program", "reason")
 	oomKillsFamily = newFamily("program_oom_kills_total",
 		"OOM kills of a program's processes, workers included.",
@@ -38,12 +38,18 @@ var (
 		"Restarts of a program after an exit.",
 		dto.MetricType_COUNTER, "program")
 	restartLatencyFamily = newFamily("restart_duration_seconds",
-		"Time from a program's death being detected to its new process running.",
+		"Time from a program's death being detected to its new process running; a program's series appear with its first restart.",
 		dto.MetricType_HISTOGRAM, "program")
+	recyclesFamily = newFamily("program_memory_recycles_total",
+		"Graceful restarts of a program because its memory stayed above its recycle threshold (memory.recycle).",
+		dto.MetricType_COUNTER, "program")
+	recycleLoopsFamily = newFamily("program_memory_recycle_loops_total",
+		"Times a program recycled for memory more than 3 times within restart.reset_after, after which its restarts go through the crash backoff; a program's series appears with its first.",
+		dto.MetricType_COUNTER, "program")
 	hostOOMKillsFamily = newFamily("host_oom_kills_total",
 		"OOM kills on the host seen by respawnd, those of programs' processes included.",
 		dto.MetricType_COUNTER)
-	recorderFamilies = familyIndex(exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily)
+	recorderFamilies = familyIndex(exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily)
 )
 
 // Recorder counts the events the supervisor reports. It satisfies
@@ -76,6 +82,8 @@ type programCounters struct {
 	exemplars [len(sortedReasonsArray)]*dto.Exemplar // the last, read-only once set
 	oomKills  uint64
 	restarts  uint64
+	recycles  uint64
+	loops     uint64
 	// buckets counts restart latencies per bucket, not cumulatively; the
 	// last element is the +Inf bucket.
 	buckets    [len(restartBucketsArray) + 1]uint64
@@ -85,7 +93,7 @@ type programCounters struct {
 // sortedReasonsArray and restartBucketsArray size the arrays above; init
 // checks that they agree with sortedReasons and RestartBuckets.
 var (
-	sortedReasonsArray  [6]struct{}
+	sortedReasonsArray  [7]struct{}
 	restartBucketsArray [9]struct{}
 )
 
@@ -103,7 +111,7 @@ func NewRecorder() *Recorder {
 
 // Describe implements prometheus.Collector.
 func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
-	for _, f := range []*family{exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily} {
+	for _, f := range []*family{exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily} {
 		ch <- f.desc
 	}
 }
@@ -163,6 +171,9 @@ func (r *Recorder) Exited(e supervisor.Exit) {
 		return
 	}
 	p.exits[i]++
+	if e.Reason == supervisor.ReasonMemoryRecycle {
+		p.recycles++
+	}
 	if ex != nil {
 		p.exemplars[i] = ex
 	}
@@ -184,6 +195,15 @@ func (r *Recorder) Restarted(program string, latency time.Duration) {
 	p.restarts++
 	p.buckets[b]++
 	p.latencySum += v
+}
+
+// RecycleLoop counts one recycle loop of program.
+func (r *Recorder) RecycleLoop(program string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.counters(program); p != nil {
+		p.loops++
+	}
 }
 
 // OOMKill counts one OOM kill on the host, and against program unless
@@ -218,10 +238,11 @@ func (r *Recorder) families() []*dto.MetricFamily {
 		slices.SortFunc(r.sorted, func(a, b *programCounters) int { return strings.Compare(a.labels.name, b.labels.name) })
 	}
 	n := len(r.sorted)
-	a := newArena(n * (len(sortedReasons) + 3))
+	a := newArena(n * (len(sortedReasons) + 5))
 	exits := exitsFamily.start(n * len(sortedReasons))
 	oomKills := oomKillsFamily.start(n)
 	restarts := restartsFamily.start(n)
+	recycles, loops := recyclesFamily.start(n), recycleLoopsFamily.start(0)
 	latency := restartLatencyFamily.start(n)
 	hists := make([]dto.Histogram, n)
 	counts := make([]uint64, n*(len(upperBounds)+1))
@@ -233,7 +254,17 @@ func (r *Recorder) families() []*dto.MetricFamily {
 		}
 		oomKills.Metric = append(oomKills.Metric, a.counter(p.labels.program, float64(p.oomKills), nil))
 		restarts.Metric = append(restarts.Metric, a.counter(p.labels.program, float64(p.restarts), nil))
+		recycles.Metric = append(recycles.Metric, a.counter(p.labels.program, float64(p.recycles), nil))
+		if p.loops > 0 {
+			loops.Metric = append(loops.Metric, a.counter(p.labels.program, float64(p.loops), nil))
+		}
 
+		if p.restarts == 0 {
+			// A program's histogram appears with its first restart:
+			// twelve series of zeros for each program that never
+			// restarted were a third of a 1,000-program scrape.
+			continue
+		}
 		h := &hists[i]
 		c := counts[i*(len(upperBounds)+1):][:len(upperBounds)+1]
 		bs := bucketPtrs[i*len(upperBounds):][:len(upperBounds):len(upperBounds)]
@@ -253,6 +284,11 @@ func (r *Recorder) families() []*dto.MetricFamily {
 	}
 	host := hostOOMKillsFamily.start(1)
 	host.Metric = append(host.Metric, a.counter(nil, float64(r.hostOOMKills.Load()), nil))
-	// Sorted by name.
-	return []*dto.MetricFamily{host, exits, oomKills, restarts, latency}
+	// Sorted by name; a family without series is left out, as a Registry
+	// leaves it out.
+	out := []*dto.MetricFamily{host, exits}
+	if len(loops.Metric) > 0 {
+		out = append(out, loops)
+	}
+	return append(out, recycles, oomKills, restarts, latency)
 }

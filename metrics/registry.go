@@ -2,7 +2,11 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+
+	"github.com/klauspost/compress/gzhttp"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,13 +62,32 @@ func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 // Handler serves reg's metrics in the text format, or OpenMetrics (with
 // exemplars) when the scraper asks for it, and counts its own scrapes in
 // promhttp_metric_handler_requests_total. Scrapes may run concurrently.
+//
+// A scraper that accepts gzip (Prometheus does) gets the response
+// compressed at gzip's fastest level rather than at promhttp's default:
+// exposition text compresses about twenty-fold either way (2.0 MB to 106
+// KB at the default level, 108 KB at the fastest, for a thousand programs),
+// but the default level spent 11 ms of a 1,000-program scrape on it, the
+// fastest 3 ms.
 func Handler(reg *Registry) http.Handler {
-	return promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorHandling:     promhttp.ContinueOnError,
-		Registry:          reg,
-		EnableOpenMetrics: true,
+	h := promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:      promhttp.ContinueOnError,
+		Registry:           reg,
+		EnableOpenMetrics:  true,
+		DisableCompression: true,
 		// Every scrape reads /proc for every program: a flood of scrapes
 		// is refused (503) rather than queued.
 		MaxRequestsInFlight: 40,
 	}))
+	return gzipFast(h)
 }
+
+// gzipFast wraps h in gzip compression at gzip.BestSpeed for clients that
+// accept it.
+var gzipFast = func() func(http.Handler) http.HandlerFunc {
+	w, err := gzhttp.NewWrapper(gzhttp.CompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		panic(fmt.Sprintf("metrics: gzip wrapper: %v", err)) // constant options
+	}
+	return w
+}()

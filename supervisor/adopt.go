@@ -102,6 +102,7 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 		}
 	}
 	p.s.stateChanged()
+	p.watchMemory()
 }
 
 // adoptAtStart looks for an instance to take over instead of starting one:

@@ -36,6 +36,7 @@ type attribution struct {
 // does not depend on the reason), attribute after.
 func (p *program) onDeath() {
 	proc, pid, started, gen, child := p.proc, p.pid, p.started, p.gen, p.child
+	p.unwatchMemory()
 	st := proc.Exit()
 	p.proc, p.procDone, p.child = nil, nil, false
 	p.lastDeath = st.Time
@@ -63,6 +64,25 @@ func (p *program) onDeath() {
 		e.Settled = p.s.clock.Now()
 	}
 	e.fillPeakFromReport()
+	if p.mem.recycling {
+		// The instance respawnd stopped for its memory: memory_recycle,
+		// unless the OOM killer beat the stop (then oom_kill, flagged).
+		if reason == ReasonOOMKill {
+			e.Recycle = true
+		} else {
+			e.Reason = ReasonMemoryRecycle
+		}
+		// A recycle counts as a restart, its latency from this death.
+		p.lastDeath = st.Time
+		if p.lastDeath.IsZero() {
+			p.lastDeath = p.s.clock.Now()
+		}
+		p.mem.recycledStart, p.mem.recycledDeath = started, p.lastDeath
+	}
+	p.clearOOMLoop(started, st.Time)
+	if reason == ReasonOOMKill && final {
+		p.noteOOM(e, p.hostWide(e))
+	}
 	if ev.cgroupOOMs > 0 {
 		// One rise of the counter is the main process's own OOM kill; any
 		// other rise since the last claim is a worker's.
@@ -85,6 +105,7 @@ func (p *program) onDeath() {
 
 	restarted, decideLater := false, false
 	switch policy := p.spec.Restart.Policy; {
+	case stopping && p.mem.recycling:
 	case stopping:
 		p.lastDeath = time.Time{}
 	case policy == config.PolicyAlways,
@@ -196,6 +217,15 @@ func (p *program) logExit(e Exit) {
 		attrs = append(attrs, "signal", e.SignalName())
 	case ReasonExitError, ReasonExitSuccess:
 		attrs = append(attrs, "exit_code", e.Code)
+	case ReasonMemoryRecycle:
+		if e.Signal != 0 {
+			attrs = append(attrs, "signal", e.SignalName())
+		} else {
+			attrs = append(attrs, "exit_code", e.Code)
+		}
+	}
+	if e.Recycle {
+		attrs = append(attrs, "recycle", true)
 	}
 	if e.OOM != nil {
 		attrs = append(attrs, "memcg", e.OOM.TaskMemcg, "rss_bytes", killRSS(*e.OOM))
@@ -222,6 +252,9 @@ func (p *program) onKill(k oom.Kill) {
 		e := pe.exit
 		e.OOM = &k
 		e.fillPeakFromReport()
+		if e.Reason == ReasonMemoryRecycle {
+			e.Recycle = true // the OOM killer beat the recycle's stop
+		}
 		wasFinal := pe.final
 		e.Reason = ReasonOOMKill
 		if !wasFinal {

@@ -36,6 +36,10 @@ type Exit struct {
 	// the kernel's OOM report.
 	PeakMemory       int64  `json:"peak_memory_bytes,omitempty"`
 	PeakMemorySource string `json:"peak_memory_source,omitempty"`
+	// Recycle says respawnd was stopping the instance for its memory
+	// (memory.recycle) when the OOM killer got to it first: the reason is
+	// oom_kill, the stop came too late.
+	Recycle bool `json:"recycle,omitempty"`
 }
 
 // The sources of Exit.PeakMemory.
@@ -71,22 +75,32 @@ func (e Exit) Describe() string {
 // process, an OOM kill of one of its workers, or a host OOM kill of a
 // process that belongs to no program (Program empty).
 type Event struct {
-	Time    time.Time `json:"time"`
-	Program string    `json:"program,omitempty"`
-	PID     int       `json:"pid,omitempty"`
-	Comm    string    `json:"comm,omitempty"`
-	Reason  Reason    `json:"reason"`
-	Signal  string    `json:"signal,omitempty"`
+	Time time.Time `json:"time"`
+	// Kind is empty for exits and OOM kills; otherwise it names a memory
+	// watchdog event (EventRecycle, EventHeld, EventReleased, EventOOMLoop,
+	// EventRecycleLoop, "memory_warn", "memory_warn_cleared").
+	Kind    string `json:"kind,omitempty"`
+	Program string `json:"program,omitempty"`
+	PID     int    `json:"pid,omitempty"`
+	Comm    string `json:"comm,omitempty"`
+	Reason  Reason `json:"reason"`
+	Signal  string `json:"signal,omitempty"`
 	// ExitCode is set for exit_error and exit_success.
 	ExitCode *int `json:"exit_code,omitempty"`
 	// Worker is true for an OOM kill of a process other than the main one.
-	Worker bool   `json:"worker,omitempty"`
-	Error  string `json:"error,omitempty"`
+	Worker bool `json:"worker,omitempty"`
+	// Recycle is true for an oom_kill during a recycle's stop.
+	Recycle bool   `json:"recycle,omitempty"`
+	Error   string `json:"error,omitempty"`
 	// OOM holds the kernel's report when it is known.
 	OOM *oom.Kill `json:"oom,omitempty"`
 	// RSSBytes is the process's resident set just before death, from the
 	// kernel's OOM report, when there is one.
 	RSSBytes int64 `json:"rss_bytes,omitempty"`
+	// MemoryBytes and ThresholdBytes are the measure and the threshold of
+	// a memory watchdog event.
+	MemoryBytes    int64 `json:"memory_bytes,omitempty"`
+	ThresholdBytes int64 `json:"threshold_bytes,omitempty"`
 }
 
 // eventRing keeps the most recent events. Safe for concurrent use.
@@ -151,7 +165,7 @@ func (r *eventRing) subscribe() (<-chan Event, func()) {
 }
 
 func exitEvent(e Exit) Event {
-	ev := Event{Time: e.Time, Program: e.Program, PID: e.PID, Reason: e.Reason, Signal: e.SignalName(), Error: e.Err, OOM: e.OOM}
+	ev := Event{Time: e.Time, Program: e.Program, PID: e.PID, Reason: e.Reason, Recycle: e.Recycle, Signal: e.SignalName(), Error: e.Err, OOM: e.OOM}
 	if e.Reason == ReasonExitError || e.Reason == ReasonExitSuccess {
 		c := e.Code
 		ev.ExitCode = &c

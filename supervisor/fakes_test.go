@@ -368,7 +368,10 @@ type fakeRecorder struct {
 	exits    []Exit
 	restarts int
 	kills    map[string]int
+	loops    int
 }
+
+func (r *fakeRecorder) RecycleLoop(string) { r.mu.Lock(); r.loops++; r.mu.Unlock() }
 
 func (r *fakeRecorder) Exited(e Exit) { r.mu.Lock(); r.exits = append(r.exits, e); r.mu.Unlock() }
 func (r *fakeRecorder) Restarted(string, time.Duration) {

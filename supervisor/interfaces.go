@@ -92,6 +92,9 @@ type Recorder interface {
 	// OOMKill is called once per OOM kill: program is "" for a process
 	// that belongs to no program.
 	OOMKill(program string, k oom.Kill)
+	// RecycleLoop is called when a program recycled for memory too often
+	// and its next start goes through the crash backoff.
+	RecycleLoop(program string)
 }
 
 // Clock is the time source; tests inject a fake one.
@@ -110,3 +113,4 @@ type nopRecorder struct{}
 func (nopRecorder) Exited(Exit)                     {}
 func (nopRecorder) Restarted(string, time.Duration) {}
 func (nopRecorder) OOMKill(string, oom.Kill)        {}
+func (nopRecorder) RecycleLoop(string)              {}

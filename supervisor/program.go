@@ -93,6 +93,11 @@ type program struct {
 	attr    attribution
 	last    *Exit
 	lastErr string
+
+	mem memoryState
+	// order is the program's place in the configuration (set by the
+	// supervisor at each apply): held restarts go in that order.
+	order atomic.Int32
 }
 
 func newProgram(ctx context.Context, s *Supervisor, spec config.Program, initial bool) *program {
@@ -108,6 +113,7 @@ func newProgram(ctx context.Context, s *Supervisor, spec config.Program, initial
 		initial: initial,
 		log:     s.log.With("program", spec.Name),
 		attr:    attribution{early: map[int]oom.Kill{}},
+		mem:     newMemoryState(),
 	}
 	p.setSpec(spec)
 	p.st = Status{Name: spec.Name, State: StateStarting}
@@ -239,7 +245,7 @@ func (p *program) publish() Status {
 }
 
 func (p *program) setState(s State) {
-	if s != StateBackoff {
+	if s != StateBackoff && s != StateOOMLoop {
 		p.nextStart = time.Time{}
 	}
 	from := p.state
@@ -253,7 +259,7 @@ func (p *program) setState(s State) {
 				attrs = append(attrs, "restart_latency", p.latency.String())
 			}
 		}
-		if s == StateBackoff {
+		if s == StateBackoff || s == StateOOMLoop {
 			attrs = append(attrs, "delay", p.nextStart.Sub(p.s.clock.Now()).Round(time.Millisecond).String())
 		}
 		p.log.Info("state changed", attrs...)
@@ -327,6 +333,10 @@ func (p *program) step(done *<-chan struct{}) {
 	case <-p.rescanC:
 		p.rescanC = nil
 		p.safely("looking for a matching process", p.onRescan)
+	case n := <-p.mem.recycleC:
+		p.safely("handling a memory event", func() { p.onMemory(n) })
+	case timedOut := <-p.mem.releaseC:
+		p.safely("releasing a held restart", func() { p.onReleased(timedOut) })
 	}
 }
 
@@ -421,6 +431,7 @@ func (p *program) start() {
 	}
 	p.setState(StateRunning)
 	p.s.stateChanged()
+	p.watchMemory()
 }
 
 func (p *program) startFailed(err error) {
@@ -460,11 +471,15 @@ func (p *program) schedule(delay time.Duration) {
 	}
 	p.nextStart = now.Add(delay)
 	p.timerC = p.s.clock.After(delay)
+	if p.mem.inLoop {
+		p.setState(StateOOMLoop)
+		return
+	}
 	p.setState(StateBackoff)
 }
 
 func (p *program) onTimer() {
-	if p.state != StateBackoff {
+	if p.state != StateBackoff && p.state != StateOOMLoop {
 		return
 	}
 	if !p.reserved {
@@ -484,6 +499,7 @@ func (p *program) onTimer() {
 }
 
 func (p *program) cancelTimer() {
+	p.cancelHold()
 	p.timerC = nil
 	if p.reserved && p.cancelRes != nil {
 		p.cancelRes(p.s.clock.Now())
@@ -499,6 +515,9 @@ func (p *program) restartAfter(started, died time.Time) bool {
 	if d.GiveUp {
 		p.giveUp()
 		return false
+	}
+	if p.holdRestart(d.Delay) {
+		return true
 	}
 	p.schedule(d.Delay)
 	return true

@@ -15,11 +15,18 @@ const (
 	StateStopped
 	StateExited
 	StateFatal
+	// StateHeld is a program whose restart after a host-wide OOM kill
+	// waits for the host's memory to recover (see Gate).
+	StateHeld
+	// StateOOMLoop is a program waiting out its crash backoff after
+	// OOM kills that came too close together (restart.oom_loop within
+	// restart.reset_after): its limit is too low or it leaks.
+	StateOOMLoop
 )
 
 // States lists every state in order, for metrics that export one series per
 // state.
-var States = []State{StateStarting, StateRunning, StateBackoff, StateStopping, StateStopped, StateExited, StateFatal}
+var States = []State{StateStarting, StateRunning, StateBackoff, StateStopping, StateStopped, StateExited, StateFatal, StateHeld, StateOOMLoop}
 
 func (s State) String() string {
 	switch s {
@@ -37,6 +44,10 @@ func (s State) String() string {
 		return "exited"
 	case StateFatal:
 		return "fatal"
+	case StateHeld:
+		return "held_for_memory"
+	case StateOOMLoop:
+		return "oom_loop"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
 }
@@ -55,10 +66,13 @@ const (
 	ReasonExitError
 	ReasonExitSuccess
 	ReasonStartFailure
+	// ReasonMemoryRecycle is an instance respawnd stopped because its
+	// memory stayed above the program's recycle threshold.
+	ReasonMemoryRecycle
 )
 
 // Reasons lists every reason, for metrics that start each series at zero.
-var Reasons = []Reason{ReasonOOMKill, ReasonSignal, ReasonExitError, ReasonExitSuccess, ReasonStartFailure, ReasonUnknown}
+var Reasons = []Reason{ReasonOOMKill, ReasonSignal, ReasonExitError, ReasonExitSuccess, ReasonStartFailure, ReasonMemoryRecycle, ReasonUnknown}
 
 func (r Reason) String() string {
 	switch r {
@@ -72,6 +86,8 @@ func (r Reason) String() string {
 		return "exit_success"
 	case ReasonStartFailure:
 		return "start_failure"
+	case ReasonMemoryRecycle:
+		return "memory_recycle"
 	}
 	return "unknown"
 }

@@ -16,6 +16,9 @@ type afterStop int
 const (
 	stayDown afterStop = iota
 	startAgain
+	// recycleAgain starts the next instance after a recycle for memory
+	// (see afterRecycle).
+	recycleAgain
 	// quit ends the loop: respawnd is stopping or the program was removed.
 	// No operator command overrides it.
 	quit
@@ -114,7 +117,7 @@ func (p *program) update(spec config.Program) {
 	case p.stopping():
 		// Down already, waiting for its cgroup to empty.
 		p.stop.pendingSpec = &spec
-	case p.state == StateBackoff || p.state == StateFatal || p.state == StateStarting:
+	case p.waiting() || p.state == StateFatal || p.state == StateStarting:
 		p.log.Info("definition changed, starting on it")
 		p.applySpec(spec)
 		p.resetHistory()
@@ -224,9 +227,22 @@ func (p *program) finishStop() {
 		p.stop.pendingSpec = nil
 		p.applySpec(*spec)
 	}
+	recycled := p.mem.recycling
+	p.mem.recycling = false
+	if recycled && after != recycleAgain {
+		p.lastDeath = time.Time{} // an operator's stop overrode the recycle
+	}
 	switch after {
 	case quit:
 		p.setState(StateStopped)
+	case recycleAgain:
+		if !recycled {
+			// The instance was gone before the recycle's stop began.
+			p.schedule(0)
+			return
+		}
+		p.mem.recycling = true
+		p.afterRecycle()
 	case startAgain:
 		p.resetHistory()
 		p.setState(StateStarting)

@@ -86,6 +86,13 @@ type Config struct {
 	// Parallel is how many program loops may handle an event at once
 	// (their handlers make blocking system calls); default 4.
 	Parallel int
+	// Memory watches programs' memory against their recycle and warn
+	// thresholds; nil turns memory.recycle and warn_above off.
+	Memory MemoryWatcher
+	// Gate holds restarts after host-wide OOM kills until the host's
+	// memory recovers; nil restarts them as any other (restart.oom_hold
+	// has no effect).
+	Gate Gate
 	// StuckAfter is how long a program's loop may be busy with one event
 	// before Alive reports it stuck; default 20s. Handlers block for
 	// seconds at most (a start, killing what is left in a cgroup).
@@ -147,6 +154,9 @@ type Supervisor struct {
 	byPID   map[int]*program
 	byMemcg map[string]*program
 	limiter *restart.Limiter
+	// lim is the configuration's limits section, for the defaults of
+	// per-program settings (restart.oom_hold); set at each apply.
+	lim atomic.Pointer[config.Limits]
 }
 
 type applyReq struct {
@@ -304,6 +314,8 @@ func (s *Supervisor) apply(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	if s.limiter == nil {
 		s.limiter = restart.NewLimiter(cfg.Limits.RestartsPerSecond, cfg.Limits.RestartBurst)
 	}
+	lim := cfg.Limits
+	s.lim.Store(&lim)
 	plan := s.plan(ctx, cfg)
 	for _, st := range plan.start {
 		wg.Add(1)
@@ -386,8 +398,9 @@ func (s *Supervisor) plan(ctx context.Context, cfg *config.Config) applyPlan {
 			}{inst, done})
 		}
 	}
-	for _, spec := range cfg.Programs {
+	for i, spec := range cfg.Programs {
 		if p, ok := s.programs[spec.Name]; ok {
+			p.order.Store(int32(i))
 			if h := spec.Hash(); p.hash == h {
 				plan.kept++
 			} else {
@@ -405,6 +418,7 @@ func (s *Supervisor) plan(ctx context.Context, cfg *config.Config) applyPlan {
 			s.recorded[spec.Name] = inst
 		}
 		p := newProgram(ctx, s, spec, initial)
+		p.order.Store(int32(i))
 		s.programs[spec.Name] = p
 		plan.start = append(plan.start, struct {
 			p     *program
@@ -691,4 +705,12 @@ func (s *Supervisor) ownMemcg(path string, p *program) {
 		s.byMemcg[path] = p
 	}
 	s.mu.Unlock()
+}
+
+// limits returns the limits section of the configuration in force.
+func (s *Supervisor) limits() config.Limits {
+	if l := s.lim.Load(); l != nil {
+		return *l
+	}
+	return config.DefaultLimits()
 }

@@ -75,11 +75,15 @@ func scrapeValue(scrape []byte, name string) float64 {
 
 // BenchmarkScale runs the real respawnd binary with N sleeping programs at
 // their defaults (output lines to respawnd's stdout) and reports its
-// footprint: the time until every program runs, the latency of a real HTTP
+// footprint: the time until every program runs (and, as a floor measured
+// in the same run, the time a bare loop takes to fork and exec as many
+// sleeping processes), the latency of a real HTTP
 // scrape of /metrics (its /proc reads included) right after, its CPU time
 // while idle (RESPAWND_BENCH_IDLE, default 30s, from 6 s after the last
 // start: after the collection that ends a burst), and then, at steady state,
-// RSS and PSS, OS threads, goroutines and heap in use per program.
+// RSS and PSS, OS threads, goroutines and heap in use per program. The
+// recycle=200 run puts every program under memory.recycle: its idle CPU is
+// the memory watchdog's cost.
 //
 //	go test ./cmd/respawnd -run '^$' -bench Scale -benchtime 1x
 func BenchmarkScale(b *testing.B) {
@@ -96,23 +100,31 @@ func BenchmarkScale(b *testing.B) {
 	for _, n := range []int{200, 1000} {
 		b.Run(fmt.Sprintf("programs=%d", n), func(b *testing.B) {
 			for range b.N {
-				benchScale(b, bin, n, idle)
+				benchScale(b, bin, n, idle, "")
 			}
 		})
 	}
+	// The memory watchdog's cost: 200 programs under memory.recycle, each
+	// measured every second.
+	b.Run("recycle=200", func(b *testing.B) {
+		for range b.N {
+			benchScale(b, bin, 200, idle, ", memory: {max: 256MiB, recycle: {above: 90%, for: 30s}}")
+		}
+	})
 }
 
-func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
+func benchScale(b *testing.B, bin string, n int, idle time.Duration, extra string) {
 	dir := b.TempDir()
 	var y strings.Builder
 	fmt.Fprintf(&y, "limits: {restarts_per_second: %d, restart_burst: %d}\nprograms:\n", n, n)
 	for i := range n {
-		fmt.Fprintf(&y, "  - {name: p%d, command: [/usr/bin/sleep, '%d']}\n", i, 1000000+i)
+		fmt.Fprintf(&y, "  - {name: p%d, command: [/usr/bin/sleep, '%d']%s}\n", i, 1000000+i, extra)
 	}
 	cfg := filepath.Join(dir, "scale.yaml")
 	if err := os.WriteFile(cfg, []byte(y.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	floor := startFloor(b, n)
 	addr := freeAddrB(b)
 	stateDir := filepath.Join(dir, "state")
 	cmd := benchDaemon(b, bin, "--log.level=warn", "--web.listen-address="+addr, "--state.dir="+stateDir, "--config", cfg)
@@ -168,6 +180,8 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	_ = resp.Body.Close()
 
 	b.ReportMetric(startup.Seconds(), "startup-s")
+	b.ReportMetric(floor.Seconds(), "floor-startup-s")
+	b.ReportMetric(startup.Seconds()/floor.Seconds(), "startup/floor")
 	fp := footprintOf(b, pid)
 	b.ReportMetric(float64(fp.rss)/(1<<20), "rss-MiB")
 	b.ReportMetric(float64(fp.pss)/(1<<20), "pss-MiB")
@@ -176,6 +190,33 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration) {
 	b.ReportMetric(scrapeValue(scrape, "go_memstats_heap_inuse_bytes")/float64(n)/1024, "heap-KiB/program")
 	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "scrape-p50-ms")
 	b.ReportMetric(idleCPU.Seconds()*float64(30*time.Second)/float64(idle), "idle-cpu-s/30s")
+	b.ReportMetric(idleCPU.Seconds()*float64(time.Hour)/float64(idle)/float64(n), "cpu-s/program-hour")
+}
+
+// startFloor is the floor for starting n programs, measured in the same
+// run: the time a bare loop takes to fork and exec the same n sleeping
+// processes, one after the other, each in a session of its own as respawnd
+// starts them. They are killed and reaped before it returns. (On a host
+// where exec does not scale across cores a parallel loop is no faster.)
+func startFloor(b *testing.B, n int) time.Duration {
+	b.Helper()
+	cmds := make([]*exec.Cmd, 0, n)
+	defer func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	t0 := time.Now()
+	for i := range n {
+		c := exec.Command("/usr/bin/sleep", strconv.Itoa(1000000+i))
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := c.Start(); err != nil {
+			b.Fatalf("floor: starting sleep %d: %v", i, err)
+		}
+		cmds = append(cmds, c)
+	}
+	return time.Since(t0)
 }
 
 // benchDaemon is the command that runs bin with args in the benchmark's

@@ -35,6 +35,7 @@ type daemon struct {
 	cgroups  *cgroupsAdapter
 	health   *health
 	settle   *settler
+	mem      *memoryWatch
 }
 
 // daemonOpts says what a daemon does beyond supervising.
@@ -60,6 +61,7 @@ type daemonOpts struct {
 // means respawnd must exit having touched nothing.
 func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: newObserver(), settle: newSettler()}
+	d.obs.procfs = f.procfs
 	if o.adopt || o.serveSocket {
 		sd, err := watch.OpenStateDir(f.web.stateDir)
 		if err != nil {
@@ -150,6 +152,8 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 			a.configure(&scfg, f.kmsg)
 		}
 	}
+	d.mem = newMemoryWatch(f.procfs, d.obs.scan, logger.With("component", "memory"))
+	d.mem.configure(&scfg)
 	d.sup = supervisor.New(scfg)
 	d.obs.sup = d.sup
 	d.health = newHealth(d.sup, logger)
@@ -237,6 +241,7 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 			}
 		}()
 	}
+	late.Go(func() { d.mem.run(lateCtx, d.log) })
 	if d.adopt != nil {
 		late.Add(1)
 		go func() {

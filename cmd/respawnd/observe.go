@@ -11,6 +11,7 @@ import (
 	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/cgroup"
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/memwatch"
 	"github.com/respawnd/respawnd/metrics"
 	"github.com/respawnd/respawnd/supervisor"
 	"github.com/respawnd/respawnd/watch"
@@ -39,6 +40,8 @@ type observer struct {
 	scan   *watch.Scanner // nil when /proc cannot be read
 	groups sync.Map       // program name -> *cgroup.Group
 	health *health        // nil until the daemon runs
+	// procfs is where /proc is mounted, for the host's memory.
+	procfs string
 
 	// reloadC, when not nil, takes reload requests (respawnd run).
 	reloadC chan<- reloadReq
@@ -126,6 +129,7 @@ func (o *observer) OOMSources() map[string]bool {
 func (o *observer) Programs() []metrics.ProgramSample {
 	sts := o.sup.Snapshot()
 	out := make([]metrics.ProgramSample, len(sts))
+	thresholds := o.thresholds()
 	// The cgroup reads are system calls that wait on the kernel: a few
 	// goroutines share them out, so that a scrape of a thousand programs
 	// takes a fraction of the time.
@@ -137,6 +141,10 @@ func (o *observer) Programs() []metrics.ProgramSample {
 			defer wg.Done()
 			for i := w; i < len(sts); i += workers {
 				out[i] = o.sample(sts[i])
+				if t, ok := thresholds[sts[i].Name]; ok {
+					out[i].WarnBytes, out[i].HasWarn = t.warn, t.hasWarn
+					out[i].RecycleBytes, out[i].HasRecycle = t.recycle, t.hasRecycle
+				}
 			}
 		}()
 	}
@@ -178,6 +186,8 @@ func (o *observer) sample(st supervisor.Status) metrics.ProgramSample {
 	grp := g.(*cgroup.Group)
 	if m, err := grp.Memory(); err == nil {
 		s.MemoryUsageBytes, s.HasMemoryUsage = m.Usage, true
+		s.WorkingSetBytes, s.HasWorkingSet = m.WorkingSet, true
+		s.PressureSome, s.PressureFull, s.HasPressure = m.PressureSome, m.PressureFull, m.HasPressure
 		if st.PID != 0 {
 			s.RSSBytes, s.HasRSS = m.RSS, true
 		}
@@ -292,4 +302,53 @@ func programNames(cfg *config.Config) []string {
 		names[i] = p.Name
 	}
 	return names
+}
+
+// memThresholds are a program's watchdog thresholds in bytes.
+type memThresholds struct {
+	warn, recycle       uint64
+	hasWarn, hasRecycle bool
+}
+
+// thresholds returns the watchdog thresholds of the programs in force that
+// set any.
+func (o *observer) thresholds() map[string]memThresholds {
+	cfg := o.config()
+	if cfg == nil {
+		return nil
+	}
+	var out map[string]memThresholds
+	for _, p := range cfg.Programs {
+		var t memThresholds
+		if v, ok := p.WarnAbove(); ok {
+			t.warn, t.hasWarn = uint64(v), true
+		}
+		if v, ok := p.RecycleAbove(); ok {
+			t.recycle, t.hasRecycle = uint64(v), true
+		}
+		if t.hasWarn || t.hasRecycle {
+			if out == nil {
+				out = map[string]memThresholds{}
+			}
+			out[p.Name] = t
+		}
+	}
+	return out
+}
+
+// HostMemory implements metrics.Source: /proc/meminfo and
+// /proc/pressure/memory, read at each scrape.
+func (o *observer) HostMemory() metrics.HostMemory {
+	h, err := memwatch.ReadHost(o.procfs)
+	if err != nil {
+		return metrics.HostMemory{}
+	}
+	out := metrics.HostMemory{AvailableBytes: h.MemAvailable, Known: true}
+	if p := h.Pressure; p != nil {
+		out.Pressure = &metrics.HostPressure{
+			Some: [3]float64{p.Some.Avg10 / 100, p.Some.Avg60 / 100, p.Some.Avg300 / 100},
+			Full: [3]float64{p.Full.Avg10 / 100, p.Full.Avg60 / 100, p.Full.Avg300 / 100},
+		}
+	}
+	return out
 }

@@ -166,22 +166,25 @@ func TestMetricsAfterRealDeaths(t *testing.T) {
 	}
 	p.waitProgram(t, "sleeper", func(pr api.Program) bool { return pr.Restarts == 1 && pr.State == "running" })
 	want := `
-# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, unknown).
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).
 # TYPE respawnd_program_exits_total counter
 respawnd_program_exits_total{program="failer",reason="exit_error"} 1
 respawnd_program_exits_total{program="failer",reason="exit_success"} 0
+respawnd_program_exits_total{program="failer",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="failer",reason="oom_kill"} 0
 respawnd_program_exits_total{program="failer",reason="signal"} 0
 respawnd_program_exits_total{program="failer",reason="start_failure"} 0
 respawnd_program_exits_total{program="failer",reason="unknown"} 0
 respawnd_program_exits_total{program="hog",reason="exit_error"} 0
 respawnd_program_exits_total{program="hog",reason="exit_success"} 0
+respawnd_program_exits_total{program="hog",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="hog",reason="oom_kill"} 1
 respawnd_program_exits_total{program="hog",reason="signal"} 0
 respawnd_program_exits_total{program="hog",reason="start_failure"} 0
 respawnd_program_exits_total{program="hog",reason="unknown"} 0
 respawnd_program_exits_total{program="sleeper",reason="exit_error"} 0
 respawnd_program_exits_total{program="sleeper",reason="exit_success"} 0
+respawnd_program_exits_total{program="sleeper",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="sleeper",reason="oom_kill"} 0
 respawnd_program_exits_total{program="sleeper",reason="signal"} 1
 respawnd_program_exits_total{program="sleeper",reason="start_failure"} 0
@@ -241,8 +244,10 @@ respawnd_program_up{program="sleeper"} 1
 	if v := values(mfs["respawnd_host_oom_kills_total"])[""]; v < 1 {
 		t.Errorf("respawnd_host_oom_kills_total = %v, want at least the hog's kill", v)
 	}
-	if v := values(mfs["respawnd_restart_duration_seconds"]); len(v) != 3 {
-		t.Errorf("restart histogram series %v, want one per program", v)
+	// Only the sleeper restarted (the failer and the hog run once): a
+	// program's histogram appears with its first restart.
+	if v := values(mfs["respawnd_restart_duration_seconds"]); len(v) != 1 || v[`program="sleeper"`] != 1 {
+		t.Errorf("restart histogram series %v, want the sleeper's only, with one restart", v)
 	}
 	for _, src := range []string{"kmsg", "cgroup", "vmstat"} {
 		if v := values(mfs["respawnd_oom_source_up"])[`source="`+src+`"`]; v != 1 {

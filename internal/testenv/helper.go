@@ -135,9 +135,63 @@ func runHelper(mode string, args []string) int {
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		sleepForever()
+	case "grow":
+		// grow STEP_MIB INTERVAL MARKER: takes STEP_MIB more memory every
+		// INTERVAL; on SIGTERM appends "term PID" to MARKER and exits 0.
+		step, _ := strconv.Atoi(arg(args, 0))
+		every, _ := time.ParseDuration(arg(args, 1))
+		term := termMarker(arg(args, 2))
+		var keep [][]byte
+		tick := time.NewTicker(every)
+		for {
+			select {
+			case <-term:
+				return 0
+			case <-tick.C:
+				keep = append(keep, touched(step<<20))
+			}
+		}
+	case "spike-on-term":
+		// spike-on-term MIB MARKER: takes MIB of memory and waits; on
+		// SIGTERM appends "term PID" to MARKER, then takes memory without
+		// end, faster than any stop: the OOM killer gets it first.
+		n, _ := strconv.Atoi(arg(args, 0))
+		term := termMarker(arg(args, 1)) // before the memory: the stop may come at once
+		keep := [][]byte{touched(n << 20)}
+		<-term
+		for {
+			keep = append(keep, touched(1<<20))
+		}
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
+}
+
+// touched returns n bytes of memory, every page written, so that the
+// kernel charges them.
+func touched(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
+// termMarker is closed once SIGTERM came and "term PID" was appended to
+// the file marker.
+func termMarker(marker string) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		<-sig
+		if f, err := os.OpenFile(marker, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			fmt.Fprintf(f, "term %d\n", os.Getpid())
+			_ = f.Close()
+		}
+		close(done)
+	}()
+	return done
 }
 
 func arg(args []string, i int) string {

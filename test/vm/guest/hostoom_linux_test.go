@@ -163,8 +163,10 @@ func isHog(m map[string]any) bool {
 // TestHostOOMKill runs the machine out of memory with programs that have no
 // memory limit of their own, so that the kernel's global OOM killer
 // (constraint=CONSTRAINT_NONE) picks one. respawnd, protected by a negative
-// oom_score_adj as its systemd unit sets it, must survive, report the
-// victim's exit as oom_kill and restart it; a small bystander is untouched.
+// oom_score_adj as its systemd unit sets it, must survive and report the
+// victim's exit as oom_kill; a small bystander is untouched. The victim's
+// restart is held while the host is still short of memory (the other hog
+// holds it) and happens once memory is back (the other hog is stopped).
 func TestHostOOMKill(t *testing.T) {
 	requireTestMachine(t)
 	// respawnd inherits this, as from systemd's OOMScoreAdjust=, and gives
@@ -190,15 +192,40 @@ func TestHostOOMKill(t *testing.T) {
 	d := startDaemon(t, "--state.dir="+stateDir, "--config", cfg)
 
 	// The first exit of a hog is the global OOM kill.
-	exit, next := d.waitLog(0, "a hog exited", 3*time.Minute, func(m map[string]any) bool {
+	exit, _ := d.waitLog(0, "a hog exited", 3*time.Minute, func(m map[string]any) bool {
 		return m["msg"] == "exited" && isHog(m)
 	})
 	victim, _ := exit["program"].(string)
 	if exit["reason"] != "oom_kill" || exit["signal"] != "SIGKILL" {
 		t.Fatalf("%s exited with %v, want reason oom_kill, signal SIGKILL", victim, exit)
 	}
-	// ... and it is restarted.
-	d.waitLog(next, victim+" running again", time.Minute, func(m map[string]any) bool {
+	// Its restart is held: the host is still short of memory. (The exit
+	// is logged once the kernel's report is in, maybe after the hold.)
+	_, held := d.waitLog(0, victim+"'s restart held", time.Minute, func(m map[string]any) bool {
+		return m["msg"] == "restart held until the host's memory recovers" && m["program"] == victim
+	})
+	survivor := "hog-a"
+	if victim == survivor {
+		survivor = "hog-b"
+	}
+	time.Sleep(3 * time.Second)
+	for _, m := range d.records()[held:] {
+		if m["msg"] == "state changed" && m["program"] == victim && m["state"] == "running" {
+			t.Fatalf("%s restarted while the host was short of memory: %v", victim, m)
+		}
+	}
+	// Memory comes back once the other hog goes (unless the OOM killer
+	// took it too; then it is held as well, and released after the victim).
+	if out, err := exec.Command(respawndBin, "stop", survivor, "--state.dir="+stateDir).CombinedOutput(); err != nil {
+		t.Logf("respawnd stop %s: %v: %s", survivor, err, out)
+	}
+	rel, _ := d.waitLog(held, victim+"'s restart released", time.Minute, func(m map[string]any) bool {
+		return m["msg"] == "held restart released" && m["program"] == victim
+	})
+	if rel["timed_out"] != false {
+		t.Errorf("release %v, want one because memory recovered, not oom_hold_max", rel)
+	}
+	d.waitLog(held, victim+" running again", time.Minute, func(m map[string]any) bool {
 		return m["msg"] == "state changed" && m["program"] == victim && m["state"] == "running" && pidOf(m) != pidOf(exit)
 	})
 
@@ -253,6 +280,8 @@ func TestHostOOMKill(t *testing.T) {
 		case m["msg"] != "exited":
 		case !isHog(m):
 			t.Errorf("bystander exited: %v", m)
+		case m["program"] == survivor && m["reason"] == "signal" && m["signal"] == "SIGTERM":
+			// The stop that gave the memory back.
 		case m["reason"] != "oom_kill":
 			t.Errorf("hog exit that is no OOM kill: %v", m)
 		default:
