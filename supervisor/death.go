@@ -36,7 +36,6 @@ type attribution struct {
 // does not depend on the reason), attribute after.
 func (p *program) onDeath() {
 	proc, pid, started, gen, child := p.proc, p.pid, p.started, p.gen, p.child
-	p.unwatchMemory()
 	st := proc.Exit()
 	p.proc, p.procDone, p.child = nil, nil, false
 	p.lastDeath = st.Time
@@ -114,6 +113,14 @@ func (p *program) onDeath() {
 		restarted = p.restartAfter(started, st.Time)
 	case policy == config.PolicyOnOOM && !final:
 		decideLater = true
+	}
+
+	if p.proc == nil {
+		// No new instance: the dead one's memory watch goes. A restart
+		// replaces it after the fork instead (see watchMemory), so this
+		// costs the restart path nothing; until then onMemory ignores
+		// crossings of a dead instance.
+		p.unwatchMemory()
 	}
 
 	p.attr.recent = append(p.attr.recent, pid)

@@ -97,7 +97,6 @@ type memoryState struct {
 	// hold is the host-wide OOM kill whose restart waits for the gate;
 	// holdDelay the backoff delay still due once it is released.
 	hold      *pendingHold
-	holding   bool
 	heldSince time.Time
 	holdDelay time.Duration
 	// ooms are the times of recent OOM kills; inLoop says the last
@@ -216,7 +215,6 @@ func (p *program) memoryEvent(kind string, ev MemoryEvent) {
 // crash backoff instead.
 func (p *program) afterRecycle() {
 	started, died := p.mem.recycledStart, p.mem.recycledDeath
-	p.mem.recycling = false
 	if len(p.mem.recycles) > maxRecycles {
 		if !p.mem.recycleLoop {
 			p.mem.recycleLoop = true
@@ -273,7 +271,7 @@ func (p *program) holdRestart(delay time.Duration) bool {
 	}
 	max := p.spec.OOMHoldMax(p.s.limits())
 	c := p.mem.releaseC
-	p.mem.holding, p.mem.heldSince, p.mem.holdDelay = true, p.s.clock.Now(), delay
+	p.mem.heldSince, p.mem.holdDelay = p.s.clock.Now(), delay
 	p.s.cfg.Gate.Hold(p.name, int(p.order.Load()), h.need, max, func(timedOut bool) { offer(c, timedOut) })
 	p.log.Warn("restart held until the host's memory recovers", "need_bytes", h.need, "hold_max", max.String())
 	p.s.events.add(Event{Time: p.mem.heldSince, Program: p.name, Kind: EventHeld})
@@ -283,10 +281,9 @@ func (p *program) holdRestart(delay time.Duration) bool {
 
 // onReleased takes the gate's release of a held restart.
 func (p *program) onReleased(timedOut bool) {
-	if !p.mem.holding || p.state != StateHeld {
-		return
+	if p.state != StateHeld {
+		return // the hold was cancelled before its release came in
 	}
-	p.mem.holding = false
 	held := p.s.clock.Now().Sub(p.mem.heldSince)
 	p.log.Info("held restart released", "held", held.Round(time.Millisecond).String(), "timed_out", timedOut)
 	p.s.events.add(Event{Time: p.s.clock.Now(), Program: p.name, Kind: EventReleased, Error: timeoutNote(timedOut)})
@@ -303,10 +300,9 @@ func timeoutNote(timedOut bool) string {
 // cancelHold takes a held restart out of the gate's queue (a stop, a start
 // or a new definition overrides it).
 func (p *program) cancelHold() {
-	if !p.mem.holding {
+	if p.state != StateHeld {
 		return
 	}
-	p.mem.holding = false
 	if p.s.cfg.Gate != nil {
 		p.s.cfg.Gate.Cancel(p.name)
 	}

@@ -236,13 +236,11 @@ func (p *program) finishStop() {
 	case quit:
 		p.setState(StateStopped)
 	case recycleAgain:
-		if !recycled {
-			// The instance was gone before the recycle's stop began.
-			p.schedule(0)
-			return
+		if recycled {
+			p.afterRecycle()
+		} else {
+			p.schedule(0) // the instance was gone before the recycle's stop began
 		}
-		p.mem.recycling = true
-		p.afterRecycle()
 	case startAgain:
 		p.resetHistory()
 		p.setState(StateStarting)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/memwatch"
@@ -25,7 +26,20 @@ type memoryWatch struct {
 	// its own, so that an event of a watch already removed finds no one.
 	notify map[string]func(supervisor.MemoryEvent)
 	next   uint64
+
+	// trees are the instances judged by their process tree's RSS (no
+	// cgroup of their own), by key, and rss the last pass over /proc for
+	// all of them: every such watch is sampled once a second, and one pass
+	// serves them all rather than one pass each.
+	trees  map[string]int
+	rss    map[int]uint64
+	rssAt  time.Time
+	rssErr error
 }
+
+// rssTTL is how long one pass over /proc serves the tree watches: less
+// than the watcher's sampling interval, so each sample sees fresh figures.
+const rssTTL = 500 * time.Millisecond
 
 var (
 	_ supervisor.MemoryWatcher = (*memoryWatch)(nil)
@@ -35,7 +49,7 @@ var (
 // newMemoryWatch builds the watchdog. Either part may be unavailable (an
 // error logged): the supervisor then runs without it.
 func newMemoryWatch(procfs string, scan *watch.Scanner, logger *slog.Logger) *memoryWatch {
-	m := &memoryWatch{scan: scan, notify: map[string]func(supervisor.MemoryEvent){}}
+	m := &memoryWatch{scan: scan, notify: map[string]func(supervisor.MemoryEvent){}, trees: map[string]int{}}
 	w, err := memwatch.New(memwatch.Config{Logger: logger, Notify: m.dispatch})
 	if err != nil {
 		logger.Warn("memory watchdog unavailable: memory.recycle and warn_above have no effect", "err", err)
@@ -96,24 +110,16 @@ func (m *memoryWatch) Watch(program string, g supervisor.Group, pid int, spec co
 	case m.scan == nil:
 		return nil, fmt.Errorf("watching memory of %s: no cgroup of its own and no /proc to read its process tree", program)
 	default:
-		scan := m.scan
-		t = memwatch.Target{Sample: func() (uint64, error) {
-			rss, err := scan.TreeRSS(pid)
-			if err != nil {
-				return 0, err
-			}
-			v, ok := rss[pid]
-			if !ok {
-				return 0, fmt.Errorf("pid %d is gone", pid)
-			}
-			return v, nil
-		}}
+		t = memwatch.Target{Sample: func() (uint64, error) { return m.treeRSS(pid) }}
 		s.Measure = memwatch.RSS
 	}
 	m.mu.Lock()
 	m.next++
 	key := program + "/" + strconv.FormatUint(m.next, 10)
 	m.notify[key] = notify
+	if t.Sample != nil {
+		m.trees[key] = pid
+	}
 	m.mu.Unlock()
 	remove, err := m.w.Add(key, t, s)
 	if err != nil {
@@ -126,7 +132,31 @@ func (m *memoryWatch) Watch(program string, g supervisor.Group, pid int, spec co
 func (m *memoryWatch) forget(key string) {
 	m.mu.Lock()
 	delete(m.notify, key)
+	delete(m.trees, key)
 	m.mu.Unlock()
+}
+
+// treeRSS is the RSS of pid's process tree, from a pass over /proc for
+// every tree watch at most rssTTL old.
+func (m *memoryWatch) treeRSS(pid int) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rss[pid]; !ok || time.Since(m.rssAt) > rssTTL {
+		roots := make([]int, 0, len(m.trees))
+		for _, p := range m.trees {
+			roots = append(roots, p)
+		}
+		m.rss, m.rssErr = m.scan.TreeRSS(roots...)
+		m.rssAt = time.Now()
+	}
+	if m.rssErr != nil {
+		return 0, m.rssErr
+	}
+	v, ok := m.rss[pid]
+	if !ok {
+		return 0, fmt.Errorf("pid %d is gone", pid)
+	}
+	return v, nil
 }
 
 // dispatch hands one of the watcher's events to the program it is for.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/supervisor"
+	"github.com/respawnd/respawnd/watch"
 )
 
 // programCgroupDir is the directory of a program's cgroup, from the path
@@ -118,5 +120,31 @@ func TestOOMKillDuringRecycle(t *testing.T) {
 	st := programStatus(t, stateDir, "spiker")
 	if st.LastExit == nil || st.LastExit.Reason != "oom_kill" || !st.LastExit.Recycle {
 		t.Errorf("last exit %+v, want oom_kill with recycle set", st.LastExit)
+	}
+}
+
+// The tree watches of adopted instances share one pass over /proc per
+// rssTTL, whatever their number, and a pid with no process is an error.
+func TestMemoryWatchTreeRSSSharesOnePass(t *testing.T) {
+	scan, err := watch.New(watch.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &memoryWatch{scan: scan, notify: map[string]func(supervisor.MemoryEvent){}, trees: map[string]int{}}
+	self := os.Getpid()
+	m.trees["a/1"], m.trees["b/2"] = self, os.Getppid()
+	v, err := m.treeRSS(self)
+	if err != nil || v == 0 {
+		t.Fatalf("treeRSS(self) = %d, %v", v, err)
+	}
+	at := m.rssAt
+	if _, err := m.treeRSS(os.Getppid()); err != nil {
+		t.Fatal(err)
+	}
+	if m.rssAt != at {
+		t.Errorf("the second tree's sample made a pass of its own")
+	}
+	if _, err := m.treeRSS(1 << 30); err == nil {
+		t.Errorf("no error for a pid with no process")
 	}
 }

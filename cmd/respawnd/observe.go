@@ -52,6 +52,9 @@ type observer struct {
 	reload  metrics.ReloadStatus
 	sources map[string]bool
 	cfg     *config.Config // in force
+	// thresh holds the watchdog thresholds of the programs in force that
+	// set any, worked out once per configuration rather than per scrape.
+	thresh map[string]memThresholds
 }
 
 func newObserver() *observer { return &observer{sources: map[string]bool{}} }
@@ -65,9 +68,10 @@ func (o *observer) setSource(name string, up bool) {
 
 // setConfig records the configuration in force.
 func (o *observer) setConfig(cfg *config.Config) {
+	thresh := thresholdsOf(cfg)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.cfg = cfg
+	o.cfg, o.thresh = cfg, thresh
 }
 
 // config returns the configuration in force, nil before the first.
@@ -129,7 +133,9 @@ func (o *observer) OOMSources() map[string]bool {
 func (o *observer) Programs() []metrics.ProgramSample {
 	sts := o.sup.Snapshot()
 	out := make([]metrics.ProgramSample, len(sts))
-	thresholds := o.thresholds()
+	o.mu.Lock()
+	thresholds := o.thresh
+	o.mu.Unlock()
 	// The cgroup reads are system calls that wait on the kernel: a few
 	// goroutines share them out, so that a scrape of a thousand programs
 	// takes a fraction of the time.
@@ -310,10 +316,9 @@ type memThresholds struct {
 	hasWarn, hasRecycle bool
 }
 
-// thresholds returns the watchdog thresholds of the programs in force that
-// set any.
-func (o *observer) thresholds() map[string]memThresholds {
-	cfg := o.config()
+// thresholdsOf returns the watchdog thresholds of the programs of cfg
+// that set any.
+func thresholdsOf(cfg *config.Config) map[string]memThresholds {
 	if cfg == nil {
 		return nil
 	}
