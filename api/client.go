@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"unicode"
@@ -91,7 +92,16 @@ func (c *Client) Events(ctx context.Context) ([]Event, error) {
 // or fn returns an error. Empty lines (the daemon's heartbeats) are
 // skipped.
 func (c *Client) Follow(ctx context.Context, fn func(Event) error) error {
-	resp, err := c.send(ctx, http.MethodGet, PathEvents+"?follow=true")
+	return c.FollowOf(ctx, "", fn)
+}
+
+// FollowOf is Follow for the events of one program ("" for every one).
+func (c *Client) FollowOf(ctx context.Context, program string, fn func(Event) error) error {
+	path := PathEvents + "?follow=true"
+	if program != "" {
+		path += "&program=" + url.QueryEscape(program)
+	}
+	resp, err := c.send(ctx, http.MethodGet, path)
 	if err != nil {
 		return err
 	}
@@ -117,6 +127,37 @@ func (c *Client) Follow(ctx context.Context, fn func(Event) error) error {
 		return printableErr(fmt.Errorf("following events: %w", err))
 	}
 	return nil
+}
+
+// EventsOf returns the recent events of one program ("" for every one),
+// newest first.
+func (c *Client) EventsOf(ctx context.Context, program string) ([]Event, error) {
+	var r EventsResponse
+	path := PathEvents
+	if program != "" {
+		path += "?program=" + url.QueryEscape(program)
+	}
+	if err := c.do(ctx, http.MethodGet, path, &r); err != nil {
+		return nil, err
+	}
+	return r.Events, nil
+}
+
+// Deaths returns the newest limit death records of program, newest first.
+func (c *Client) Deaths(ctx context.Context, program string, limit int) ([]Death, error) {
+	var r DeathsResponse
+	path := PathPrograms + "/" + url.PathEscape(program) + SuffixDeaths + "?limit=" + strconv.Itoa(limit)
+	if err := c.do(ctx, http.MethodGet, path, &r); err != nil {
+		return nil, err
+	}
+	return r.Deaths, nil
+}
+
+// Death returns one death record by its ID.
+func (c *Client) Death(ctx context.Context, id string) (Death, error) {
+	var d Death
+	err := c.do(ctx, http.MethodGet, PathDeaths+"/"+url.PathEscape(id), &d)
+	return d, err
 }
 
 // Control starts, stops or restarts the named program; action is "start",

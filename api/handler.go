@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/respawnd/respawnd/postmortem"
 	"github.com/respawnd/respawnd/supervisor"
 )
 
@@ -37,6 +38,17 @@ type Source interface {
 type OrphanSource interface {
 	// Orphans returns the kept instances, sorted by program name.
 	Orphans() []Orphan
+}
+
+// DeathSource is a Source that also keeps death records (respawnd run with
+// a state directory); without it the death endpoints answer 404.
+type DeathSource interface {
+	// Deaths returns the newest limit records of program (of every
+	// program when program is ""), newest first.
+	Deaths(program string, limit int) ([]Death, error)
+	// Death returns one record by its ID; an unknown ID is an error
+	// wrapping postmortem.ErrNotFound, a malformed one postmortem.ErrBadID.
+	Death(id string) (Death, error)
 }
 
 // Controller carries out operator actions. *supervisor.Supervisor has the
@@ -86,6 +98,22 @@ const (
 	PathReload   = "/-/reload"
 	PathPrograms = "/api/v1/programs"
 	PathEvents   = "/api/v1/events"
+	PathDeaths   = "/api/v1/deaths"
+	// SuffixDeaths follows a program's path: /api/v1/programs/NAME/deaths.
+	SuffixDeaths = "/deaths"
+)
+
+// Limits of the death endpoints.
+const (
+	// DefaultDeathLimit is how many records GET .../deaths returns without
+	// ?limit=, and MaxDeathLimit the most it returns with one.
+	DefaultDeathLimit = 10
+	MaxDeathLimit     = 100
+	// maxDeathsBytes bounds the records in one answer (the client reads up
+	// to 16 MiB).
+	maxDeathsBytes = 8 << 20
+	// maxIDBytes is the longest death record ID accepted.
+	maxIDBytes = 128
 )
 
 // Limits on what a request may carry. No endpoint takes a body or a long
@@ -137,7 +165,11 @@ var actions = map[string]supervisor.Action{
 //	GET  /api/v1/programs                  ProgramsResponse
 //	GET  /api/v1/programs/{name}           Program
 //	POST /api/v1/programs/{name}/{action}  start, stop or restart (lifecycle only)
-//	GET  /api/v1/events[?follow=true]      EventsResponse, or a stream of Event lines
+//	GET  /api/v1/events[?follow=true][&program=NAME]
+//	                                       EventsResponse, or a stream of Event lines
+//	GET  /api/v1/programs/{name}/deaths[?limit=N]  DeathsResponse, newest first
+//	GET  /api/v1/deaths[?limit=N]          DeathsResponse: every program's, newest first
+//	GET  /api/v1/deaths/{id}               Death
 //
 // GET also answers HEAD. A wrong method is answered 405 with Allow; errors
 // under /api/ have an ErrorResponse body, the others plain text. Requests
@@ -211,12 +243,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		allow, serve = allowGet, h.limited(h.programs)
 	case PathEvents:
 		allow, serve = allowGet, h.events
+	case PathDeaths:
+		allow, serve = allowGet, h.limited(func(w http.ResponseWriter, r *http.Request) { h.deaths(w, r, "") })
 	default:
+		if id, ok := strings.CutPrefix(p, PathDeaths+"/"); ok && id != "" {
+			allow = allowGet
+			serve = h.limited(func(w http.ResponseWriter, r *http.Request) { h.death(w, r, id) })
+			break
+		}
 		rest, ok := strings.CutPrefix(p, PathPrograms+"/")
 		if !ok {
 			break
 		}
 		switch name, action, two := strings.Cut(rest, "/"); {
+		case two && name != "" && "/"+action == SuffixDeaths:
+			allow = allowGet
+			serve = h.limited(func(w http.ResponseWriter, r *http.Request) { h.deaths(w, r, name) })
 		case !two && name != "":
 			allow = allowGet
 			serve = h.limited(func(w http.ResponseWriter, r *http.Request) { h.program(w, r, name) })
@@ -457,18 +499,120 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, http.StatusBadRequest, "follow: given more than once")
 		return
 	}
+	program := ""
+	switch vs := q["program"]; len(vs) {
+	case 0:
+	case 1:
+		if !validName(vs[0]) {
+			h.writeError(w, http.StatusBadRequest, "program: not a program name: "+quoteShort(vs[0]))
+			return
+		}
+		program = vs[0]
+	default:
+		h.writeError(w, http.StatusBadRequest, "program: given more than once")
+		return
+	}
 	if follow {
-		h.follow(w, r)
+		h.follow(w, r, program)
 		return
 	}
 	h.limited(func(w http.ResponseWriter, _ *http.Request) {
-		evs := h.cfg.Source.Events()
-		out := make([]Event, len(evs))
-		for i, e := range evs {
-			out[i] = NewEvent(e)
+		out := []Event{}
+		for _, e := range h.cfg.Source.Events() {
+			if program == "" || e.Program == program {
+				out = append(out, NewEvent(e))
+			}
 		}
 		h.writeJSON(w, http.StatusOK, EventsResponse{Events: out})
 	})(w, r)
+}
+
+// deaths answers GET /api/v1/programs/{name}/deaths[?limit=N], and GET
+// /api/v1/deaths[?limit=N] with name "".
+func (h *handler) deaths(w http.ResponseWriter, r *http.Request, name string) {
+	ds, ok := h.cfg.Source.(DeathSource)
+	if !ok {
+		h.writeError(w, http.StatusNotFound, "death records are not kept (no state directory)")
+		return
+	}
+	if name != "" && !validName(name) {
+		h.writeError(w, http.StatusNotFound, "unknown program "+quoteShort(name))
+		return
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.writeError(w, http.StatusBadRequest, "malformed query")
+		return
+	}
+	limit := DefaultDeathLimit
+	switch vs := q["limit"]; len(vs) {
+	case 0:
+	case 1:
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || n < 1 || n > MaxDeathLimit {
+			h.writeError(w, http.StatusBadRequest, "limit: want a whole number from 1 to "+strconv.Itoa(MaxDeathLimit)+", not "+quoteShort(vs[0]))
+			return
+		}
+		limit = n
+	default:
+		h.writeError(w, http.StatusBadRequest, "limit: given more than once")
+		return
+	}
+	recs, err := ds.Deaths(name, limit)
+	if err != nil {
+		h.cfg.Logger.Error("reading death records", "program", name, "err", err)
+		h.writeError(w, http.StatusInternalServerError, "reading death records failed")
+		return
+	}
+	if len(recs) == 0 && name != "" && !h.known(name) {
+		h.writeError(w, http.StatusNotFound, "unknown program "+strconv.Quote(name))
+		return
+	}
+	resp := DeathsResponse{Deaths: []Death{}}
+	size := 0
+	for _, rec := range recs {
+		b, err := json.Marshal(rec)
+		if err == nil && size+len(b) > maxDeathsBytes && len(resp.Deaths) > 0 {
+			resp.Truncated = true
+			break
+		}
+		size += len(b)
+		resp.Deaths = append(resp.Deaths, rec)
+	}
+	h.writeJSON(w, http.StatusOK, resp)
+}
+
+// known says whether name is a configured program.
+func (h *handler) known(name string) bool {
+	for _, p := range h.cfg.Source.Programs() {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// death answers GET /api/v1/deaths/{id}.
+func (h *handler) death(w http.ResponseWriter, _ *http.Request, id string) {
+	ds, ok := h.cfg.Source.(DeathSource)
+	if !ok {
+		h.writeError(w, http.StatusNotFound, "death records are not kept (no state directory)")
+		return
+	}
+	if len(id) > maxIDBytes {
+		h.writeError(w, http.StatusNotFound, "no death record "+quoteShort(id))
+		return
+	}
+	rec, err := ds.Death(id)
+	switch {
+	case errors.Is(err, postmortem.ErrNotFound), errors.Is(err, postmortem.ErrBadID):
+		h.writeError(w, http.StatusNotFound, "no death record "+quoteShort(id))
+	case err != nil:
+		h.cfg.Logger.Error("reading death record", "id", id, "err", err)
+		h.writeError(w, http.StatusInternalServerError, "reading death record failed")
+	default:
+		h.writeJSON(w, http.StatusOK, rec)
+	}
 }
 
 // follow streams the recent events, oldest first, then each new one, as
@@ -476,7 +620,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 // It ends when the client goes away (the request's context), when a write
 // does not complete within WriteTimeout (a client that stopped reading),
 // or when the subscription ends. It starts no goroutine.
-func (h *handler) follow(w http.ResponseWriter, r *http.Request) {
+func (h *handler) follow(w http.ResponseWriter, r *http.Request, program string) {
 	if r.Method == http.MethodHead {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
@@ -503,6 +647,9 @@ func (h *handler) follow(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	s := stream{h: h, w: w, rc: rc}
 	for i := len(backlog) - 1; i >= 0; i-- {
+		if program != "" && backlog[i].Program != program {
+			continue
+		}
 		if !s.write(backlog[i]) {
 			return
 		}
@@ -520,7 +667,7 @@ func (h *handler) follow(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if inBacklog(backlog, e) {
+			if inBacklog(backlog, e) || program != "" && e.Program != program {
 				continue
 			}
 			if !s.write(e) || !s.flush() {

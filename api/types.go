@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/postmortem"
 	"github.com/respawnd/respawnd/supervisor"
 )
 
@@ -211,4 +212,18 @@ func NewEvent(e supervisor.Event) Event {
 		out.RSSBytes = &v
 	}
 	return out
+}
+
+// Death is one death record: the program's exit with its reason, the
+// kernel's OOM report, its cgroup's memory at death, the host's memory and
+// its last output lines. The fields are documented on postmortem.Record.
+type Death = postmortem.Record
+
+// DeathsResponse is the body of GET /api/v1/programs/{name}/deaths: the
+// program's death records, newest first.
+type DeathsResponse struct {
+	Deaths []Death `json:"deaths"`
+	// Truncated says older records were left out to keep the answer under
+	// 8 MiB (records with long output lines); ask for them by ID.
+	Truncated bool `json:"truncated,omitempty"`
 }

@@ -66,3 +66,14 @@ type memFiles struct{}
 
 // Memory returns ErrUnsupported.
 func (g *Group) Memory() (Memory, error) { return Memory{}, ErrUnsupported }
+
+// MemoryReport is a group's memory files at one moment.
+type MemoryReport struct {
+	Version                        int
+	Stat, Events                   map[string]uint64
+	PressureSomeUS, PressureFullUS uint64
+	HasPressure                    bool
+}
+
+// Report returns ErrUnsupported.
+func (g *Group) Report() (MemoryReport, error) { return MemoryReport{}, ErrUnsupported }

@@ -87,6 +87,13 @@ const (
 	// or it kills the programs before their time is up.
 	MaxStopTimeout = time.Hour
 
+	// MinHookTimeout and MaxHookTimeout bound on_exit.timeout. A hook that
+	// is killed before a second is up cannot even start a notifier on a
+	// loaded host; one that needs more than an hour is a job, not a hook,
+	// and while it runs the program's later exits are coalesced into one.
+	MinHookTimeout = time.Second
+	MaxHookTimeout = time.Hour
+
 	// MaxMultiplier bounds restart.backoff.multiplier. At 100 a delay of
 	// 1ms passes a day in five steps; a larger factor changes nothing but
 	// the chance of overflow.
@@ -127,6 +134,18 @@ const (
 	// most (24 bytes each), so the bound also caps that history at 24 KiB,
 	// as MaxLimitBurst does for starts.
 	MaxOOMLoop = 1000
+
+	// MinOutputMaxSize and MaxOutputMaxSize bound output.max_size when it
+	// is not 0. Below 64 KiB a file would hold less than one line of the
+	// longest kind respawnd writes in one piece, and rotate on every
+	// line; 1 PiB is more than any filesystem holds for one log.
+	MinOutputMaxSize = 64 << 10
+	MaxOutputMaxSize = 1 << 50
+
+	// MaxOutputFiles bounds output.max_files: each rotation renames every
+	// rotated file, one system call each, on the goroutine that copies
+	// every program's output.
+	MaxOutputFiles = 100
 
 	// MaxMemory bounds memory.max, memory.high, memory.swap_max, and
 	// memory.recycle.above and memory.warn_above given as sizes, in bytes:

@@ -78,7 +78,7 @@ func maxConfig(full bool) *Config {
 		OOMLoop:    MaxOOMLoop,
 	}
 	p.Stop = Stop{Signal: maxSignal, Timeout: MaxStopTimeout}
-	p.Output.File = fill("/var/log/", MaxPathLen)
+	p.Output = Output{File: fill("/var/log/", MaxPathLen), MaxSize: MaxOutputMaxSize, MaxFiles: MaxOutputFiles, Timestamps: true}
 	p.Memory = &Memory{
 		Max: i64(MaxMemory), High: i64(MaxMemory), SwapMax: i64(MaxMemory),
 		Recycle:   &Recycle{Above: Threshold{Percent: 100}, For: MaxRecycleFor, Measure: MeasureAnon},
@@ -92,8 +92,16 @@ func maxConfig(full bool) *Config {
 		User:    fill("m", MaxUserLen),
 	}
 	p.OnMissing = OnMissingWait
+	p.OnExit = &Hook{
+		Command: []string{"/usr/local/bin/notify", fill("--x=", MaxArgLen)},
+		Reasons: append([]string(nil), ExitReasons...),
+		Timeout: MaxHookTimeout,
+		User:    fill("h", MaxUserLen),
+		Group:   fill("k", MaxUserLen),
+	}
 
 	c := &Config{File: "max.yaml", Limits: Limits{RestartsPerSecond: MaxRestartsPerSecond, RestartBurst: MaxRestartBurst, OOMHold: true, OOMHoldMax: MaxOOMHoldMax}}
+	c.Hooks.OnExit = &Hook{Command: []string{"notify"}, Timeout: MinHookTimeout}
 	c.Programs = []Program{p}
 	if !full {
 		return c
@@ -113,7 +121,11 @@ func maxConfig(full bool) *Config {
 	var total int64
 	for _, q := range c.Programs {
 		total += commandSize(q.Command) + envSize(q.Env)
+		if q.OnExit != nil {
+			total += commandSize(q.OnExit.Command)
+		}
 	}
+	total += commandSize(c.Hooks.OnExit.Command)
 	last := &c.Programs[MaxPrograms-1]
 	for rest := MaxExecTotal - total; rest > 0; {
 		n := min(rest, MaxArgLen+execSize(0)) - execSize(0)
@@ -136,8 +148,23 @@ func render(c *Config) string {
 		va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 		return va.Len() > 0 && vb.Len() > 0 && va.Pointer() == vb.Pointer()
 	}
-	fmt.Fprintf(&b, "limits: {restarts_per_second: %s, restart_burst: %d, oom_hold: %v, oom_hold_max: %v}\nprograms:\n",
+	fmt.Fprintf(&b, "limits: {restarts_per_second: %s, restart_burst: %d, oom_hold: %v, oom_hold_max: %v}\n",
 		strconv.FormatFloat(c.Limits.RestartsPerSecond, 'g', -1, 64), c.Limits.RestartBurst, c.Limits.OOMHold, c.Limits.OOMHoldMax)
+	hook := func(h *Hook) string {
+		args := make([]string, len(h.Command))
+		for i, a := range h.Command {
+			args[i] = q(a)
+		}
+		s := fmt.Sprintf("{command: [%s], timeout: %v, user: %s, group: %s", strings.Join(args, ", "), h.Timeout, q(h.User), q(h.Group))
+		if h.Reasons != nil {
+			s += ", reasons: [" + strings.Join(h.Reasons, ", ") + "]"
+		}
+		return s + "}"
+	}
+	if c.Hooks.OnExit != nil {
+		b.WriteString("hooks: {on_exit: " + hook(c.Hooks.OnExit) + "}\n")
+	}
+	b.WriteString("programs:\n")
 	def := DefaultProgram()
 	for i, p := range c.Programs {
 		fmt.Fprintf(&b, "  - name: %s\n", q(p.Name))
@@ -199,8 +226,8 @@ func render(c *Config) string {
 		if p.Stop != def.Stop {
 			fmt.Fprintf(&b, "    stop: {signal: %d, timeout: %v}\n", p.Stop.Signal, p.Stop.Timeout)
 		}
-		if p.Output.File != "" {
-			fmt.Fprintf(&b, "    output: {file: %s}\n", q(p.Output.File))
+		if p.Output != def.Output {
+			fmt.Fprintf(&b, "    output: {file: %s, max_size: %d, max_files: %d, timestamps: %v}\n", q(p.Output.File), p.Output.MaxSize, p.Output.MaxFiles, p.Output.Timestamps)
 		}
 		if m := p.Memory; m != nil {
 			var parts []string
@@ -225,6 +252,9 @@ func render(c *Config) string {
 		}
 		if p.OnMissing != def.OnMissing {
 			fmt.Fprintf(&b, "    on_missing: %s\n", p.OnMissing)
+		}
+		if p.OnExit != nil {
+			b.WriteString("    on_exit: " + hook(p.OnExit) + "\n")
 		}
 	}
 	return b.String()
@@ -368,6 +398,10 @@ func TestBoundsRefused(t *testing.T) {
 		{"programs[0].stop.signal", func(c *Config) { p0(c).Stop.Signal++ }},
 		{"programs[0].stop.timeout", func(c *Config) { p0(c).Stop.Timeout++ }},
 		{"programs[0].output.file", func(c *Config) { p0(c).Output.File += "x" }},
+		{"programs[0].output.max_size", func(c *Config) { p0(c).Output.MaxSize++ }},
+		{"programs[0].output.max_size", func(c *Config) { p0(c).Output.MaxSize = MinOutputMaxSize - 1 }},
+		{"programs[0].output.max_files", func(c *Config) { p0(c).Output.MaxFiles++ }},
+		{"programs[0].output.max_files", func(c *Config) { p0(c).Output.MaxFiles = 0 }},
 		{"programs[0].memory.max", func(c *Config) { *p0(c).Memory.Max++ }},
 		{"programs[0].memory.high", func(c *Config) { *p0(c).Memory.High++ }},
 		{"programs[0].memory.swap_max", func(c *Config) { *p0(c).Memory.SwapMax++ }},
@@ -391,6 +425,16 @@ func TestBoundsRefused(t *testing.T) {
 		{"programs[0].match.cmdline", func(c *Config) { p0(c).Match.Cmdline = "(?:aaaa){1000}a{97}" }},
 		{"programs[0].match.pidfile", func(c *Config) { p0(c).Match.Pidfile += "x" }},
 		{"programs[0].match.user", func(c *Config) { p0(c).Match.User += "x" }},
+		{"programs[0].on_exit.command[1]", func(c *Config) {
+			h := *p0(c).OnExit
+			h.Command = []string{h.Command[0], h.Command[1] + "x"}
+			p0(c).OnExit = &h
+		}},
+		{"programs[0].on_exit.reasons", func(c *Config) { p0(c).OnExit.Reasons = append(p0(c).OnExit.Reasons, "signal") }},
+		{"programs[0].on_exit.timeout", func(c *Config) { p0(c).OnExit.Timeout++ }},
+		{"programs[0].on_exit.user", func(c *Config) { p0(c).OnExit.User += "x" }},
+		{"programs[0].on_exit.group", func(c *Config) { p0(c).OnExit.Group += "x" }},
+		{"hooks.on_exit.timeout", func(c *Config) { c.Hooks.OnExit.Timeout-- }},
 	}
 	for i, tt := range tests {
 		t.Run(strconv.Itoa(i)+"/"+tt.field, func(t *testing.T) {

@@ -14,6 +14,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// Limits are host-wide limits that apply across all programs.
 	Limits Limits `yaml:"limits"`
+	// Hooks holds the default hooks of programs that set none.
+	Hooks Hooks `yaml:"hooks"`
 	// Programs are the supervised programs, in file order.
 	Programs []Program `yaml:"programs"`
 }
@@ -123,6 +125,11 @@ type Program struct {
 	// sets on_missing without match is refused, and in code it must be
 	// DefaultOnMissing or "".
 	OnMissing OnMissing `yaml:"on_missing"`
+	// OnExit is the command run after the program exited, or nil to use
+	// the Config's Hooks.OnExit; an OnExit whose Command is empty turns
+	// that default off. Program.OnExitHook gives the hook in force. It is
+	// not part of Hash.
+	OnExit *Hook `yaml:"on_exit"`
 }
 
 // Match selects an already running process to adopt as a program. Every
@@ -237,6 +244,19 @@ type Output struct {
 	// File is the absolute path of a file that both streams are appended
 	// to, or "".
 	File string `yaml:"file"`
+	// MaxSize is the size in bytes past which File, when it is a regular
+	// file, is rotated: renamed File.1 and opened anew. 0 never rotates;
+	// otherwise it is MinOutputMaxSize to MaxOutputMaxSize. Default
+	// DefaultOutputMaxSize. Setting it needs File.
+	MaxSize int64 `yaml:"max_size"`
+	// MaxFiles is how many rotated files are kept (File.1 … File.N, the
+	// oldest removed), 1 to MaxOutputFiles. Default DefaultOutputMaxFiles.
+	// Setting it needs File.
+	MaxFiles int `yaml:"max_files"`
+	// Timestamps starts every line with the time respawnd read it (RFC
+	// 3339 with milliseconds and the offset), in File or after the prefix
+	// on respawnd's own output.
+	Timestamps bool `yaml:"timestamps"`
 }
 
 // Memory holds a program's cgroup memory limits in bytes and the settings
@@ -377,6 +397,8 @@ const (
 	DefaultOOMLoop           = 3
 	DefaultRecycleFor        = 30 * time.Second
 	DefaultMeasure           = MeasureWorkingSet
+	DefaultOutputMaxSize     = 100 << 20
+	DefaultOutputMaxFiles    = 5
 )
 
 // MinMemory is the smallest memory.max or memory.high accepted, in bytes.
@@ -407,6 +429,10 @@ func DefaultProgram() Program {
 		Stop: Stop{
 			Signal:  DefaultStopSignal,
 			Timeout: DefaultStopTimeout,
+		},
+		Output: Output{
+			MaxSize:  DefaultOutputMaxSize,
+			MaxFiles: DefaultOutputMaxFiles,
 		},
 		OnMissing: DefaultOnMissing,
 	}

@@ -43,6 +43,9 @@ func (p Program) Hash() string {
 // restart.oom_hold_max) is written whenever it is set, even to the value
 // that limits holds: Limits are not part of the digest. Every string is
 // written as a netstring (LENGTH:BYTES,), so the encoding is unambiguous.
+// on_exit is left out, like limits and hooks: a hook is what respawnd does
+// after the program exits, not part of the program, so a reload that
+// changes only a hook restarts nothing.
 func (p Program) canonical() []byte {
 	def := DefaultProgram()
 	var e encoder
@@ -85,6 +88,11 @@ func (p Program) canonical() []byte {
 	e.int("stop.signal", int64(p.Stop.Signal), int64(def.Stop.Signal))
 	e.duration("stop.timeout", p.Stop.Timeout, def.Stop.Timeout)
 	e.str("output.file", p.Output.File, def.Output.File)
+	e.int("output.max_size", p.Output.MaxSize, def.Output.MaxSize)
+	e.int("output.max_files", int64(p.Output.MaxFiles), int64(def.Output.MaxFiles))
+	if p.Output.Timestamps {
+		e.pair("output.timestamps", "true")
+	}
 
 	if m := p.Memory; m != nil {
 		e.pair("memory", "")

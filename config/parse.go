@@ -26,14 +26,16 @@ func nodeBudget(n int) int {
 
 // The keys each mapping accepts, in the order the documentation lists them.
 var (
-	configKeys  = []string{"limits", "programs"}
+	configKeys  = []string{"limits", "hooks", "programs"}
+	hooksKeys   = []string{"on_exit"}
+	hookKeys    = []string{"command", "reasons", "timeout", "user", "group"}
 	limitsKeys  = []string{"restarts_per_second", "restart_burst", "oom_hold", "oom_hold_max"}
-	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match", "on_missing"}
+	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match", "on_missing", "on_exit"}
 	restartKeys = []string{"policy", "backoff", "reset_after", "limit", "oom_hold", "oom_hold_max", "oom_loop"}
 	backoffKeys = []string{"initial", "max", "multiplier", "jitter"}
 	limitKeys   = []string{"burst", "interval", "action"}
 	stopKeys    = []string{"signal", "timeout"}
-	outputKeys  = []string{"file"}
+	outputKeys  = []string{"file", "max_size", "max_files", "timestamps"}
 	memoryKeys  = []string{"max", "high", "swap_max", "recycle", "warn_above"}
 	recycleKeys = []string{"above", "for", "measure"}
 	matchKeys   = []string{"comm", "exe", "cmdline", "pidfile", "user"}
@@ -389,6 +391,10 @@ func (d *decoder) decodeRoot(root *yaml.Node, c *Config) {
 		switch key {
 		case "limits":
 			d.decodeLimits(val, field, &c.Limits)
+		case "hooks":
+			d.mapping(val, field, hooksKeys, func(_ string, val *yaml.Node, field string) {
+				c.Hooks.OnExit = d.decodeHook(val, field)
+			})
 		case "programs":
 			if d.tooLong(val, field, MaxPrograms, "must have at most %d programs, not %d") {
 				return
@@ -431,17 +437,7 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 			d.string(val, field, &p.Name)
 		case "command":
 			p.Command = []string{}
-			if d.tooLong(val, field, MaxCommandArgs, "must have at most %d arguments, not %d") {
-				return
-			}
-			d.sequence(val, field, `a list of arguments such as ["/usr/bin/api", "--port", "8080"]`, func(_ int, item *yaml.Node, field string) {
-				var arg string
-				if isNull(d.node(item)) {
-					d.fail(field, "must be a string, not null")
-				}
-				d.string(item, field, &arg)
-				p.Command = append(p.Command, arg)
-			})
+			d.argv(val, field, &p.Command)
 		case "dir":
 			d.string(val, field, &p.Dir)
 		case "env":
@@ -472,8 +468,20 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 				}
 			})
 		case "output":
-			d.mapping(val, field, outputKeys, func(_ string, val *yaml.Node, field string) {
-				d.string(val, field, &p.Output.File)
+			d.mapping(val, field, outputKeys, func(key string, val *yaml.Node, field string) {
+				switch key {
+				case "file":
+					d.string(val, field, &p.Output.File)
+				case "max_size":
+					var n *int64
+					if d.size(val, field, &n); n != nil {
+						p.Output.MaxSize = *n
+					}
+				case "max_files":
+					d.int(val, field, &p.Output.MaxFiles)
+				case "timestamps":
+					d.bool(val, field, &p.Output.Timestamps)
+				}
 			})
 		case "memory":
 			var m Memory
@@ -523,7 +531,68 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 				return
 			}
 			d.string(val, field, (*string)(&p.OnMissing))
+		case "on_exit":
+			p.OnExit = d.decodeHook(val, field)
 		}
+	})
+}
+
+// decodeHook decodes an on_exit section; a null one is left out (nil).
+// An empty mapping is kept, and refused by the validator for want of a
+// command.
+func (d *decoder) decodeHook(n *yaml.Node, field string) *Hook {
+	if isNull(d.node(n)) {
+		delete(d.lines, field) // left out, as for any other key
+		return nil
+	}
+	h := &Hook{Timeout: DefaultHookTimeout}
+	d.mapping(n, field, hookKeys, func(key string, val *yaml.Node, field string) {
+		if isNull(d.node(val)) {
+			// Left out, as for any other key: a null command is not the
+			// empty one that turns the hook off.
+			delete(d.lines, field)
+			return
+		}
+		switch key {
+		case "command":
+			h.Command = []string{}
+			d.argv(val, field, &h.Command)
+		case "reasons":
+			h.Reasons = []string{}
+			if d.tooLong(val, field, len(ExitReasons), "must have at most %d reasons, not %d") {
+				return
+			}
+			d.sequence(val, field, "a list of exit reasons such as [oom_kill, signal]", func(_ int, item *yaml.Node, field string) {
+				var r string
+				if isNull(d.node(item)) {
+					d.fail(field, "must be a string, not null")
+				}
+				d.string(item, field, &r)
+				h.Reasons = append(h.Reasons, r)
+			})
+		case "timeout":
+			d.duration(val, field, &h.Timeout)
+		case "user":
+			d.string(val, field, &h.User)
+		case "group":
+			d.string(val, field, &h.Group)
+		}
+	})
+	return h
+}
+
+// argv decodes a command line: a list of strings, never one string.
+func (d *decoder) argv(n *yaml.Node, field string, dst *[]string) {
+	if d.tooLong(n, field, MaxCommandArgs, "must have at most %d arguments, not %d") {
+		return
+	}
+	d.sequence(n, field, `a list of arguments such as ["/usr/bin/api", "--port", "8080"]`, func(_ int, item *yaml.Node, field string) {
+		var arg string
+		if isNull(d.node(item)) {
+			d.fail(field, "must be a string, not null")
+		}
+		d.string(item, field, &arg)
+		*dst = append(*dst, arg)
 	})
 }
 

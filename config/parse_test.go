@@ -60,6 +60,9 @@ func TestParseDefaults(t *testing.T) {
 		{"stop.signal", p.Stop.Signal, syscall.SIGTERM},
 		{"stop.timeout", p.Stop.Timeout, 10 * time.Second},
 		{"output.file", p.Output.File, ""},
+		{"output.max_size", p.Output.MaxSize, int64(100 << 20)},
+		{"output.max_files", p.Output.MaxFiles, 5},
+		{"output.timestamps", p.Output.Timestamps, false},
 		{"memory", p.Memory, (*Memory)(nil)},
 		{"match", p.Match, (*Match)(nil)},
 		{"on_missing", p.OnMissing, OnMissingStart},
@@ -123,7 +126,7 @@ programs:
       oom_hold_max: 1m
       oom_loop: 0
     stop: {signal: 1, timeout: 1s}
-    output: {file: /var/log/api.log}
+    output: {file: /var/log/api.log, max_size: 1GiB, max_files: 10, timestamps: true}
     memory:
       max: 256MiB
       high: 200Mi
@@ -171,7 +174,7 @@ programs:
 				OOMLoop:    0,
 			},
 			Stop:   Stop{Signal: syscall.SIGHUP, Timeout: time.Second},
-			Output: Output{File: "/var/log/api.log"},
+			Output: Output{File: "/var/log/api.log", MaxSize: 1 << 30, MaxFiles: 10, Timestamps: true},
 			Memory: &Memory{
 				Max: i64(256 << 20), High: i64(200 << 20), SwapMax: i64(0),
 				Recycle:   &Recycle{Above: Threshold{Percent: 90}, For: time.Minute, Measure: MeasureAnon},
@@ -403,7 +406,7 @@ var parseErrorTests = []struct {
 	{"unknown nested key", withProgram("restart: {backoff: {inital: 1s}}"), []string{
 		`demo.yaml:4: programs[0].restart.backoff.inital: unknown key, did you mean "initial"?`}},
 	{"odd key quoted", withProgram(`"a b": 1`), []string{
-		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing)`}},
+		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing, on_exit)`}},
 	{"unknown match key", withProgram("match: {comm: worker, cmd_line: x}"), []string{
 		`demo.yaml:4: programs[0].match.cmd_line: unknown key, did you mean "cmdline"?`}},
 	{"unknown match key far from any", withProgram("match:", "  comm: worker", "  parent_process: init"), []string{
@@ -809,6 +812,65 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseOutput checks the output section's keys, their bounds and that
+// rotation needs a file, each error naming FILE:LINE: field.
+func TestParseOutput(t *testing.T) {
+	c, err := Parse("demo.yaml", []byte(`programs:
+  - name: a
+    command: [a]
+    output: {file: /var/log/a.log, max_size: 0, timestamps: true}
+  - name: b
+    command: [b]
+    output: {timestamps: true}
+  - name: c
+    command: [c]
+    output: {file: /var/log/c.log, max_size: 64KiB, max_files: 100}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Programs[0].Output; o.MaxSize != 0 || o.MaxFiles != DefaultOutputMaxFiles || !o.Timestamps {
+		t.Errorf("a: output %+v", o)
+	}
+	if o := c.Programs[1].Output; o.File != "" || !o.Timestamps {
+		t.Errorf("b: output %+v", o)
+	}
+	if o := c.Programs[2].Output; o.MaxSize != 64<<10 || o.MaxFiles != 100 {
+		t.Errorf("c: output %+v", o)
+	}
+
+	_, err = Parse("demo.yaml", []byte(`programs:
+  - name: a
+    command: [a]
+    output:
+      max_size: 1MiB
+      max_files: 3
+  - name: b
+    command: [b]
+    output: {file: /var/log/b.log, max_size: 1KiB, max_files: 0}
+  - name: c
+    command: [c]
+    output: {file: /var/log/c.log, max_size: -1, max_files: 101, timestamps: yes}
+  - name: d
+    command: [d]
+    output: {file: /var/log/d.log, max_size: 2PiB, max_files: many}
+`))
+	want := strings.Join([]string{
+		"demo.yaml:5: programs[0].output.max_size: needs output.file: only a file is rotated",
+		"demo.yaml:6: programs[0].output.max_files: needs output.file: only a file is rotated",
+		"demo.yaml:9: programs[1].output.max_size: must be 0 (never rotate) or at least 64KiB, not 1KiB",
+		"demo.yaml:9: programs[1].output.max_files: must be at least 1, not 0",
+		`demo.yaml:12: programs[2].output.timestamps: must be true or false, not the string "yes"`,
+		"demo.yaml:12: programs[2].output.max_size: must not be negative",
+		"demo.yaml:12: programs[2].output.max_files: must be at most 100, not 101",
+		`demo.yaml:15: programs[3].output.max_files: must be an integer, not the string "many"`,
+		"demo.yaml:15: programs[3].output.max_size: must be at most 1PiB, not 2PiB",
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("errors:\n got %v\nwant %s", err, want)
+	}
+}
+
 // manyMistakes has a problem on nearly every line.
 const manyMistakes = `limits:
   restarts_per_second: 0
@@ -928,8 +990,10 @@ func TestReferenceExample(t *testing.T) {
 	}
 	// The reference shows every key, so every optional part is set
 	// somewhere.
-	var memory, output, env, dir, user, group, match, onMissing bool
+	var memory, output, env, dir, user, group, match, onMissing, onExit, onExitOff bool
 	for _, p := range c.Programs {
+		onExit = onExit || p.OnExit != nil && !p.OnExit.Off() && p.OnExit.Reasons != nil && p.OnExit.User != "" && p.OnExit.Group != ""
+		onExitOff = onExitOff || p.OnExit != nil && p.OnExit.Off()
 		match = match || p.Match != nil && p.Match.Comm != "" && p.Match.Exe != "" && p.Match.Cmdline != "" && p.Match.Pidfile != "" && p.Match.User != ""
 		onMissing = onMissing || p.Match != nil && p.OnMissing != DefaultOnMissing
 		memory = memory || p.Memory != nil && p.Memory.Max != nil && p.Memory.High != nil && p.Memory.SwapMax != nil
@@ -939,8 +1003,9 @@ func TestReferenceExample(t *testing.T) {
 		user = user || p.User != ""
 		group = group || p.Group != ""
 	}
-	if !memory || !output || !env || !dir || !user || !group || !match || !onMissing {
-		t.Errorf("reference lacks a key: memory %v, output %v, env %v, dir %v, user %v, group %v, match %v, on_missing %v", memory, output, env, dir, user, group, match, onMissing)
+	if !memory || !output || !env || !dir || !user || !group || !match || !onMissing || !onExit || !onExitOff || c.Hooks.OnExit == nil {
+		t.Errorf("reference lacks a key: memory %v, output %v, env %v, dir %v, user %v, group %v, match %v, on_missing %v, on_exit %v, on_exit off %v, hooks %v",
+			memory, output, env, dir, user, group, match, onMissing, onExit, onExitOff, c.Hooks.OnExit != nil)
 	}
 }
 

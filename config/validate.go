@@ -144,6 +144,9 @@ func (v *validator) errorf(field, format string, args ...any) {
 
 func (v *validator) config(c *Config) {
 	v.limits("limits", &c.Limits)
+	if h := c.Hooks.OnExit; h != nil {
+		v.hook("hooks.on_exit", h, false)
+	}
 	if n := len(c.Programs); n > MaxPrograms {
 		v.errorf("programs", "must have at most %d programs, not %d", MaxPrograms, n)
 	}
@@ -208,7 +211,7 @@ func (v *validator) program(pf string, p *Program) {
 
 	v.restart(f("restart"), &p.Restart)
 	v.stop(f("stop"), &p.Stop)
-	v.absPath(childField(f("output"), "file"), p.Output.File)
+	v.output(f("output"), &p.Output)
 	if p.Memory != nil {
 		v.memory(f("memory"), p.Memory)
 	}
@@ -216,6 +219,92 @@ func (v *validator) program(pf string, p *Program) {
 		v.match(f("match"), p.Match)
 	}
 	v.onMissing(f("on_missing"), p)
+	if p.OnExit != nil {
+		v.hook(f("on_exit"), p.OnExit, true)
+	}
+}
+
+// hook checks an on_exit section. mayBeOff says that an empty command is
+// allowed and turns the hook off (a program's on_exit, not the default).
+func (v *validator) hook(pf string, h *Hook, mayBeOff bool) {
+	f := func(name string) string { return childField(pf, name) }
+	cf := f("command")
+	if len(h.Command) == 0 {
+		switch {
+		case !v.isSet(cf) && (v.isSet(pf) || !mayBeOff):
+			v.errorf(cf, "is required")
+		case !mayBeOff:
+			v.errorf(cf, "must not be empty")
+		default:
+			// Turned off: anything else set would be ignored.
+			if h.Reasons != nil || v.isSet(f("reasons")) {
+				v.errorf(f("reasons"), "has no effect: the empty command turns the hook off")
+			}
+			if v.isSet(f("timeout")) {
+				v.errorf(f("timeout"), "has no effect: the empty command turns the hook off")
+			}
+			if h.User != "" || v.isSet(f("user")) {
+				v.errorf(f("user"), "has no effect: the empty command turns the hook off")
+			}
+			if h.Group != "" || v.isSet(f("group")) {
+				v.errorf(f("group"), "has no effect: the empty command turns the hook off")
+			}
+		}
+		return
+	}
+	v.command(cf, h.Command)
+	if a := h.Command[0]; strings.Contains(a, "/") && !filepath.IsAbs(a) {
+		v.errorf(indexField(cf, 0), "must be an absolute path or a name looked up in PATH, not the relative path %q", truncate(a))
+	}
+
+	rf := f("reasons")
+	switch {
+	case h.Reasons == nil:
+	case len(h.Reasons) == 0:
+		v.errorf(rf, "must not be empty (leave it out for every reason but exit_success and memory_recycle)")
+	case len(h.Reasons) > len(ExitReasons):
+		v.errorf(rf, "must have at most %d reasons, not %d", len(ExitReasons), len(h.Reasons))
+	}
+	for i, r := range h.Reasons {
+		if i >= len(ExitReasons) {
+			break
+		}
+		switch j := slices.Index(h.Reasons, r); {
+		case !slices.Contains(ExitReasons, r):
+			v.errorf(indexField(rf, i), "invalid reason %q (want %s)", truncate(r), strings.Join(ExitReasons, ", "))
+		case j < i:
+			v.errorf(indexField(rf, i), "duplicate reason %q, first at reasons[%d]", r, j)
+		}
+	}
+
+	switch tf, t := f("timeout"), h.Timeout; {
+	case t < MinHookTimeout:
+		v.errorf(tf, "must be at least %v, not %v", MinHookTimeout, t)
+	case t > MaxHookTimeout:
+		v.errorf(tf, "must be at most %v, not %v", MaxHookTimeout, t)
+	}
+	v.userName(f("user"), h.User)
+	v.userName(f("group"), h.Group)
+}
+
+func (v *validator) output(pf string, o *Output) {
+	v.absPath(childField(pf, "file"), o.File)
+	maxSize, maxFiles := childField(pf, "max_size"), childField(pf, "max_files")
+	for _, f := range []string{maxSize, maxFiles} {
+		if o.File == "" && v.isSet(f) {
+			v.errorf(f, "needs output.file: only a file is rotated")
+		}
+	}
+	switch {
+	case o.MaxSize == 0:
+	case o.MaxSize < 0:
+		v.errorf(maxSize, "must not be negative")
+	case o.MaxSize < MinOutputMaxSize:
+		v.errorf(maxSize, "must be 0 (never rotate) or at least %s, not %s", formatSize(MinOutputMaxSize), formatSize(o.MaxSize))
+	case o.MaxSize > MaxOutputMaxSize:
+		v.errorf(maxSize, "must be at most %s, not %s", formatSize(MaxOutputMaxSize), formatSize(o.MaxSize))
+	}
+	v.intRange(maxFiles, o.MaxFiles, 1, MaxOutputFiles)
 }
 
 func (v *validator) command(field string, argv []string) {

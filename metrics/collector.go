@@ -39,6 +39,10 @@ type ProgramSample struct {
 	// thresholds in bytes, when it sets them.
 	WarnBytes, RecycleBytes uint64
 	HasWarn, HasRecycle     bool
+	// OutputDroppedLines counts the lines of the program's output that
+	// could not be written (a full disk, a failed rotation), over all its
+	// instances since respawnd started.
+	OutputDroppedLines uint64
 }
 
 // HostMemory is the host's memory at scrape time.
@@ -130,6 +134,8 @@ var (
 		dto.MetricType_GAUGE, "program")
 	pressureFamily = newFamily("program_memory_pressure_seconds_total", "Time in which some (kind=\"some\") or all (kind=\"full\") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.",
 		dto.MetricType_COUNTER, "program", "kind")
+	outputDroppedFamily = newFamily("program_output_dropped_lines_total", "Lines of the program's output that could not be written to its output file or to respawnd's output (a full disk, an I/O error, a failed rotation) and were dropped.",
+		dto.MetricType_COUNTER, "program")
 	heldFamily = newFamily("program_restart_held", "Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).",
 		dto.MetricType_GAUGE, "program")
 	hostAvailableFamily = newFamily("host_memory_available_bytes", "Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes.",
@@ -149,7 +155,7 @@ var (
 
 	collectorFamilyList = []*family{upFamily, stateFamily, startTimeFamily, lastExitTimeFamily, backoffFamily,
 		rssFamily, memUsageFamily, memLimitFamily, workingSetFamily, warnFamily, recycleFamily, pressureFamily, heldFamily,
-		hostAvailableFamily, hostPressureFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
+		outputDroppedFamily, hostAvailableFamily, hostPressureFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
 		panicsFamily, healthyFamily}
 	collectorFamilies = familyIndex(collectorFamilyList...)
 )
@@ -235,12 +241,13 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	labels := c.programLabels(ps)
 
 	n := len(ps)
-	a := newArena(n*(len(sortedStates)+14) + 16)
+	a := newArena(n*(len(sortedStates)+15) + 16)
 	up, state := upFamily.start(n), stateFamily.start(n*len(sortedStates))
 	startTime, lastExitTime, backoff := startTimeFamily.start(n), lastExitTimeFamily.start(n), backoffFamily.start(n)
 	rss, memUsage, memLimit := rssFamily.start(n), memUsageFamily.start(n), memLimitFamily.start(n)
 	var pressureSome []*dto.Metric // after every full series, as a Registry sorts them
 	workingSet, warn, recycle, pressure, held := workingSetFamily.start(n), warnFamily.start(0), recycleFamily.start(0), pressureFamily.start(0), heldFamily.start(n)
+	dropped := outputDroppedFamily.start(n)
 	for i, p := range ps {
 		l := labels[i]
 		up.Metric = append(up.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.State == supervisor.StateRunning)))
@@ -274,6 +281,7 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 			pressureSome = append(pressureSome, a.counter(l.kinds[1], p.PressureSome.Seconds(), nil))
 		}
 		held.Metric = append(held.Metric, a.gauge(l.program, boolValue(p.State == supervisor.StateHeld)))
+		dropped.Metric = append(dropped.Metric, a.counter(l.program, float64(p.OutputDroppedLines), nil))
 	}
 
 	pressure.Metric = append(pressure.Metric, pressureSome...)
@@ -324,7 +332,7 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	healthy := healthyFamily.start(1)
 	healthy.Metric = append(healthy.Metric, a.gauge(nil, boolValue(h.Healthy)))
 
-	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, workingSet, warn, recycle, pressure, held, hostAvail, hostPressure, oomUp, ok, lastOK, panics, healthy}
+	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, workingSet, warn, recycle, pressure, held, dropped, hostAvail, hostPressure, oomUp, ok, lastOK, panics, healthy}
 	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return mfs, errors.Join(errs...)

@@ -51,6 +51,7 @@ var (
 	labelKind    = "kind"
 	labelWindow  = "window"
 	labelPID     = "pid"
+	labelResult  = "result"
 )
 
 // sortedReasons and sortedStates are the reason and state label values in

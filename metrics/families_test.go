@@ -53,8 +53,9 @@ func (r recorders) restarted(p string, d time.Duration) {
 	r.rec.Restarted(p, d)
 	r.old.Restarted(p, d)
 }
-func (r recorders) oomKill(p string)       { r.rec.OOMKill(p, oom.Kill{}); r.old.OOMKill(p, oom.Kill{}) }
-func (r recorders) setPrograms(n []string) { r.rec.SetPrograms(n); r.old.SetPrograms(n) }
+func (r recorders) oomKill(p string)         { r.rec.OOMKill(p, oom.Kill{}); r.old.OOMKill(p, oom.Kill{}) }
+func (r recorders) setPrograms(n []string)   { r.rec.SetPrograms(n); r.old.SetPrograms(n) }
+func (r recorders) hookRun(p, result string) { r.rec.HookRun(p, result); r.old.HookRun(p, result) }
 
 // encode writes mfs whose names start with respawnd_program, respawnd_restart,
 // respawnd_host, respawnd_oom or respawnd_config in format f.
@@ -85,6 +86,7 @@ func TestFamiliesMatchOldPath(t *testing.T) {
 	// Events before the first SetPrograms create series.
 	r.exited(supervisor.Exit{Program: "early", PID: 5, Reason: supervisor.ReasonSignal})
 	r.restarted("early", 2*time.Second)
+	r.hookRun("early", "timeout")
 
 	var names []string
 	for i := range 60 {
@@ -93,12 +95,16 @@ func TestFamiliesMatchOldPath(t *testing.T) {
 	names = append(names, "a", "b", "B", "Z9")
 	r.setPrograms(append(names, "dropped"))
 	r.oomKill("dropped")
+	r.hookRun("dropped", "success")
 	r.setPrograms(names)
 	now := time.Unix(5000, 0)
 	latencies := []time.Duration{0, time.Millisecond, 999 * time.Microsecond, 3 * time.Millisecond, 40 * time.Millisecond, time.Second, 10 * time.Second, 11 * time.Second}
 	for range 500 {
 		p := names[rnd.IntN(len(names))]
-		switch rnd.IntN(4) {
+		switch rnd.IntN(5) {
+		case 4:
+			results := []string{"success", "failure", "timeout", "start_failure", "skipped", "other"}
+			r.hookRun([]string{p, "gone"}[rnd.IntN(2)], results[rnd.IntN(len(results))])
 		case 0:
 			r.exited(supervisor.Exit{Program: p, PID: rnd.IntN(3) * 1000, Reason: supervisor.Reason(rnd.IntN(8))})
 		case 1:
@@ -120,6 +126,7 @@ func TestFamiliesMatchOldPath(t *testing.T) {
 		s.RSSBytes, s.HasRSS = uint64(i)<<12, i%3 != 0
 		s.MemoryUsageBytes, s.HasMemoryUsage = uint64(i)<<20, i%4 != 0
 		s.MemoryLimitBytes, s.HasMemoryLimit = 1<<30, i%5 != 0
+		s.OutputDroppedLines = uint64(i % 7 * 3)
 		src.programs = append(src.programs, s)
 	}
 	nowFn := func() time.Time { return now }
@@ -174,6 +181,11 @@ func TestRegistryGolden(t *testing.T) {
 	rec.Exited(supervisor.Exit{Program: "web", Reason: supervisor.ReasonExitSuccess})
 	rec.Exited(supervisor.Exit{Program: "api", Reason: supervisor.ReasonMemoryRecycle})
 	rec.RecycleLoop("api")
+	rec.HookRun("web", "success")
+	rec.HookRun("web", "skipped")
+	rec.HookRun("web", "skipped")
+	rec.HookRun("web", "no such result")
+	rec.HookRun("gone", "success")
 	src := &testSource{programs: []ProgramSample{
 		{Status: supervisor.Status{Name: "web", State: supervisor.StateHeld}},
 		{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 7, Started: time.Unix(10, 0)}, HasRSS: true, RSSBytes: 10,
@@ -182,6 +194,13 @@ func TestRegistryGolden(t *testing.T) {
 	}}
 	reg := NewRegistry(rec, NewCollector(CollectorConfig{Source: src}))
 	want := `
+# HELP respawnd_hook_runs_total Runs of a program's on_exit hook, by result (success, failure, timeout, start_failure, skipped); a program's series appear with its first.
+# TYPE respawnd_hook_runs_total counter
+respawnd_hook_runs_total{program="web",result="failure"} 0
+respawnd_hook_runs_total{program="web",result="skipped"} 2
+respawnd_hook_runs_total{program="web",result="start_failure"} 0
+respawnd_hook_runs_total{program="web",result="success"} 1
+respawnd_hook_runs_total{program="web",result="timeout"} 0
 # HELP respawnd_host_memory_available_bytes Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes.
 # TYPE respawnd_host_memory_available_bytes gauge
 respawnd_host_memory_available_bytes 3.221225472e+09
@@ -256,7 +275,7 @@ respawnd_restart_duration_seconds_sum{program="api"} 62.001
 respawnd_restart_duration_seconds_count{program="api"} 3
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"respawnd_program_exits_total", "respawnd_program_memory_rss_bytes", "respawnd_program_up", "respawnd_restart_duration_seconds",
+		"respawnd_hook_runs_total", "respawnd_program_exits_total", "respawnd_program_memory_rss_bytes", "respawnd_program_up", "respawnd_restart_duration_seconds",
 		"respawnd_host_memory_available_bytes", "respawnd_host_memory_pressure_ratio", "respawnd_program_memory_pressure_seconds_total",
 		"respawnd_program_memory_recycle_bytes", "respawnd_program_memory_recycle_loops_total", "respawnd_program_memory_recycles_total",
 		"respawnd_program_memory_warn_bytes", "respawnd_program_memory_working_set_bytes", "respawnd_program_restart_held"); err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,12 +16,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/respawnd/respawnd/hook"
 	"github.com/respawnd/respawnd/metrics"
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/supervisor"
 )
 
 var _ supervisor.Recorder = (*metrics.Recorder)(nil)
+
+// HookRun is the Outcome of hook.Config.
+var _ = hook.Config{Outcome: metrics.NewRecorder().HookRun}
 
 // fakeSource is a Source with fixed answers.
 type fakeSource struct {
@@ -131,7 +136,7 @@ func TestCollector(t *testing.T) {
 		programs: []metrics.ProgramSample{
 			{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 42, Started: time.Unix(900, 500e6),
 				LastExit: &supervisor.Exit{Time: time.Unix(899, 0)}},
-				RSSBytes: 4096, HasRSS: true, MemoryUsageBytes: 8192, HasMemoryUsage: true, MemoryLimitBytes: 1 << 20, HasMemoryLimit: true},
+				RSSBytes: 4096, HasRSS: true, MemoryUsageBytes: 8192, HasMemoryUsage: true, MemoryLimitBytes: 1 << 20, HasMemoryLimit: true, OutputDroppedLines: 7},
 			{Status: supervisor.Status{Name: "flaky", State: supervisor.StateBackoff, NextStart: time.Unix(1002, 500e6)}},
 		},
 		sources: map[string]bool{"kmsg": true, "cgroup": false, "vmstat": true},
@@ -200,6 +205,10 @@ respawnd_config_last_reload_success_timestamp_seconds 800
 # TYPE respawnd_program_restart_held gauge
 respawnd_program_restart_held{program="api"} 0
 respawnd_program_restart_held{program="flaky"} 0
+# HELP respawnd_program_output_dropped_lines_total Lines of the program's output that could not be written to its output file or to respawnd's output (a full disk, an I/O error, a failed rotation) and were dropped.
+# TYPE respawnd_program_output_dropped_lines_total counter
+respawnd_program_output_dropped_lines_total{program="api"} 7
+respawnd_program_output_dropped_lines_total{program="flaky"} 0
 # HELP respawnd_internal_panics_total Internal errors (panics) recovered in the supervisor's loops; each is logged with its stack.
 # TYPE respawnd_internal_panics_total counter
 respawnd_internal_panics_total 3
@@ -218,6 +227,7 @@ func TestRegistryLint(t *testing.T) {
 	rec := metrics.NewRecorder()
 	rec.SetPrograms([]string{"api"})
 	rec.Restarted("api", time.Millisecond)
+	rec.HookRun("api", hook.ResultSuccess)
 	src := &fakeSource{
 		programs: []metrics.ProgramSample{{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 1, Started: time.Now()}, HasRSS: true, HasMemoryUsage: true, HasMemoryLimit: true}},
 		sources:  map[string]bool{"kmsg": true},
@@ -242,6 +252,35 @@ func TestRegistryLint(t *testing.T) {
 	// The same through promlint's own entry point.
 	if _, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHookRunResults checks that every result of package hook is counted
+// under its own label value, and that the family appears only with a
+// program's first hook run.
+func TestHookRunResults(t *testing.T) {
+	rec := metrics.NewRecorder()
+	rec.SetPrograms([]string{"api", "web"})
+	if n := testutil.CollectAndCount(rec, "respawnd_hook_runs_total"); n != 0 {
+		t.Errorf("%d hook series before any hook ran", n)
+	}
+	var want strings.Builder
+	want.WriteString("# HELP respawnd_hook_runs_total Runs of a program's on_exit hook, by result (success, failure, timeout, start_failure, skipped); a program's series appear with its first.\n# TYPE respawnd_hook_runs_total counter\n")
+	results := slices.Sorted(slices.Values(hook.Results))
+	for i, r := range results {
+		for range i + 1 {
+			rec.HookRun("api", r)
+		}
+	}
+	for i, r := range results {
+		fmt.Fprintf(&want, "respawnd_hook_runs_total{program=%q,result=%q} %d\n", "api", r, i+1)
+	}
+	if err := testutil.CollectAndCompare(rec, strings.NewReader(want.String()), "respawnd_hook_runs_total"); err != nil {
+		t.Error(err)
+	}
+	rec.SetPrograms([]string{"web"})
+	if n := testutil.CollectAndCount(rec, "respawnd_hook_runs_total"); n != 0 {
+		t.Errorf("%d hook series of a removed program", n)
 	}
 }
 

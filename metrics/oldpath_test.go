@@ -11,6 +11,7 @@ package metrics
 // help text, label or bucket in the code shows up as a difference.
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,8 +29,9 @@ var oldRestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
 
 // oldReasons and oldStates are the label values the metrics issue fixes.
 var (
-	oldReasons = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "unknown"}
-	oldStates  = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "held_for_memory", "oom_loop"}
+	oldReasons     = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "unknown"}
+	oldHookResults = []string{"success", "failure", "timeout", "start_failure", "skipped"}
+	oldStates      = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "held_for_memory", "oom_loop"}
 )
 
 // oldRecorder counts the events the supervisor reports. It satisfies
@@ -41,6 +43,7 @@ type oldRecorder struct {
 	restarts       *prometheus.CounterVec
 	recycles       *prometheus.CounterVec
 	recycleLoops   *prometheus.CounterVec
+	hookRuns       *prometheus.CounterVec
 	restartLatency *prometheus.HistogramVec
 	hostOOMKills   prometheus.Counter
 
@@ -82,6 +85,11 @@ func newOldRecorder() *oldRecorder {
 			Name:      "program_memory_recycle_loops_total",
 			Help:      "Times a program recycled for memory more than 3 times within restart.reset_after, after which its restarts go through the crash backoff; a program's series appears with its first.",
 		}, []string{"program"}),
+		hookRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: oldNamespace,
+			Name:      "hook_runs_total",
+			Help:      "Runs of a program's on_exit hook, by result (success, failure, timeout, start_failure, skipped); a program's series appear with its first.",
+		}, []string{"program", "result"}),
 		restartLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: oldNamespace,
 			Name:      "restart_duration_seconds",
@@ -103,6 +111,7 @@ func (r *oldRecorder) Describe(ch chan<- *prometheus.Desc) {
 	r.restarts.Describe(ch)
 	r.recycles.Describe(ch)
 	r.recycleLoops.Describe(ch)
+	r.hookRuns.Describe(ch)
 	r.restartLatency.Describe(ch)
 	r.hostOOMKills.Describe(ch)
 }
@@ -114,6 +123,7 @@ func (r *oldRecorder) Collect(ch chan<- prometheus.Metric) {
 	r.restarts.Collect(ch)
 	r.recycles.Collect(ch)
 	r.recycleLoops.Collect(ch)
+	r.hookRuns.Collect(ch)
 	r.restartLatency.Collect(ch)
 	r.hostOOMKills.Collect(ch)
 }
@@ -141,6 +151,7 @@ func (r *oldRecorder) SetPrograms(names []string) {
 			r.restarts.DeleteLabelValues(n)
 			r.recycles.DeleteLabelValues(n)
 			r.recycleLoops.DeleteLabelValues(n)
+			r.hookRuns.DeletePartialMatch(prometheus.Labels{"program": n})
 			r.restartLatency.DeleteLabelValues(n)
 		}
 	}
@@ -160,6 +171,16 @@ func (r *oldRecorder) initProgram(name string) {
 	r.oomKills.WithLabelValues(name)
 	r.restarts.WithLabelValues(name)
 	r.recycles.WithLabelValues(name)
+}
+
+func (r *oldRecorder) HookRun(program, result string) {
+	if !slices.Contains(oldHookResults, result) || !r.known(program) {
+		return
+	}
+	for _, res := range oldHookResults {
+		r.hookRuns.WithLabelValues(program, res)
+	}
+	r.hookRuns.WithLabelValues(program, result).Inc()
 }
 
 func (r *oldRecorder) RecycleLoop(program string) {
@@ -234,6 +255,7 @@ type oldCollector struct {
 	reloadSuccessful, reloadSuccessTimestampSecs *prometheus.Desc
 	panics, healthy                              *prometheus.Desc
 	workingSet, warn, recycle, pressure, held    *prometheus.Desc
+	dropped                                      *prometheus.Desc
 	hostAvailable, hostPressure                  *prometheus.Desc
 }
 
@@ -275,6 +297,7 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 		warn:          d("program_memory_warn_bytes", "The program's memory warning threshold (memory.warn_above) in bytes.", program...),
 		recycle:       d("program_memory_recycle_bytes", "The program's memory recycle threshold (memory.recycle.above) in bytes.", program...),
 		pressure:      d("program_memory_pressure_seconds_total", "Time in which some (kind=\"some\") or all (kind=\"full\") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.", "program", "kind"),
+		dropped:       d("program_output_dropped_lines_total", "Lines of the program's output that could not be written to its output file or to respawnd's output (a full disk, an I/O error, a failed rotation) and were dropped.", program...),
 		held:          d("program_restart_held", "Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).", program...),
 		hostAvailable: d("host_memory_available_bytes", "Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes."),
 		hostPressure:  d("host_memory_pressure_ratio", "Share of time in which some (kind=\"some\") or all (kind=\"full\") non-idle tasks of the host stalled on memory, averaged over the window (avg10, avg60 and avg300 of /proc/pressure/memory, as a ratio).", "kind", "window"),
@@ -283,7 +306,7 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 
 // Describe implements prometheus.Collector.
 func (c *oldCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy, c.workingSet, c.warn, c.recycle, c.pressure, c.held, c.hostAvailable, c.hostPressure} {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy, c.workingSet, c.warn, c.recycle, c.pressure, c.held, c.dropped, c.hostAvailable, c.hostPressure} {
 		ch <- d
 	}
 }
@@ -367,6 +390,7 @@ func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSamp
 		ch <- prometheus.MustNewConstMetric(c.pressure, prometheus.CounterValue, p.PressureFull.Seconds(), name, "full")
 	}
 	gauge(c.held, oldBoolValue(state == "held_for_memory"))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(p.OutputDroppedLines), name)
 }
 
 func oldBoolValue(b bool) float64 {

@@ -46,10 +46,13 @@ var (
 	recycleLoopsFamily = newFamily("program_memory_recycle_loops_total",
 		"Times a program recycled for memory more than 3 times within restart.reset_after, after which its restarts go through the crash backoff; a program's series appears with its first.",
 		dto.MetricType_COUNTER, "program")
+	hookRunsFamily = newFamily("hook_runs_total",
+		"Runs of a program's on_exit hook, by result (success, failure, timeout, start_failure, skipped); a program's series appear with its first.",
+		dto.MetricType_COUNTER, "program", "result")
 	hostOOMKillsFamily = newFamily("host_oom_kills_total",
 		"OOM kills on the host seen by respawnd, those of programs' processes included.",
 		dto.MetricType_COUNTER)
-	recorderFamilies = familyIndex(exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily)
+	recorderFamilies = familyIndex(exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily, hookRunsFamily)
 )
 
 // Recorder counts the events the supervisor reports. It satisfies
@@ -84,11 +87,28 @@ type programCounters struct {
 	restarts  uint64
 	recycles  uint64
 	loops     uint64
+	// hooks counts on_exit hook runs by result, in sortedHookResults
+	// order; nil until the program's first.
+	hooks *hookCounters
 	// buckets counts restart latencies per bucket, not cumulatively; the
 	// last element is the +Inf bucket.
 	buckets    [len(restartBucketsArray) + 1]uint64
 	latencySum float64
 }
+
+// hookCounters are one program's hook run series: their label sets and
+// counts, in sortedHookResults order.
+type hookCounters struct {
+	labels [len(sortedHookResults)][]*dto.LabelPair // {program, result}
+	runs   [len(sortedHookResults)]uint64
+}
+
+// sortedHookResults are the result label values of hook_runs_total, sorted:
+// the results of package hook (hook.Results).
+var sortedHookResults = [...]string{"failure", "skipped", "start_failure", "success", "timeout"}
+
+// hookResultPairs are the {result} label pairs, in sortedHookResults order.
+var hookResultPairs = labelPairs(&labelResult, sortedHookResults[:])
 
 // sortedReasonsArray and restartBucketsArray size the arrays above; init
 // checks that they agree with sortedReasons and RestartBuckets.
@@ -111,7 +131,7 @@ func NewRecorder() *Recorder {
 
 // Describe implements prometheus.Collector.
 func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
-	for _, f := range []*family{exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily} {
+	for _, f := range []*family{exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily, hookRunsFamily} {
 		ch <- f.desc
 	}
 }
@@ -206,6 +226,32 @@ func (r *Recorder) RecycleLoop(program string) {
 	}
 }
 
+// HookRun counts one run of program's on_exit hook that ended with result,
+// one of hook.Results; other results are dropped. It satisfies the Outcome
+// of hook.Config. The program's series, one per result, appear with its
+// first run.
+func (r *Recorder) HookRun(program, result string) {
+	i := slices.Index(sortedHookResults[:], result)
+	if i < 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.counters(program)
+	if p == nil {
+		return
+	}
+	if p.hooks == nil {
+		h := &hookCounters{}
+		pp := p.labels.program[0]
+		for j := range h.labels {
+			h.labels[j] = []*dto.LabelPair{pp, hookResultPairs[j]}
+		}
+		p.hooks = h
+	}
+	p.hooks.runs[i]++
+}
+
 // OOMKill counts one OOM kill on the host, and against program unless
 // program is "" (a process that belongs to no program).
 func (r *Recorder) OOMKill(program string, _ oom.Kill) {
@@ -243,6 +289,7 @@ func (r *Recorder) families() []*dto.MetricFamily {
 	oomKills := oomKillsFamily.start(n)
 	restarts := restartsFamily.start(n)
 	recycles, loops := recyclesFamily.start(n), recycleLoopsFamily.start(0)
+	hooks := hookRunsFamily.start(0)
 	latency := restartLatencyFamily.start(n)
 	hists := make([]dto.Histogram, n)
 	counts := make([]uint64, n*(len(upperBounds)+1))
@@ -257,6 +304,11 @@ func (r *Recorder) families() []*dto.MetricFamily {
 		recycles.Metric = append(recycles.Metric, a.counter(p.labels.program, float64(p.recycles), nil))
 		if p.loops > 0 {
 			loops.Metric = append(loops.Metric, a.counter(p.labels.program, float64(p.loops), nil))
+		}
+		if h := p.hooks; h != nil {
+			for j, v := range h.runs {
+				hooks.Metric = append(hooks.Metric, a.counter(h.labels[j], float64(v), nil))
+			}
 		}
 
 		if p.restarts == 0 {
@@ -286,7 +338,11 @@ func (r *Recorder) families() []*dto.MetricFamily {
 	host.Metric = append(host.Metric, a.counter(nil, float64(r.hostOOMKills.Load()), nil))
 	// Sorted by name; a family without series is left out, as a Registry
 	// leaves it out.
-	out := []*dto.MetricFamily{host, exits}
+	var out []*dto.MetricFamily
+	if len(hooks.Metric) > 0 {
+		out = append(out, hooks)
+	}
+	out = append(out, host, exits)
 	if len(loops.Metric) > 0 {
 		out = append(out, loops)
 	}

@@ -11,7 +11,9 @@
 // both Scan and the live follower.
 //
 // A Kill reports what the kernel printed: pid, comm, memory cgroup paths and
-// sizes. The package deliberately knows nothing about respawnd's
+// sizes, and whether the kernel's Killed process line confirmed the kill
+// (Scan also reports kills known only from their oom-kill: summary line;
+// the live follower never does). The package deliberately knows nothing about respawnd's
 // configuration, program names or restart decisions; matching a Kill to a
 // supervised process is the caller's job.
 //

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzScan(f *testing.F) {
@@ -24,13 +25,36 @@ func FuzzScan(f *testing.F) {
 		}
 		f.Add([]byte(strings.Join(keep, "\n")))
 	}
+	// The forms of issue 14 as one seed each, whatever the captures hold.
+	for _, l := range []string{
+		"Memory cgroup out of memory: Killed process 7 (x) total-vm:8kB, anon-rss:4kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+		"> > oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=x,pid=7,uid=0",
+		"[   12.345678][ T1234] Out of memory: Killed process 7 (x) total-vm:8kB, anon-rss:4kB, file-rss:0kB",
+		"апр 12 10:11:12 vm kernel: oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),global_oom,task_memcg=/,task=x,pid=7,uid=0",
+		"[mer. déc.  2 08:03:27 2026] Killed process 7 (x) total-vm:8kB, anon-rss:4kB, file-rss:0kB",
+		"kern  :err   : 2026-12-02T08:03:27,527307+00:00 Killed process 7 (x) total-vm:8kB, anon-rss:4kB, file-rss:0kB",
+	} {
+		f.Add([]byte(l))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		err := Scan(bytes.NewReader(data), func(k Kill) {
 			if k.PID <= 0 {
 				t.Fatalf("kill without pid: %+v", k)
 			}
+			if !k.Confirmed && (k.TotalVMBytes != nil || k.AnonRSSBytes != nil) {
+				t.Fatalf("unconfirmed kill with sizes of a Killed process line: %+v", k)
+			}
 		})
 		if err != nil {
+			t.Fatal(err)
+		}
+		// The live follower's assembler reports confirmed kills only.
+		a := newAssembler(nil, time.UTC)
+		if err := scan(bytes.NewReader(data), a, func(k Kill) {
+			if !k.Confirmed {
+				t.Fatalf("live assembler reported an unconfirmed kill: %+v", k)
+			}
+		}); err != nil {
 			t.Fatal(err)
 		}
 	})

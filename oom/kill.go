@@ -29,4 +29,24 @@ type Kill struct {
 	ShmemRSSBytes *int64 `json:"shmem_rss_bytes,omitempty"`
 	PgtablesBytes *int64 `json:"pgtables_bytes,omitempty"`
 	OOMScoreAdj   *int   `json:"oom_score_adj,omitempty"`
+	// Nodemask, Cpuset and MemsAllowed are the oom-kill: line's allocation
+	// context: the memory nodes the failed allocation could use ("(null)"
+	// when unrestricted), and the cpuset and allowed nodes of the task that
+	// allocated, which need not be the victim.
+	Nodemask    string `json:"nodemask,omitempty"`
+	Cpuset      string `json:"cpuset,omitempty"`
+	MemsAllowed string `json:"mems_allowed,omitempty"`
+	// Confirmed is true when the kernel's "Killed process" line was seen:
+	// the kernel printed it after sending SIGKILL. It is false for a kill
+	// known only from its oom-kill: summary line (text filtered with grep,
+	// for example), which the kernel prints once it has chosen the victim,
+	// just before killing it. Only Scan reports unconfirmed kills; Kmsg and
+	// ReadRetained report confirmed ones only. JSON leaves it out when
+	// false, so that a Kill built from other proof of a death (cgroup
+	// counters) does not read as unconfirmed; respawnd scan always prints it.
+	Confirmed bool `json:"confirmed,omitempty"`
+	// MemcgStats is the "Memory cgroup stats for …" block the kernel
+	// printed with the report when a cgroup's limit was hit: that cgroup's
+	// memory.stat at the moment of the kill (bytes, or counts for events).
+	MemcgStats map[string]uint64 `json:"memcg_stats,omitempty"`
 }

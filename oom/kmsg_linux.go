@@ -74,7 +74,8 @@ func newKmsg(dev kmsgDevice, path string, logger *slog.Logger) *Kmsg {
 	return &Kmsg{dev: dev, path: path, log: logger}
 }
 
-// Run sends every OOM kill to out until ctx is done, then returns nil. The
+// Run sends every OOM kill to out until ctx is done, then returns nil. Only
+// confirmed kills (a Killed process record) are sent. The
 // caller owns out and must keep receiving until Run returns. Run closes the
 // device when it returns. Kills carry Boot and Time (mapped through
 // CLOCK_MONOTONIC).
@@ -130,15 +131,19 @@ func (k *Kmsg) Run(ctx context.Context, out chan<- Kill) error {
 			k.log.Debug("kernel log records lost", "count", lost)
 		}
 		lastSeq, haveSeq = rec.seq, true
-		kill, ok := a.add(&rec)
-		if !ok {
-			continue
-		}
-		setWall(&kill)
-		select {
-		case out <- kill:
-		case <-ctx.Done():
-			return nil
+		for _, kill := range a.add(&rec) {
+			// Only a Killed process line proves a death; the assembler
+			// reports nothing else here (unconfirmed is off), and this
+			// check keeps it so.
+			if !kill.Confirmed {
+				continue
+			}
+			setWall(&kill)
+			select {
+			case out <- kill:
+			case <-ctx.Done():
+				return nil
+			}
 		}
 	}
 }
@@ -172,7 +177,8 @@ func (k *Kmsg) Close() error {
 
 // ReadRetained returns the OOM kills in the kernel's retained ring buffer at
 // path (normally /dev/kmsg) without blocking: it reads from the oldest record
-// still held to the newest and stops. Kills carry Boot and Time.
+// still held to the newest and stops. Kills carry Boot and Time and are all
+// confirmed (seen in a Killed process record).
 func ReadRetained(path string) ([]Kill, error) {
 	if path == "" {
 		path = DefaultKmsgPath
@@ -216,9 +222,11 @@ func readRetained(r io.Reader, path string) ([]Kill, error) {
 		if !ok {
 			continue
 		}
-		if k, ok := a.add(&rec); ok {
-			setWall(&k)
-			kills = append(kills, k)
+		for _, k := range a.add(&rec) {
+			if k.Confirmed {
+				setWall(&k)
+				kills = append(kills, k)
+			}
 		}
 	}
 }

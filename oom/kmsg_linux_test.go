@@ -2,6 +2,7 @@ package oom
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,6 +44,16 @@ func TestKmsgLive(t *testing.T) {
 		}
 	}()
 
+	// A program that writes the kernel's lines to /dev/kmsg, even as root,
+	// gets facility LOG_USER and is no kernel evidence: neither the Killed
+	// process line nor a summary alone may come out as a kill. The pid is
+	// above the largest pid_max, so no real process has it.
+	const forgedPID = 4194305
+	forgeKmsg(t,
+		"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/forged,task_memcg=/forged,task=forged,pid=4194305,uid=0",
+		"Memory cgroup out of memory: Killed process 4194305 (forged) total-vm:1000kB, anon-rss:900kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:40kB oom_score_adj:0",
+		"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/forged,task_memcg=/forged,task=forged,pid=4194306,uid=0")
+
 	start := time.Now()
 	cmd := startHog(t, cg)
 	pid := cmd.Process.Pid
@@ -51,6 +62,12 @@ func TestKmsgLive(t *testing.T) {
 	for got.PID != pid {
 		select {
 		case got = <-out:
+			if got.PID >= forgedPID || got.TaskMemcg == "/forged" {
+				t.Errorf("forged kmsg record reported as a kill: %+v", got)
+			}
+			if !got.Confirmed {
+				t.Errorf("unconfirmed kill from the live follower: %+v", got)
+			}
 		case <-deadline:
 			t.Fatalf("no kill of pid %d reported", pid)
 		}
@@ -95,6 +112,25 @@ func TestKmsgLive(t *testing.T) {
 	}
 	if k.Lost() != 0 {
 		t.Logf("lost %d records", k.Lost())
+	}
+}
+
+// forgeKmsg writes lines to /dev/kmsg as a program would. The kernel may
+// refuse (printk.devkmsg=off) or drop them (its rate limit); either way the
+// follower must not report them, so that is not an error.
+func forgeKmsg(t *testing.T, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(DefaultKmsgPath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Logf("cannot write %s: %v", DefaultKmsgPath, err)
+		return
+	}
+	defer f.Close()
+	for _, l := range lines {
+		// One write(2) is one record.
+		if _, err := f.Write([]byte(l + "\n")); err != nil {
+			t.Logf("writing %s: %v", DefaultKmsgPath, err)
+		}
 	}
 }
 

@@ -242,3 +242,40 @@ func TestReadRetainedOverrun(t *testing.T) {
 		t.Errorf("readRetained = %d kills, %v; want 1 kill and EIO naming the device", len(kills), err)
 	}
 }
+
+// An oom-kill: summary alone is never a death for the daemon: the follower
+// sends only kills proven by a Killed process record, whatever summaries
+// without one come before or after them.
+func TestKmsgSummaryAloneIsNoDeath(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const (
+		ghost   = "6,%d,546000000,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/g,task_memcg=/g,task=ghost,pid=6001,uid=0\n"
+		invoked = "4,%d,546000001,-;other invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n"
+		killed2 = "3,%d,547000000,-;Memory cgroup out of memory: Killed process 5016 (hog2) total-vm:75160kB, anon-rss:65280kB, file-rss:6612kB, shmem-rss:0kB, UID:0 pgtables:184kB oom_score_adj:0\n"
+	)
+	dev := newFakeKmsg(
+		rec(ghost, 1), rec(invoked, 2), // a summary whose OOM ended without a kill
+		rec(ghost, 3), rec(recSummary, 4), rec(recKilled, 5), // one ended by another pid's kill
+		rec(ghost, 6), rec(killed2, 7),
+	)
+	k := newKmsg(dev, DefaultKmsgPath, nil)
+	out, stop := runFake(t, k)
+	for _, want := range []int{5015, 5016} {
+		select {
+		case got := <-out:
+			if got.PID != want || !got.Confirmed {
+				t.Fatalf("kill %+v, want the confirmed kill of %d", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no kill of %d reported", want)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+
+	kills, err := readRetained(&retainedReader{script: []fakeRead{rec(ghost, 1), rec(invoked, 2), rec(ghost, 3), {err: syscall.EAGAIN}}}, DefaultKmsgPath)
+	if err != nil || len(kills) != 0 {
+		t.Errorf("readRetained of summaries alone = %+v, %v; want no kill", kills, err)
+	}
+}

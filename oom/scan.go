@@ -2,7 +2,6 @@ package oom
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,14 +12,29 @@ import (
 // (PRINTK_MESSAGE_MAX) plus prefixes; longer lines are skipped.
 const maxLine = 64 << 10
 
-// Scan reads kernel log text in any common form (raw /dev/kmsg records,
-// dmesg, dmesg -T, journalctl -k, syslog) and calls emit once per OOM kill,
-// in order, merging split lines of one event and dropping duplicates. The
-// form is detected per line. Year-less syslog stamps are read in the local
+// Scan reads kernel log text in any common form and calls emit once per OOM
+// kill, in order, merging split lines of one event and dropping duplicates.
+// The form is detected per line:
+//
+//   - raw /dev/kmsg records ("6,499,546785459,-;msg");
+//   - dmesg, with -r, -x (only facility kern is read), -T, --time-format=iso,
+//     and the caller id of CONFIG_PRINTK_CALLER kernels ("[ 12.3][ T42] msg");
+//   - journalctl -k (short, short-precise, short-iso, short-monotonic) and
+//     syslog files, with month names in the C, de, fr, es, ru, it, pt and pl
+//     locales of journalctl and dmesg -T;
+//   - bare messages (dmesg -t, journalctl -o cat), accepted only in the
+//     kernel's exact formats since nothing marks them as the kernel's;
+//   - any of these quoted with "> " or indented.
+//
+// A kill known only from its oom-kill: summary line (grep output, for
+// example) is reported with Confirmed false, once it is clear that no
+// Killed process line follows. Year-less syslog stamps are read in the local
 // time zone, in the current year or the previous one. Kills from text
 // without a wall clock (dmesg, raw kmsg) have Boot set and Time zero.
 func Scan(r io.Reader, emit func(Kill)) error {
-	return scan(r, newAssembler(time.Now, time.Local), emit)
+	a := newAssembler(time.Now, time.Local)
+	a.unconfirmed = true
+	return scan(r, a, emit)
 }
 
 func scan(r io.Reader, a *assembler, emit func(Kill)) error {
@@ -40,6 +54,9 @@ func scan(r io.Reader, a *assembler, emit func(Kill)) error {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				for _, k := range a.finish() {
+					emit(k)
+				}
 				return nil
 			}
 			return fmt.Errorf("reading kernel log: %w", err)
@@ -48,13 +65,18 @@ func scan(r io.Reader, a *assembler, emit func(Kill)) error {
 }
 
 func scanLine(a *assembler, line []byte, emit func(Kill)) {
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	line = bytes.TrimSuffix(line, []byte{'\r'})
+	// Byte checks: bytes.TrimSuffix costs a call to memeqbody per line.
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
 	rec, ok := parseLine(line)
 	if !ok {
 		return
 	}
-	if k, ok := a.add(&rec); ok {
+	for _, k := range a.add(&rec) {
 		emit(k)
 	}
 }

@@ -18,7 +18,13 @@
 // An output file is opened with the program's own filesystem credentials,
 // switched on one thread for the open, and resolved by the owner-checked
 // rules of internal/securefs, so a program's user cannot redirect
-// respawnd's open to another file (see Command.OutputFile).
+// respawnd's open to another file (see Command.OutputFile). Every program's
+// output goes through pipes that one goroutine reads (one epoll set for
+// all), and that writes whole lines to the output file, rotating it by size
+// relative to its checked directory, or to respawnd's own output; a failed
+// write drops lines and counts them ([Launcher.OutputDroppedLines]) and
+// never blocks a program. The last lines of each instance stay in memory
+// ([Process.Tail]).
 // [Launcher.Run] makes respawnd the child subreaper and reaps orphaned
 // descendants without ever taking the exit status of a supervised child.
 //

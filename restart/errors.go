@@ -16,4 +16,7 @@ var (
 	// ErrShimReport is the cause of a StartError when the cgroup v1 shim
 	// sent a report the launcher could not decode.
 	ErrShimReport = errors.New("restart: malformed shim report")
+	// ErrExtraFiles is the cause of a StartError when a Command has both
+	// ExtraFiles and CgroupProcs.
+	ErrExtraFiles = errors.New("restart: extra files cannot be passed with cgroup v1 groups")
 )

@@ -39,7 +39,10 @@ type Command struct {
 	Group string
 	// OutputFile, when set, is an absolute path that receives stdout and
 	// stderr (appended, created with mode 0640). Otherwise lines go to the
-	// Launcher's Stdout and Stderr with a "NAME | " prefix.
+	// Launcher's Stdout and Stderr with a "NAME | " prefix. Either way the
+	// program writes into pipes that respawnd reads, and respawnd writes
+	// whole lines: a write that fails (a full disk) drops lines, counted
+	// by OutputDroppedLines, and never blocks the program.
 	//
 	// The file is opened with the program's own user, group and
 	// supplementary groups (respawnd's when User and Group are empty), so
@@ -52,6 +55,24 @@ type Command struct {
 	// link or a character device such as /dev/null. Anything else fails the
 	// start with OpOpenOutput and an error naming the component at fault.
 	OutputFile string
+	// OutputMaxSize, when >0, rotates a regular OutputFile by size: before
+	// a write would take it past OutputMaxSize bytes, FILE is renamed
+	// FILE.1 (FILE.1 to FILE.2 and so on, the oldest beyond OutputMaxFiles
+	// removed) and a new FILE is opened by the rules above. Files are cut
+	// between lines; a single line longer than OutputMaxSize gets a file of
+	// its own. Renames happen inside the directory opened at start, with
+	// the program's credentials, and never follow a link. A file that is
+	// not regular (/dev/null, a terminal) is never rotated. With rotation,
+	// OutputFile must name the file itself, not a symbolic link to it.
+	OutputMaxSize int64
+	// OutputMaxFiles is how many rotated files are kept, FILE.1 (the
+	// newest) to FILE.N; less than 1 counts as 1.
+	OutputMaxFiles int
+	// OutputTimestamps starts every line with the time respawnd read it,
+	// in RFC 3339 with milliseconds and the local offset
+	// (2026-12-02T08:15:04.123Z) and a space: after the "NAME | " prefix on
+	// respawnd's output, at the start of the line in OutputFile.
+	OutputTimestamps bool
 	// CgroupFD, when >0, is an open cgroup v2 directory the child is cloned
 	// into (clone3 with CLONE_INTO_CGROUP). The caller keeps it open.
 	CgroupFD int
@@ -70,6 +91,10 @@ type Command struct {
 	// program's process group when its leader exits, before the leader is
 	// reaped: the last moment the group id is known to be the program's.
 	KillGroupOnExit bool
+	// ExtraFiles are open files the program inherits as fds 3, 4, … (as
+	// exec.Cmd.ExtraFiles); the caller closes them after Start returns.
+	// They cannot be combined with CgroupProcs, whose shim uses fd 3.
+	ExtraFiles []*os.File
 }
 
 // The steps a start can fail at, as found in StartError.Op.
@@ -126,6 +151,12 @@ type LauncherConfig struct {
 	// respawnd's own value at fork; respawnd protects itself from the OOM
 	// killer with a low value that its programs must not keep.
 	ChildOOMScoreAdj *int
+	// TailLines and TailBytes size the last output kept in memory for each
+	// instance and each stream (see Process.Tail): at most TailLines lines
+	// and TailBytes bytes of text, whichever is reached first. Zero means
+	// 200 lines and 64 KiB; TailLines < 0 keeps no tail. Values above
+	// 1<<20 lines or 1 GiB count as those.
+	TailLines, TailBytes int
 }
 
 // Launcher starts programs and reaps orphans without stealing supervised
@@ -141,6 +172,13 @@ type Launcher struct {
 	shimPath       string
 	subreaper      bool
 	oomAdj         *int
+	tailLines      int
+	tailBytes      int
+
+	// dropped counts, per program name, the output lines that could not be
+	// written.
+	droppedMu sync.Mutex
+	dropped   map[string]*atomic.Uint64
 	// noThreadMove is set once the kernel refused to move a single thread
 	// into a cgroup v1 group; starts then go through the shim.
 	noThreadMove atomic.Bool
@@ -173,6 +211,9 @@ func NewLauncher(cfg LauncherConfig) *Launcher {
 		shimPath:  cfg.ShimPath,
 		subreaper: cfg.Subreaper,
 		oomAdj:    cfg.ChildOOMScoreAdj,
+		tailLines: cfg.TailLines,
+		tailBytes: cfg.TailBytes,
+		dropped:   make(map[string]*atomic.Uint64),
 		children:  make(map[int]struct{}),
 		poke:      make(chan struct{}, 1),
 	}
@@ -188,8 +229,41 @@ func NewLauncher(cfg LauncherConfig) *Launcher {
 	if l.shimPath == "" {
 		l.shimPath = "/proc/self/exe"
 	}
+	if l.tailLines == 0 {
+		l.tailLines = defaultTailLines
+	}
+	if l.tailBytes <= 0 {
+		l.tailBytes = defaultTailBytes
+	}
+	l.tailLines, l.tailBytes = min(l.tailLines, 1<<20), min(l.tailBytes, 1<<30)
 	l.out.l = l
 	return l
+}
+
+// droppedCounter returns the dropped-lines counter of program.
+func (l *Launcher) droppedCounter(program string) *atomic.Uint64 {
+	l.droppedMu.Lock()
+	defer l.droppedMu.Unlock()
+	c := l.dropped[program]
+	if c == nil {
+		c = new(atomic.Uint64)
+		l.dropped[program] = c
+	}
+	return c
+}
+
+// OutputDroppedLines returns how many lines of program's output, over all
+// its instances since the Launcher was made, could not be written to its
+// output file or to the Launcher's Stdout and Stderr (a full disk, a
+// failed rotation, a reader that does not keep up).
+func (l *Launcher) OutputDroppedLines(program string) uint64 {
+	l.droppedMu.Lock()
+	c := l.dropped[program]
+	l.droppedMu.Unlock()
+	if c == nil {
+		return 0
+	}
+	return c.Load()
 }
 
 // Process is one started instance. It is safe for concurrent use.
@@ -202,6 +276,10 @@ type Process struct {
 	done      chan struct{}
 	outDone   chan struct{}
 	exit      ExitStatus // written before done is closed
+	// tail is made on the first line of output, sized by tailLines and
+	// tailBytes: a program that writes nothing costs no tail.
+	tail                 atomic.Pointer[processTail]
+	tailLines, tailBytes int32
 
 	// sigMu is held for reading while signalling and for writing while
 	// reaping, so that no signal is sent to a pid after it was reaped.
@@ -237,9 +315,9 @@ func (p *Process) StartTime() time.Time { return p.startTime }
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // OutputDone returns a channel the launcher closes once the output pipes
-// reached end of file and every line was written; that happens only after
-// every process holding the pipes (grandchildren too) closed them. It is
-// closed at start for programs with an OutputFile.
+// reached end of file and every line was written (and the output file, if
+// any, closed); that happens only after every process holding the pipes
+// (grandchildren too) closed them.
 func (p *Process) OutputDone() <-chan struct{} { return p.outDone }
 
 // Exit returns how the instance ended; it is the zero ExitStatus until Done

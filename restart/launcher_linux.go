@@ -17,11 +17,16 @@ import (
 
 // Start starts cmd. It returns once the program has exec'd, or a
 // *StartError naming the step that failed; then nothing of the attempt is
-// left running. Start does no logging, reads nothing from /proc and starts
-// one goroutine to wait for the exit plus one per output pipe.
+// left running. Start does no logging and reads nothing from /proc; the
+// exit and the output are handled by the Launcher's shared waiter and
+// output mux (a goroutine per process and per pipe only where those are
+// unavailable).
 func (l *Launcher) Start(cmd Command) (*Process, error) {
 	if len(cmd.Argv) == 0 || cmd.Argv[0] == "" {
 		return nil, &StartError{Program: cmd.Name, Op: OpLookupCommand, Err: ErrNoCommand}
+	}
+	if len(cmd.ExtraFiles) > 0 && len(cmd.CgroupProcs) > 0 {
+		return nil, &StartError{Program: cmd.Name, Op: OpExec, Err: ErrExtraFiles}
 	}
 	path := cmd.Argv[0]
 	if !strings.Contains(path, "/") {
@@ -52,6 +57,7 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		Dir:         cmd.Dir,
 		Stdin:       l.nullFile(),
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Credential: cred},
+		ExtraFiles:  cmd.ExtraFiles,
 	}
 	// The child's pidfd, from the clone itself (CLONE_PIDFD): its wait then
 	// parks in the runtime poller instead of blocking a thread.
@@ -72,38 +78,41 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		}
 	}
 	var reportR *os.File
-	outR, errR := -1, -1 // the read ends, for the output mux
+	var file *outFile
 	if cmd.OutputFile != "" {
-		f, err := openOutput(cmd.OutputFile, cred)
-		if err != nil {
+		var err error
+		if file, err = l.openOutputFile(&cmd, cred); err != nil {
 			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: err}
 		}
-		c.Stdout, c.Stderr = f, f
-		childEnds = append(childEnds, f)
-	} else {
-		// The child gets the *os.File write ends, never an io.Writer: os/exec
-		// would copy through its own goroutines and Wait would block until a
-		// grandchild holding the pipe exits.
-		var outW, errW *os.File
-		var err error
-		if outR, outW, err = outputPipe(); err != nil {
-			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stdout pipe: %w", err)}
-		}
-		if errR, errW, err = outputPipe(); err != nil {
-			_ = unix.Close(outR)
-			_ = outW.Close()
-			return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stderr pipe: %w", err)}
-		}
-		c.Stdout, c.Stderr = outW, errW
-		childEnds = append(childEnds, outW, errW)
 	}
+	// The child gets the *os.File write ends, never an io.Writer: os/exec
+	// would copy through its own goroutines and Wait would block until a
+	// grandchild holding the pipe exits. The read ends go to the output mux.
+	outR, outW, err := outputPipe()
+	if err != nil {
+		if file != nil {
+			file.close()
+		}
+		return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stdout pipe: %w", err)}
+	}
+	errR, errW, err := outputPipe()
+	if err != nil {
+		_ = unix.Close(outR)
+		_ = outW.Close()
+		if file != nil {
+			file.close()
+		}
+		return nil, &StartError{Program: cmd.Name, Op: OpOpenOutput, Err: fmt.Errorf("creating stderr pipe: %w", err)}
+	}
+	c.Stdout, c.Stderr = outW, errW
+	childEnds = append(childEnds, outW, errW)
 	var parentEnds []*os.File // besides the output read ends
 	closeParent := func() {
 		closeAll(parentEnds)
-		for _, fd := range []int{outR, errR} {
-			if fd >= 0 {
-				_ = unix.Close(fd)
-			}
+		_ = unix.Close(outR)
+		_ = unix.Close(errR)
+		if file != nil {
+			file.close()
 		}
 	}
 
@@ -132,7 +141,6 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 	// Hold off the reaper from before the fork until the child is
 	// registered, so it can never take this child for an orphan.
 	l.reapMu.RLock()
-	var err error
 	if len(cmd.CgroupProcs) > 0 && !shim {
 		err = startInCgroups(c, cmd.CgroupProcs, cmd.CgroupLeave)
 	} else {
@@ -204,14 +212,16 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 			}()
 		}
 	}
-	switch {
-	case outR < 0:
-		close(p.outDone)
-	default:
-		if err := l.out.add(cmd.Name, outR, errR, p.outDone); err != nil {
-			// One goroutine per pipe instead: output is never lost.
-			l.logger.Debug("output mux unavailable, copying with goroutines", "program", cmd.Name, "err", err)
-			go l.copyOutput(p, cmd.Name, os.NewFile(uintptr(outR), "stdout"), os.NewFile(uintptr(errR), "stderr"))
+	sink := &outputSink{name: cmd.Name, file: file, stamps: cmd.OutputTimestamps, done: p.outDone}
+	if l.tailLines > 0 {
+		p.tailLines, p.tailBytes = int32(l.tailLines), int32(l.tailBytes)
+		sink.proc = p
+	}
+	if err := l.out.add(sink, outR, errR); err != nil {
+		// One goroutine per pipe instead: output is never lost.
+		l.logger.Debug("output mux unavailable, copying with goroutines", "program", cmd.Name, "err", err)
+		for _, op := range l.pipes(sink, outR, errR) {
+			go l.copyPipe(op)
 		}
 	}
 	return p, nil
@@ -231,25 +241,6 @@ func outputPipe() (r int, w *os.File, err error) {
 		return -1, nil, err
 	}
 	return fds[0], os.NewFile(uintptr(fds[1]), "|1"), nil
-}
-
-// copyOutput copies the program's stdout and stderr pipes until both reach
-// end of file, then closes p.outDone. It runs in its own goroutine and
-// starts one more for stderr.
-func (l *Launcher) copyOutput(p *Process, name string, outR, errR *os.File) {
-	defer close(p.outDone)
-	prefix := name + " | "
-	errDone := make(chan struct{})
-	go func() {
-		defer close(errDone)
-		defer errR.Close()
-		lw := &lineWriter{w: l.stderr, mu: &l.outMu, name: name, prefix: prefix, logger: l.logger}
-		lw.copyLines(errR)
-	}()
-	lw := &lineWriter{w: l.stdout, mu: &l.outMu, name: name, prefix: prefix, logger: l.logger}
-	lw.copyLines(outR)
-	_ = outR.Close()
-	<-errDone
 }
 
 // exited finishes a child started with a pidfd once it has exited (a

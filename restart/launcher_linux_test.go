@@ -2,7 +2,6 @@ package restart_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,27 +21,8 @@ import (
 	"github.com/respawnd/respawnd/restart"
 )
 
-// lockedBuffer collects the launcher's output; the test reads it while
-// copiers may still write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLauncher(cfg restart.LauncherConfig) (*restart.Launcher, *lockedBuffer) {
-	out := &lockedBuffer{}
+func newTestLauncher(cfg restart.LauncherConfig) (*restart.Launcher, *testenv.Buffer) {
+	out := &testenv.Buffer{}
 	if cfg.Stdout == nil {
 		cfg.Stdout = out
 	}
@@ -444,12 +423,8 @@ func TestOutputFile(t *testing.T) {
 	l, out := newTestLauncher(restart.LauncherConfig{})
 	for range 2 {
 		p := start(t, l, restart.Command{Name: "file", Argv: localHelperArgv("lines", "f", "2", "3"), OutputFile: path})
-		select {
-		case <-p.OutputDone():
-		default:
-			t.Error("OutputDone not closed at start for an output file")
-		}
 		waitDone(t, p)
+		waitOutput(t, p)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

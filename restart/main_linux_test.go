@@ -1,11 +1,14 @@
 package restart_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -37,6 +40,10 @@ const localHelperArg = "respawnd-restart-test-helper"
 //	orphan CODE         start a grandchild that exits after 20ms, print its pid, exit CODE
 //	symlink TARGET LINK print a line, replace LINK with a symbolic link to TARGET (ln -sf), exit 1
 //	exchange A B        swap the names A and B atomically (renameat2 RENAME_EXCHANGE) until killed
+//	fd3                 copy what fd 3 holds to stdout, then exit 0
+//	seq N LEN           print N lines "i xxx…" (LEN x's) to stdout, buffered, then exit 0
+//	flood DIR N LEN M   print N lines "flood i xxx…" to stdout, create DIR/flooded, wait for
+//	                    DIR/go, print M lines "after i", then exit 0
 func localHelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -123,6 +130,52 @@ func runLocalHelper(mode string, args []string) int {
 				return 3
 			}
 		}
+	case "fd3":
+		if _, err := io.Copy(os.Stdout, os.NewFile(3, "fd3")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		return 0
+	case "seq":
+		n, _ := strconv.Atoi(arg(0))
+		size, _ := strconv.Atoi(arg(1))
+		w := bufio.NewWriterSize(os.Stdout, 64<<10)
+		pad := strings.Repeat("x", size)
+		for i := range n {
+			fmt.Fprintf(w, "%d %s\n", i, pad)
+		}
+		if err := w.Flush(); err != nil {
+			return 3
+		}
+		return 0
+	case "flood":
+		dir := arg(0)
+		n, _ := strconv.Atoi(arg(1))
+		size, _ := strconv.Atoi(arg(2))
+		m, _ := strconv.Atoi(arg(3))
+		pad := strings.Repeat("x", size)
+		w := bufio.NewWriterSize(os.Stdout, 16<<10)
+		for i := range n {
+			fmt.Fprintf(w, "flood %d %s\n", i, pad)
+		}
+		if err := w.Flush(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		if err := os.WriteFile(dir+"/flooded", nil, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		for range 6000 {
+			if _, err := os.Stat(dir + "/go"); err == nil {
+				for i := range m {
+					fmt.Printf("after %d\n", i)
+				}
+				return 0
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return 4
 	case "orphan":
 		argv := testenv.HelperArgv("exit-after", "20ms", "0")
 		p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Files: []*os.File{nil, nil, os.Stderr}})

@@ -271,7 +271,7 @@ func (p *program) diedWhileDown(inst Instance) {
 	p.log.Warn("instance died while respawnd was down", "pid", inst.PID, "reason", e.Reason.String())
 	p.last = &e
 	p.finalize(e)
-	p.s.events.add(exitEvent(e))
+	p.fileExit(e)
 }
 
 // instance is what the state file records for the program now, if it has

@@ -93,7 +93,16 @@ func (p *program) onDeath() {
 		p.claimWorkers(ev.cgroupOOMs - own)
 	}
 
+	// The post-mortem reads the cgroup before anything is killed or started
+	// in it.
+	if child {
+		p.s.cfg.Deaths.Died(p.name, gen, proc, p.group)
+	} else {
+		p.s.cfg.Deaths.Died(p.name, gen, proc, nil)
+	}
+
 	stopping := p.stopping()
+	e.Stopped = stopping && !p.mem.recycling
 	if p.group != nil && !stopping {
 		// Leftovers in the cgroup go before a new instance joins it. (A stop
 		// gives them the stop timeout instead: see beginStop.)
@@ -190,7 +199,7 @@ func (p *program) record(e Exit, final, decideRestart bool) {
 		if e.PID != 0 {
 			p.s.disownPID(e.PID, p)
 		}
-		p.s.events.add(exitEvent(e))
+		p.fileExit(e)
 		if final {
 			p.logExit(e)
 		}
@@ -201,6 +210,13 @@ func (p *program) record(e Exit, final, decideRestart bool) {
 	if p.attr.settle == nil {
 		p.attr.settle = p.s.clock.After(p.s.cfg.AttributionWindow)
 	}
+}
+
+// fileExit publishes a final exit, complete with the kernel's report when
+// one was awaited: its event, and its death record.
+func (p *program) fileExit(e Exit) {
+	p.s.events.add(exitEvent(e))
+	p.s.cfg.Deaths.Settled(e)
 }
 
 // finalize is called once per exit when its reason is final.
@@ -271,7 +287,7 @@ func (p *program) onKill(k oom.Kill) {
 		if !wasFinal {
 			p.finalize(e)
 		}
-		p.s.events.add(exitEvent(e))
+		p.fileExit(e)
 		p.logExit(e)
 		if pe.decideRestart {
 			p.decideOnOOM(e)
@@ -316,7 +332,7 @@ func (p *program) settleExpired() {
 			e.Settled = now
 			p.finalize(e)
 		}
-		p.s.events.add(exitEvent(e))
+		p.fileExit(e)
 		p.logExit(e)
 		if pe.decideRestart {
 			p.decideOnOOM(e)

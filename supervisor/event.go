@@ -40,6 +40,10 @@ type Exit struct {
 	// (memory.recycle) when the OOM killer got to it first: the reason is
 	// oom_kill, the stop came too late.
 	Recycle bool `json:"recycle,omitempty"`
+	// Stopped says respawnd stopped the instance (an operator's stop or
+	// restart, a reload that removed or changed the program, respawnd's
+	// own shutdown): the exit was asked for. A recycle is not a stop.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // The sources of Exit.PeakMemory.

@@ -97,6 +97,20 @@ type Recorder interface {
 	RecycleLoop(program string)
 }
 
+// Deaths keeps post-mortems of exits. Both methods are called from the
+// program loops and must not block; Died also runs on the restart path, so
+// it may read a few files, no more.
+type Deaths interface {
+	// Died is called when an instance's exit status is in, before anything
+	// restarts: with the instance and, for one respawnd started in the
+	// program's cgroup, that cgroup (nil otherwise).
+	Died(program string, generation uint64, proc Process, group Group)
+	// Settled is called once per exit (start failures included) when its
+	// reason is final and the kernel's OOM report, when one is awaited, is
+	// in or its window has passed.
+	Settled(e Exit)
+}
+
 // Clock is the time source; tests inject a fake one.
 type Clock interface {
 	Now() time.Time
@@ -114,3 +128,8 @@ func (nopRecorder) Exited(Exit)                     {}
 func (nopRecorder) Restarted(string, time.Duration) {}
 func (nopRecorder) OOMKill(string, oom.Kill)        {}
 func (nopRecorder) RecycleLoop(string)              {}
+
+type nopDeaths struct{}
+
+func (nopDeaths) Died(string, uint64, Process, Group) {}
+func (nopDeaths) Settled(Exit)                        {}

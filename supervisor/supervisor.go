@@ -93,6 +93,8 @@ type Config struct {
 	// memory recovers; nil restarts them as any other (restart.oom_hold
 	// has no effect).
 	Gate Gate
+	// Deaths keeps a post-mortem of every exit; nil keeps none.
+	Deaths Deaths
 	// StuckAfter is how long a program's loop may be busy with one event
 	// before Alive reports it stuck; default 20s. Handlers block for
 	// seconds at most (a start, killing what is left in a cgroup).
@@ -187,6 +189,9 @@ func New(cfg Config) *Supervisor {
 	}
 	if cfg.Recorder == nil {
 		cfg.Recorder = nopRecorder{}
+	}
+	if cfg.Deaths == nil {
+		cfg.Deaths = nopDeaths{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -317,3 +317,41 @@ func (d *StateDir) readSecret() ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Subdir opens the directory name in the state directory, creating it (mode
+// 0700) if missing, for a part of respawnd that keeps files of its own
+// there. It refuses a symbolic link, a directory not owned by respawnd's
+// effective uid and one writable by its group or others: only respawnd
+// writes in the state directory, so anything else was put there by someone
+// else.
+func (d *StateDir) Subdir(name string) (*os.File, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("state subdirectory %q: not a single file name", name)
+	}
+	full := filepath.Join(d.path, name)
+	var f *os.File
+	err := d.withFD(func(fd int) error {
+		if err := unix.Mkdirat(fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating %s: %w", full, err)
+		}
+		nfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("refusing %s: %w; respawnd creates it itself, remove it", full, err)
+		}
+		f = os.NewFile(uintptr(nfd), full)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("reading %s: %w", full, err)
+	}
+	if int(st.Uid) != d.euid || st.Mode&0o022 != 0 {
+		_ = f.Close()
+		return nil, fmt.Errorf("refusing %s: owned by uid %d with mode %04o; respawnd creates it for uid %d with mode 0700, remove it", full, st.Uid, st.Mode&0o7777, d.euid)
+	}
+	return f, nil
+}

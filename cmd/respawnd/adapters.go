@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/respawnd/respawnd/cgroup"
+	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
@@ -17,10 +19,49 @@ var (
 	_ supervisor.Group    = groupAdapter{}
 )
 
-// launcherAdapter lets the supervisor use the restart launcher.
-type launcherAdapter struct{ l *restart.Launcher }
+// launcherAdapter lets the supervisor use the restart launcher, adding
+// the output settings the supervisor does not pass on.
+type launcherAdapter struct {
+	l       *restart.Launcher
+	outputs *outputSettings
+}
+
+// outputSettings holds the output section of every configured program,
+// replaced whole at each configuration applied.
+type outputSettings struct {
+	m atomic.Pointer[map[string]config.Output]
+}
+
+// set records the output sections of cfg's programs.
+func (o *outputSettings) set(cfg *config.Config) {
+	m := make(map[string]config.Output, len(cfg.Programs))
+	for _, p := range cfg.Programs {
+		m[p.Name] = p.Output
+	}
+	o.m.Store(&m)
+}
+
+// apply adds the rotation and time stamp settings of cmd's program to cmd,
+// those of the file cmd writes to only.
+func (o *outputSettings) apply(cmd *restart.Command) {
+	m := o.m.Load()
+	if m == nil {
+		return
+	}
+	out, ok := (*m)[cmd.Name]
+	if !ok {
+		return
+	}
+	cmd.OutputTimestamps = out.Timestamps
+	if cmd.OutputFile != "" && cmd.OutputFile == out.File {
+		cmd.OutputMaxSize, cmd.OutputMaxFiles = out.MaxSize, out.MaxFiles
+	}
+}
 
 func (a launcherAdapter) Start(cmd restart.Command) (supervisor.Process, error) {
+	if a.outputs != nil {
+		a.outputs.apply(&cmd)
+	}
 	p, err := a.l.Start(cmd)
 	if err != nil {
 		return nil, err

@@ -25,10 +25,12 @@ import (
 // control socket (--state.dir).
 type ctlCmds struct {
 	status, start, stop, restart, reload, events *kingpin.CmdClause
+	why                                          *whyCmd
 
-	name   string
-	output string
-	follow bool
+	name    string
+	output  string
+	follow  bool
+	program string // events --program
 }
 
 func newCtlCmds(app *kingpin.Application) *ctlCmds {
@@ -45,11 +47,12 @@ func newCtlCmds(app *kingpin.Application) *ctlCmds {
 	c.events = app.Command("events", "Show recent crashes and host OOM kills, oldest first.")
 	c.events.Flag("follow", "Keep printing new events until interrupted.").Short('f').BoolVar(&c.follow)
 	c.events.Flag("output", "text, or json (one object per line).").Short('o').Default("text").EnumVar(&c.output, "text", "json")
+	c.events.Flag("program", "Show only the events of this program.").Short('p').StringVar(&c.program)
 	return c
 }
 
 func (c *ctlCmds) has(cmd string) bool {
-	return slices.Contains([]string{c.status.FullCommand(), c.start.FullCommand(), c.stop.FullCommand(), c.restart.FullCommand(), c.reload.FullCommand(), c.events.FullCommand()}, cmd)
+	return slices.Contains([]string{c.status.FullCommand(), c.start.FullCommand(), c.stop.FullCommand(), c.restart.FullCommand(), c.reload.FullCommand(), c.events.FullCommand(), c.why.cmd.FullCommand()}, cmd)
 }
 
 // run carries out cmd; errors go to stderr as "respawnd: …" with exit 1.
@@ -77,6 +80,8 @@ func (c *ctlCmds) run(cmd string, f *flags, stdout, stderr io.Writer) int {
 		}
 	case c.events.FullCommand():
 		err = c.runEvents(ctx, cl, stdout)
+	case c.why.cmd.FullCommand():
+		err = c.why.run(ctx, cl, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "respawnd: %s\n", ctlError(err, f.web.stateDir))
@@ -184,9 +189,9 @@ func (c *ctlCmds) runEvents(ctx context.Context, cl *api.Client, w io.Writer) er
 		return err
 	}
 	if c.follow {
-		return cl.Follow(ctx, print)
+		return cl.FollowOf(ctx, c.program, print)
 	}
-	evs, err := cl.Events(ctx)
+	evs, err := cl.EventsOf(ctx, c.program)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/hook"
 	"github.com/respawnd/respawnd/metrics"
 	"github.com/respawnd/respawnd/oom"
+	"github.com/respawnd/respawnd/postmortem"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
 	"github.com/respawnd/respawnd/watch"
@@ -36,6 +38,9 @@ type daemon struct {
 	health   *health
 	settle   *settler
 	mem      *memoryWatch
+	deaths   *postmortem.Keeper // nil without a state directory
+	hooks    *hook.Runner
+	outputs  outputSettings
 }
 
 // daemonOpts says what a daemon does beyond supervising.
@@ -88,6 +93,18 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 		logger.Info("protected from the oom killer; programs start with oom_score_adj 0", "oom_score_adj", adj)
 	}
 	d.launcher = restart.NewLauncher(lcfg)
+	d.hooks = hook.New(hook.Config{Launcher: d.launcher, Logger: logger.With("component", "hook"), Outcome: d.rec.HookRun, Env: o.env})
+	if o.adopt {
+		k, err := newDeaths(d.stateDir, int64(f.deathsSize), f.procfs, fireHook(d.hooks), logger.With("component", "postmortem"))
+		if err != nil {
+			// Records are worth having, not worth refusing to run over.
+			logger.Warn("death records unavailable; on_exit hooks run without one", "err", err)
+			k = postmortem.New(postmortem.Config{Logger: logger.With("component", "postmortem"), Written: fireHook(d.hooks)})
+		}
+		d.deaths = k
+		d.obs.deaths = k.Store()
+	}
+	d.obs.dropped = d.launcher.OutputDroppedLines
 
 	sources := []any{}
 	k, err := oom.NewKmsg(oom.KmsgConfig{Path: f.kmsg, Logger: logger.With("component", "oom")})
@@ -121,7 +138,7 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 	logger.Info("privileges", "uid", os.Geteuid(), "pid1", os.Getpid() == 1)
 
 	scfg := supervisor.Config{
-		Launcher:     launcherAdapter{d.launcher},
+		Launcher:     launcherAdapter{l: d.launcher, outputs: &d.outputs},
 		Recorder:     d.rec,
 		Logger:       logger.With("component", "supervisor"),
 		Env:          o.env,
@@ -136,9 +153,16 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 		CgroupsErr:  cgErr,
 		KeepOrphans: o.keepOrphans,
 	}
+	if d.deaths != nil {
+		scfg.Deaths = deathsAdapter{d.deaths}
+	}
 	if cg != nil {
 		d.cgroups = cg
-		scfg.Cgroups = &trackedCgroups{cgroupsAdapter: cg, o: d.obs}
+		t := &trackedCgroups{cgroupsAdapter: cg, o: d.obs}
+		if d.deaths != nil {
+			t.deaths = deathsAdapter{d.deaths}
+		}
+		scfg.Cgroups = t
 	}
 	if o.adopt {
 		a, err := newAdoption(f.procfs, d.stateDir, logger.With("component", "watch"))
@@ -190,9 +214,13 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	// Named before the apply, so that the first exits of new programs are
 	// counted and the last words of removed ones are not.
 	d.rec.SetPrograms(programNames(cfg))
+	d.outputs.set(cfg)
 	if err := d.sup.Apply(ctx, cfg); err != nil {
 		return err
 	}
+	// After the apply: a rejected configuration changes no hook. A death
+	// in between fires its hook once its record is written, later still.
+	d.hooks.SetAll(hookSpecs(cfg))
 	d.obs.forget(cfg)
 	d.obs.applied(nil, time.Now())
 	return nil
@@ -242,6 +270,11 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 		}()
 	}
 	late.Go(func() { d.mem.run(lateCtx, d.log) })
+	if d.deaths != nil {
+		// Records of the last stops are written before respawnd exits.
+		late.Go(func() { _ = d.deaths.Run(lateCtx) })
+	}
+	late.Go(func() { _ = d.hooks.Run(lateCtx) })
 	if d.adopt != nil {
 		late.Add(1)
 		go func() {

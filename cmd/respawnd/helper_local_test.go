@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -36,6 +37,7 @@ func init() {
 //	               end it, by that very signal
 //	euid UID       keep its real uid, take UID as its effective uid (as a
 //	               set-user-id program would), then sleep until killed
+//	spew N LEN     print N lines "i xxx…" (LEN x's), then sleep until killed
 func localHelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -75,6 +77,18 @@ func runLocalHelper(mode string, args []string) int {
 					time.Sleep(time.Hour)
 				}
 			}
+		}
+	case "spew":
+		n, _ := strconv.Atoi(arg(0))
+		size, _ := strconv.Atoi(arg(1))
+		pad := strings.Repeat("x", size)
+		w := bufio.NewWriter(os.Stdout)
+		for i := range n {
+			fmt.Fprintf(w, "%d %s\n", i, pad)
+		}
+		_ = w.Flush()
+		for {
+			time.Sleep(time.Hour)
 		}
 	case "euid":
 		uid, err := strconv.Atoi(arg(0))

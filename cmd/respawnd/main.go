@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -20,11 +21,13 @@ import (
 type flags struct {
 	configFile  string
 	keepOrphans bool
-	procfs      string
-	sysfs       string
-	kmsg        string
-	log         promslog.Config
-	web         *webFlags
+	// deathsSize caps the death records in --state.dir.
+	deathsSize units.Base2Bytes
+	procfs     string
+	sysfs      string
+	kmsg       string
+	log        promslog.Config
+	web        *webFlags
 }
 
 func main() {
@@ -53,12 +56,16 @@ func run(args []string) int {
 		"stop them (with their recorded stop signal and timeout) or keep them running, listed by `respawnd status` as orphaned.").
 		Default("stop").EnumVar(&orphans, "stop", "keep")
 
+	runCmd.Flag("state.deaths-size", "Size cap of the death records kept in --state.dir/deaths (respawnd why): the oldest are removed first, except each program's first since start-up.").
+		Default("32MiB").BytesVar(&f.deathsSize)
+
 	checkCmd := app.Command("check", "Validate a configuration file and list every error.")
 	checkCmd.Flag("config", "Configuration file (YAML).").Short('c').Required().StringVar(&f.configFile)
 
 	ex := newExecCmd(app)
 	sc := newScanCmd(app)
 	ctl := newCtlCmds(app)
+	ctl.why = newWhyCmd(app)
 	versionCmd := app.Command("version", "Print version information.")
 
 	cmd, err := app.Parse(args)

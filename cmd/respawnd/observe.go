@@ -13,6 +13,7 @@ import (
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/memwatch"
 	"github.com/respawnd/respawnd/metrics"
+	"github.com/respawnd/respawnd/postmortem"
 	"github.com/respawnd/respawnd/supervisor"
 	"github.com/respawnd/respawnd/watch"
 )
@@ -37,9 +38,12 @@ type reloadReq struct {
 // read from the daemon at request time. It is safe for concurrent use.
 type observer struct {
 	sup    *supervisor.Supervisor
-	scan   *watch.Scanner // nil when /proc cannot be read
-	groups sync.Map       // program name -> *cgroup.Group
-	health *health        // nil until the daemon runs
+	scan   *watch.Scanner    // nil when /proc cannot be read
+	groups sync.Map          // program name -> *cgroup.Group
+	health *health           // nil until the daemon runs
+	deaths *postmortem.Store // nil without death records
+	// dropped returns a program's dropped output lines; nil reports none.
+	dropped func(program string) uint64
 	// procfs is where /proc is mounted, for the host's memory.
 	procfs string
 
@@ -185,6 +189,9 @@ const (
 // when its instance runs in one.
 func (o *observer) sample(st supervisor.Status) metrics.ProgramSample {
 	s := metrics.ProgramSample{Status: st}
+	if o.dropped != nil {
+		s.OutputDroppedLines = o.dropped(st.Name)
+	}
 	g, ok := o.groups.Load(st.Name)
 	if !ok || st.Cgroup == "" || g.(*cgroup.Group).Path() != st.Cgroup {
 		return s
@@ -273,7 +280,8 @@ func (a apiSource) Orphans() []api.Orphan {
 // can read its usage and limit.
 type trackedCgroups struct {
 	*cgroupsAdapter
-	o *observer
+	o      *observer
+	deaths deathsAdapter // zero without death records
 }
 
 func (t *trackedCgroups) Create(program string, l supervisor.Limits) (supervisor.Group, error) {
@@ -283,6 +291,9 @@ func (t *trackedCgroups) Create(program string, l supervisor.Limits) (supervisor
 	}
 	if ga, ok := g.(groupAdapter); ok {
 		t.o.groups.Store(program, ga.Group)
+	}
+	if t.deaths.k != nil {
+		t.deaths.baseline(program, g)
 	}
 	return g, nil
 }

@@ -20,24 +20,38 @@ type scanCmd struct {
 	cmd    *kingpin.CmdClause
 	file   string
 	output string
+	// given is set when the file argument was on the command line: kingpin
+	// turns a lone "-" into an empty value, so file alone cannot tell
+	// "scan -" from "scan".
+	given bool
+	stdin io.Reader
 }
 
+const scanHelp = `Print the OOM kills in kernel log text: a file, - for standard input, or the kernel's ring buffer when no argument is given.
+Reads raw /dev/kmsg records; dmesg with or without -t, -x, -r, -T or --time-format=iso, including the [ T123] caller id of CONFIG_PRINTK_CALLER kernels; journalctl -k in the short, short-precise, short-iso, short-monotonic and cat forms; syslog files; month names in the C, de, fr, es, ru, it, pt and pl locales; and any of these quoted with "> " or indented.
+Each kill is one JSON object per line. "confirmed" is true when the kernel's "Killed process" line was seen (the kernel printed it after sending SIGKILL), false for a kill known only from its oom-kill: summary line, as in grep output: the kernel prints that line once it has chosen the victim, just before the kill.`
+
 func newScanCmd(app *kingpin.Application) *scanCmd {
-	s := &scanCmd{}
-	s.cmd = app.Command("scan", "Print the OOM kills in kernel log text (a file, - for stdin, or the kernel's ring buffer when no argument is given).")
+	s := &scanCmd{stdin: os.Stdin}
+	s.cmd = app.Command("scan", scanHelp)
 	s.cmd.Flag("output", "Output format: json (one object per line) or table.").Short('o').Default("json").EnumVar(&s.output, "json", "table")
-	s.cmd.Arg("file", "Kernel log file (raw /dev/kmsg records, dmesg, dmesg -T, journalctl -k or syslog), or - for stdin.").StringVar(&s.file)
+	s.cmd.Arg("file", "Kernel log text in any of the forms above, or - for standard input.").
+		Action(func(*kingpin.ParseContext) error { s.given = true; return nil }).StringVar(&s.file)
 	return s
 }
 
 func (s *scanCmd) run(f *flags, stdout, stderr io.Writer) int {
 	var kills []oom.Kill
 	var err error
-	switch s.file {
-	case "":
+	switch {
+	case s.file == "" && !s.given:
 		kills, err = oom.ReadRetained(f.kmsg)
-	case "-":
-		err = oom.Scan(os.Stdin, func(k oom.Kill) { kills = append(kills, k) })
+	case s.file == "-" || s.file == "":
+		in := s.stdin
+		if in == nil {
+			in = os.Stdin
+		}
+		err = oom.Scan(in, func(k oom.Kill) { kills = append(kills, k) })
 	default:
 		var in *os.File
 		in, err = os.Open(s.file)
@@ -56,7 +70,7 @@ func (s *scanCmd) run(f *flags, stdout, stderr io.Writer) int {
 	}
 	enc := json.NewEncoder(stdout)
 	for _, k := range kills {
-		if err := enc.Encode(k); err != nil {
+		if err := enc.Encode(scanKill{Kill: k, Confirmed: k.Confirmed}); err != nil {
 			fmt.Fprintf(stderr, "respawnd scan: %v\n", err)
 			return 1
 		}
@@ -64,9 +78,16 @@ func (s *scanCmd) run(f *flags, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// scanKill is a Kill as scan prints it: "confirmed" is written even when
+// false (oom.Kill leaves it out then).
+type scanKill struct {
+	oom.Kill
+	Confirmed bool `json:"confirmed"`
+}
+
 func writeKillTable(w io.Writer, kills []oom.Kill) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tPID\tCOMM\tCONSTRAINT\tMEMCG\tANON-RSS\tFILE-RSS\tSCORE-ADJ")
+	fmt.Fprintln(tw, "TIME\tPID\tCOMM\tCONSTRAINT\tMEMCG\tANON-RSS\tFILE-RSS\tSCORE-ADJ\tCONFIRMED")
 	for _, k := range kills {
 		t := "-"
 		if !k.Time.IsZero() {
@@ -78,7 +99,7 @@ func writeKillTable(w io.Writer, kills []oom.Kill) {
 		if memcg == "" {
 			memcg = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t, k.PID, strconv.Quote(k.Comm), dash(k.Constraint), memcg, mib(k.AnonRSSBytes), mib(k.FileRSSBytes), intOrDash(k.OOMScoreAdj))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", t, k.PID, strconv.Quote(k.Comm), dash(k.Constraint), memcg, mib(k.AnonRSSBytes), mib(k.FileRSSBytes), intOrDash(k.OOMScoreAdj), k.Confirmed)
 	}
 	_ = tw.Flush()
 }

@@ -213,7 +213,8 @@ func webHandler(telemetryPath string, apiH, metricsH http.Handler) (http.Handler
 			Links: []web.LandingLinks{
 				{Address: telemetryPath, Text: "Metrics"},
 				{Address: api.PathPrograms, Text: "Programs", Description: "each program's state, pid, restarts, last exit and memory (JSON)"},
-				{Address: api.PathEvents, Text: "Events", Description: "recent crashes and host OOM kills, newest first (JSON)"},
+				{Address: api.PathEvents, Text: "Events", Description: "recent crashes and host OOM kills, newest first (JSON; ?program=NAME for one program)"},
+				{Address: api.PathDeaths, Text: "Deaths", Description: "death records, newest first: reason, OOM report, memory at death, last output (JSON; " + api.PathPrograms + "/NAME" + api.SuffixDeaths + " for one program, " + api.PathDeaths + "/ID for one record)"},
 				{Address: api.PathHealthy, Text: "Health"},
 				{Address: api.PathReady, Text: "Readiness"},
 			},

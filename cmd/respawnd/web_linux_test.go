@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,24 +25,6 @@ import (
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // inProcess is a daemon running inside the test, so that its registry can
 // be read directly as well as scraped.
@@ -63,7 +44,7 @@ func startInProcess(t *testing.T, yaml string, args ...string) *inProcess {
 	addr := freeAddr(t)
 	f := &flags{procfs: "/proc", sysfs: "/sys", kmsg: "/dev/kmsg",
 		web: parseWebFlags(t, append([]string{"--web.listen-address=" + addr, "--state.dir=" + dir + "/state"}, args...)...)}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := newDaemon(f, logger, daemonOpts{env: inheritedEnv(nil), serveHTTP: true, serveSocket: true})
 	if err != nil {

@@ -1,0 +1,53 @@
+package cgroup
+
+import (
+	"testing"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+// Report reads a real group's memory.stat whole, its event counters and,
+// on v2 with PSI, its stall totals.
+func TestReportOfRealGroup(t *testing.T) {
+	m := newTestManager(t)
+	g := createGroup(t, m, "report", Limits{Max: ptr(64 << 20), SwapMax: ptr(0)})
+	c := startInGroupArgv(t, g, testenv.HelperArgv("hog-after", "100ms"))
+	var r MemoryReport
+	anon := "total_rss"
+	if m.V2() {
+		anon = "anon"
+	}
+	poll(t, "the helper's memory in memory.stat", func() bool {
+		var err error
+		r, err = g.Report()
+		return err == nil && r.Stat[anon] > 16<<20
+	})
+	_ = c.Process.Kill()
+	_ = c.Wait()
+	want := 1
+	if m.V2() {
+		want = 2
+	}
+	if r.Version != want || len(r.Stat) < 10 {
+		t.Fatalf("report v%d with %d stat keys: %+v", r.Version, len(r.Stat), r)
+	}
+	if _, ok := r.Events["oom_kill"]; !ok {
+		t.Errorf("events %v: no oom_kill counter", r.Events)
+	}
+	if m.V2() {
+		for _, k := range []string{"low", "high", "max", "oom"} {
+			if _, ok := r.Events[k]; !ok {
+				t.Errorf("events %v: no %s", r.Events, k)
+			}
+		}
+	} else if _, ok := r.Events["failcnt"]; !ok {
+		t.Errorf("events %v: no failcnt", r.Events)
+	}
+}
+
+func TestParseFlatKeyed(t *testing.T) {
+	got := parseFlatKeyed([]byte("anon 4096\nfile 0\nbroken\nthree fields 1\nneg -1\noom_kill 2\n"))
+	if len(got) != 3 || got["anon"] != 4096 || got["file"] != 0 || got["oom_kill"] != 2 {
+		t.Fatalf("parseFlatKeyed = %v", got)
+	}
+}
