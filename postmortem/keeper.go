@@ -147,12 +147,20 @@ func (k *Keeper) Baseline(program string, r cgroup.MemoryReport, at time.Time) {
 	k.base[program] = baselineOf(r, at)
 }
 
-// Forget drops what the Keeper holds for a program removed from the
-// configuration.
-func (k *Keeper) Forget(program string) {
+// Keep drops the baselines of programs not in programs (removed from the
+// configuration); a program added again later counts from its new cgroup.
+func (k *Keeper) Keep(programs []string) {
+	keep := make(map[string]bool, len(programs))
+	for _, p := range programs {
+		keep[p] = true
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.base, program)
+	for p := range k.base {
+		if !keep[p] {
+			delete(k.base, p)
+		}
+	}
 }
 
 func baselineOf(r cgroup.MemoryReport, at time.Time) baseline {

@@ -190,3 +190,18 @@ func TestKeeperSkipsDeathsAlreadyRecorded(t *testing.T) {
 		t.Fatalf("%d records, want 2", n)
 	}
 }
+
+// A program removed from the configuration loses its baseline: its next
+// death (after it is added again) counts no events from the old one.
+func TestKeeperKeepDropsRemovedPrograms(t *testing.T) {
+	k := New(Config{Store: newStore(t, t.TempDir(), 0)})
+	k.Baseline("api", report(1, 1, 0), t0)
+	k.Baseline("web", report(1, 1, 0), t0)
+	k.Keep([]string{"web"})
+	if _, ok := k.base["api"]; ok {
+		t.Fatal("api's baseline kept after its removal")
+	}
+	if _, ok := k.base["web"]; !ok {
+		t.Fatal("web's baseline dropped")
+	}
+}

@@ -221,6 +221,9 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	// After the apply: a rejected configuration changes no hook. A death
 	// in between fires its hook once its record is written, later still.
 	d.hooks.SetAll(hookSpecs(cfg))
+	if d.deaths != nil {
+		d.deaths.Keep(programNames(cfg))
+	}
 	d.obs.forget(cfg)
 	d.obs.applied(nil, time.Now())
 	return nil
