@@ -328,48 +328,122 @@ func (pc *promqlChecker) labelsOf(name string) (map[string]bool, bool) {
 	return nil, false
 }
 
-// outputLabels is the set of label names a recording rule's result has:
-// the grouping of a top-level "sum by (...)", or else every label of the
-// series it reads.
+// outputLabels is the set of label names an expression's result has,
+// worked out from its syntax tree as the PromQL engine builds result labels.
 func (pc *promqlChecker) outputLabels(expr string) (map[string]bool, error) {
 	e, err := pc.parser.ParseExpr(expr)
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := e.(*parser.Call); ok && (c.Func.Name == "absent" || c.Func.Name == "absent_over_time") {
-		// absent's result has the labels its selector matches with "=".
-		out := map[string]bool{}
-		parser.Inspect(c, func(n parser.Node, _ []parser.Node) error {
-			if vs, ok := n.(*parser.VectorSelector); ok {
+	return pc.labelsOfExpr(e), nil
+}
+
+func (pc *promqlChecker) labelsOfExpr(e parser.Expr) map[string]bool {
+	out := map[string]bool{}
+	switch e := e.(type) {
+	case *parser.VectorSelector:
+		if l, ok := pc.labelsOf(selectorName(e)); ok {
+			for k := range l {
+				out[k] = true
+			}
+		}
+	case *parser.MatrixSelector:
+		return pc.labelsOfExpr(e.VectorSelector)
+	case *parser.ParenExpr:
+		return pc.labelsOfExpr(e.Expr)
+	case *parser.UnaryExpr:
+		return pc.labelsOfExpr(e.Expr)
+	case *parser.SubqueryExpr:
+		return pc.labelsOfExpr(e.Expr)
+	case *parser.StepInvariantExpr:
+		return pc.labelsOfExpr(e.Expr)
+	case *parser.AggregateExpr:
+		if e.Without {
+			out = pc.labelsOfExpr(e.Expr)
+			for _, l := range e.Grouping {
+				delete(out, l)
+			}
+		} else {
+			for _, l := range e.Grouping {
+				out[l] = true
+			}
+		}
+	case *parser.Call:
+		switch e.Func.Name {
+		case "absent", "absent_over_time":
+			// absent's result has the labels its selector (only a plain
+			// one) matches with "=".
+			vs, ok := e.Args[0].(*parser.VectorSelector)
+			if m, isMatrix := e.Args[0].(*parser.MatrixSelector); isMatrix {
+				vs, ok = m.VectorSelector.(*parser.VectorSelector)
+			}
+			if ok {
 				for _, m := range vs.LabelMatchers {
 					if m.Type == labels.MatchEqual && m.Name != model.MetricNameLabel {
 						out[m.Name] = true
 					}
 				}
 			}
-			return nil
-		})
-		return out, nil
-	}
-	if a, ok := e.(*parser.AggregateExpr); ok && !a.Without {
-		out := map[string]bool{}
-		for _, l := range a.Grouping {
-			out[l] = true
-		}
-		return out, nil
-	}
-	out := map[string]bool{}
-	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			if l, ok := pc.labelsOf(vs.Name); ok {
-				for k := range l {
-					out[k] = true
+		case "histogram_quantile":
+			out = pc.labelsOfExpr(e.Args[1])
+			delete(out, "le")
+		default:
+			for _, a := range e.Args {
+				if t := a.Type(); t == parser.ValueTypeVector || t == parser.ValueTypeMatrix {
+					return pc.labelsOfExpr(a)
 				}
 			}
 		}
-		return nil
-	})
-	return out, nil
+	case *parser.BinaryExpr:
+		lt, rt := e.LHS.Type(), e.RHS.Type()
+		switch {
+		case lt != parser.ValueTypeVector:
+			return pc.labelsOfExpr(e.RHS)
+		case rt != parser.ValueTypeVector:
+			return pc.labelsOfExpr(e.LHS)
+		case e.Op == parser.LOR:
+			out = pc.labelsOfExpr(e.LHS)
+			for k := range pc.labelsOfExpr(e.RHS) {
+				out[k] = true
+			}
+		case e.Op == parser.LAND || e.Op == parser.LUNLESS || (e.Op.IsComparisonOperator() && !e.ReturnBool):
+			return pc.labelsOfExpr(e.LHS)
+		default:
+			out = pc.labelsOfExpr(e.LHS)
+			vm := e.VectorMatching
+			if vm != nil && vm.Card == parser.CardOneToOne {
+				if vm.On {
+					keep := map[string]bool{}
+					for _, l := range vm.MatchingLabels {
+						if out[l] {
+							keep[l] = true
+						}
+					}
+					out = keep
+				} else {
+					for _, l := range vm.MatchingLabels {
+						delete(out, l)
+					}
+				}
+			}
+			if vm != nil {
+				for _, l := range vm.Include {
+					out[l] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// selectorName is the metric name a selector reads.
+func selectorName(vs *parser.VectorSelector) string {
+	for _, m := range vs.LabelMatchers {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
+			return m.Value
+		}
+	}
+	return vs.Name
 }
 
 // check parses expr and returns every problem: a parse error, a metric

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -25,6 +26,11 @@ const (
 	rulesTestFile = "prometheus/rules_test.yml"
 	promRuleFile  = "kubernetes/prometheusrule.yaml"
 	promtoolHint  = "Debian package prometheus"
+	runbooksFile  = "../docs/runbooks.md"
+	// runbookBaseURL is where docs/runbooks.md is read; each alert's
+	// runbook_url is it plus the alert's name in lower case (the anchor
+	// of its "## Name" section).
+	runbookBaseURL = "https://github.com/respawnd/respawnd/blob/main/docs/runbooks.md#"
 )
 
 // loadRuleGroups parses rules.yml as Prometheus does, unknown keys rejected.
@@ -86,15 +92,18 @@ func TestRulesUseRespawndMetrics(t *testing.T) {
 
 // TestAlertsAreActionable checks what an on-call engineer gets: a severity,
 // a summary and a description that name the program (or the source, or the
-// instance) the alert is about.
+// instance) the alert is about, a runbook and a dashboard link; and that no
+// alert carries a label that splits one program's alerts into several
+// groups (state, reason, le: drop them with max without (...)).
 func TestAlertsAreActionable(t *testing.T) {
 	pc := newPromQLChecker(t)
+	runbook := string(readFile(t, runbooksFile))
 	for _, r := range loadRules(t) {
 		if r.Alert == "" {
 			continue
 		}
-		if s := r.Labels["severity"]; s != "warning" && s != "critical" {
-			t.Errorf("%s: severity %q, want warning or critical", r.Alert, s)
+		if s := r.Labels["severity"]; s != "info" && s != "warning" && s != "critical" {
+			t.Errorf("%s: severity %q, want info, warning or critical", r.Alert, s)
 		}
 		if !strings.HasPrefix(r.Alert, "Respawnd") {
 			t.Errorf("%s: alert names start with Respawnd", r.Alert)
@@ -107,17 +116,47 @@ func TestAlertsAreActionable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for l := range labels {
+			if !groupingLabels[l] {
+				t.Errorf("%s: its result has label %q, which breaks grouping by %v", r.Alert, l, sortedKeys(groupingLabels))
+			}
+		}
 		for _, l := range []string{"program", "source", "instance"} {
 			if labels[l] && !strings.Contains(sum, "$labels."+l) {
 				t.Errorf("%s: the summary does not name the %s", r.Alert, l)
 			}
 		}
 		for k := range r.Annotations {
-			if k != "summary" && k != "description" && k != "runbook_url" {
+			if k != "summary" && k != "description" && k != "runbook_url" && k != "dashboard_url" {
 				t.Errorf("%s: unexpected annotation %q", r.Alert, k)
 			}
 		}
+		anchor := strings.ToLower(r.Alert)
+		if want := runbookBaseURL + anchor; r.Annotations["runbook_url"] != want {
+			t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+		}
+		if !strings.Contains(runbook, "\n## "+r.Alert+"\n") {
+			t.Errorf("%s: %s has no section \"## %s\" (anchor #%s)", r.Alert, runbooksFile, r.Alert, anchor)
+		}
+		if d := r.Annotations["dashboard_url"]; !strings.HasPrefix(d, "/d/respawnd/respawnd?") {
+			t.Errorf("%s: dashboard_url %q, want a link to the respawnd dashboard (/d/respawnd/respawnd?...)", r.Alert, d)
+		} else if labels["program"] && !strings.Contains(d, "var-program={{ $labels.program }}") {
+			t.Errorf("%s: dashboard_url %q does not select the program", r.Alert, d)
+		}
 	}
+}
+
+// groupingLabels are the labels an alert may carry besides alertname and
+// severity: those of Alertmanager's group_by and the inhibit_rules' equal.
+var groupingLabels = map[string]bool{"job": true, "instance": true, "program": true, "source": true}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // rulesTest is promtool's unit test file, as much of it as this test reads.
@@ -230,6 +269,10 @@ func wantPrometheusRule(t *testing.T) *monitoringv1.PrometheusRule {
 			if r.For != 0 {
 				d := monitoringv1.Duration(r.For.String())
 				mr.For = &d
+			}
+			if r.KeepFiringFor != 0 {
+				d := monitoringv1.NonEmptyDuration(r.KeepFiringFor.String())
+				mr.KeepFiringFor = &d
 			}
 			mg.Rules = append(mg.Rules, mr)
 		}
