@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -43,6 +46,12 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &appsv1.DaemonSet{}, nil
 	case "apps/v1 Deployment":
 		return &appsv1.Deployment{}, nil
+	case "rbac.authorization.k8s.io/v1 Role":
+		return &rbacv1.Role{}, nil
+	case "rbac.authorization.k8s.io/v1 RoleBinding":
+		return &rbacv1.RoleBinding{}, nil
+	case "networking.k8s.io/v1 NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		return &monitoringv1.ServiceMonitor{}, nil
 	case "monitoring.coreos.com/v1 PodMonitor":
@@ -161,6 +170,17 @@ func TestStrictDecodeRejectsMistakes(t *testing.T) {
 		{"servicemonitor.yaml", "jobLabel:", "joblabel:"},
 		{"sidecar-example.yaml", "podMetricsEndpoints:", "podMetricEndpoints:"},
 		{"namespace.yaml", "kind: Namespace", "kind: Namespaces"},
+		{"daemonset.yaml", "priorityClassName:", "priorityClass:"},
+		{"daemonset.yaml", "nodeSelector:", "nodeSelectors:"},
+		{"daemonset.yaml", "resourceFieldRef:", "resourceFieldReference:"},
+		{"daemonset.yaml", `divisor: "1"`, "divisor: one"},
+		{"rbac.yaml", "verbs:", "verb:"},
+		{"rbac.yaml", "roleRef:", "roleref:"},
+		{"rbac.yaml", "subjects:", "subject:"},
+		{"networkpolicy.yaml", "policyTypes:", "policyType:"},
+		{"networkpolicy.yaml", "namespaceSelector:", "namespaceSelectors:"},
+		{"networkpolicy.yaml", "port: 8571", "port: [8571]"},
+		{"sidecar-example.yaml", "separator: /", "seperator: /"},
 	} {
 		b := readFile(t, filepath.Join(k8sDir, tc.file))
 		if !bytes.Contains(b, []byte(tc.from)) {
@@ -326,13 +346,6 @@ func TestNodeAgentWiring(t *testing.T) {
 	if sc := c.SecurityContext; sc == nil || sc.Privileged == nil || !*sc.Privileged || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Error("DaemonSet: the container must be privileged (for /dev/kmsg) with a read-only root file system")
 	}
-	// Guaranteed QoS: oom_score_adj -997 for respawnd.
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		req, lim := c.Resources.Requests[r], c.Resources.Limits[r]
-		if req.IsZero() || req.Cmp(lim) != 0 {
-			t.Errorf("DaemonSet: %s request %s and limit %s must be equal (Guaranteed QoS)", r, req.String(), lim.String())
-		}
-	}
 	mounts := map[string]corev1.VolumeMount{}
 	for _, vm := range c.VolumeMounts {
 		mounts[vm.Name] = vm
@@ -488,5 +501,268 @@ func TestExecEntrypointExample(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNodeAgentScheduling checks how the DaemonSet is scheduled and
+// protected: the node-critical priority class (oom_score_adj -997 whatever
+// the QoS class), Linux nodes only, memory request equal to its limit, a
+// CPU request but no CPU limit (a throttled respawnd misses kernel log
+// records in an OOM storm), GOMEMLIMIT from the container's own memory
+// limit, and an image pinned to a released version.
+func TestNodeAgentScheduling(t *testing.T) {
+	m := manifests(t)
+	ds := find[*appsv1.DaemonSet](t, m, "daemonset.yaml")
+	spec := &ds.Spec.Template.Spec
+	if spec.PriorityClassName != "system-node-critical" {
+		t.Errorf("DaemonSet: priorityClassName %q, want system-node-critical", spec.PriorityClassName)
+	}
+	if len(spec.NodeSelector) != 1 || spec.NodeSelector[corev1.LabelOSStable] != "linux" {
+		t.Errorf("DaemonSet: nodeSelector %v, want exactly %s: linux", spec.NodeSelector, corev1.LabelOSStable)
+	}
+	if len(spec.Containers) != 1 {
+		t.Fatalf("DaemonSet: %d containers, want 1", len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	req, lim := c.Resources.Requests[corev1.ResourceMemory], c.Resources.Limits[corev1.ResourceMemory]
+	if req.IsZero() || req.Cmp(lim) != 0 {
+		t.Errorf("DaemonSet: memory request %s and limit %s must be equal", req.String(), lim.String())
+	}
+	if cpu := c.Resources.Requests[corev1.ResourceCPU]; cpu.IsZero() {
+		t.Error("DaemonSet: want a CPU request")
+	}
+	if cpu, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		t.Errorf("DaemonSet: CPU limit %s: a throttled respawnd falls behind the kernel log; set none", cpu.String())
+	}
+	if len(c.Resources.Limits) != 1 {
+		t.Errorf("DaemonSet: limits %v, want memory only", c.Resources.Limits)
+	}
+
+	var gomemlimit *corev1.EnvVar
+	for i := range c.Env {
+		if c.Env[i].Name == "GOMEMLIMIT" {
+			gomemlimit = &c.Env[i]
+		}
+	}
+	switch {
+	case gomemlimit == nil:
+		t.Error("DaemonSet: no GOMEMLIMIT")
+	case gomemlimit.Value != "" || gomemlimit.ValueFrom == nil || gomemlimit.ValueFrom.ResourceFieldRef == nil:
+		t.Errorf("DaemonSet: GOMEMLIMIT %+v, want it from the downward API's resourceFieldRef", gomemlimit)
+	default:
+		ref := gomemlimit.ValueFrom.ResourceFieldRef
+		if ref.Resource != "limits.memory" || ref.ContainerName != c.Name {
+			t.Errorf("DaemonSet: GOMEMLIMIT from %s of container %q, want limits.memory of %q", ref.Resource, ref.ContainerName, c.Name)
+		}
+		// GOMEMLIMIT reads a bare number as bytes: the divisor must be 1
+		// (or unset, which means 1), or 128Mi would become 128 bytes.
+		if one := resource.MustParse("1"); !ref.Divisor.IsZero() && ref.Divisor.Cmp(one) != 0 {
+			t.Errorf("DaemonSet: GOMEMLIMIT divisor %s, want 1 (bytes)", ref.Divisor.String())
+		}
+	}
+
+	checkImageTag(t, "DaemonSet", c.Image)
+	if c.ImagePullPolicy == corev1.PullAlways {
+		t.Error("DaemonSet: a pinned tag needs no imagePullPolicy Always")
+	}
+	// The entrypoint example copies respawnd from the same release.
+	for _, line := range strings.Split(string(readFile(t, filepath.Join(k8sDir, "sidecar-example.yaml"))), "\n") {
+		if _, ref, ok := strings.Cut(line, "COPY --from="); ok {
+			ref, _, _ = strings.Cut(ref, " ")
+			checkImageTag(t, "sidecar-example.yaml", ref)
+			if ref != c.Image {
+				t.Errorf("sidecar-example.yaml copies from %s, the DaemonSet runs %s", ref, c.Image)
+			}
+		}
+	}
+}
+
+// checkImageTag fails unless ref names respawnd's image by a version tag.
+func checkImageTag(t *testing.T, where, ref string) {
+	t.Helper()
+	if problem := imageTagProblem(ref); problem != "" {
+		t.Errorf("%s: %s", where, problem)
+	}
+}
+
+// imageTagProblem says what is wrong with an image reference of respawnd,
+// or returns "" when it is pinned to a version tag (vMAJOR.MINOR.PATCH, the
+// form git describe --tags gives a release).
+func imageTagProblem(ref string) string {
+	repo, tag, ok := strings.Cut(ref, ":")
+	if !ok || repo != "ghcr.io/respawnd/respawnd" {
+		return fmt.Sprintf("image %q, want ghcr.io/respawnd/respawnd:vX.Y.Z", ref)
+	}
+	if !versionTag.MatchString(tag) {
+		return fmt.Sprintf("image tag %q is not a pinned version (vX.Y.Z); :latest and moving tags run a different build on each node", tag)
+	}
+	return ""
+}
+
+var versionTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+
+func TestImageTagCheckRefusesMovingTags(t *testing.T) {
+	for _, ref := range []string{"ghcr.io/respawnd/respawnd:latest", "ghcr.io/respawnd/respawnd", "ghcr.io/respawnd/respawnd:main", "ghcr.io/respawnd/respawnd:v1", "ghcr.io/other/respawnd:v0.1.0", "ghcr.io/respawnd/respawnd:v0.1.0-latest"} {
+		if imageTagProblem(ref) == "" {
+			t.Errorf("%s: accepted", ref)
+		}
+	}
+	if p := imageTagProblem("ghcr.io/respawnd/respawnd:v0.1.0"); p != "" {
+		t.Errorf("v0.1.0 refused: %s", p)
+	}
+}
+
+// TestPrometheusCanDiscover checks the Role that lets kube-prometheus's
+// Prometheus (service account prometheus-k8s in monitoring) find respawnd's
+// targets in respawnd's namespace, read-only.
+func TestPrometheusCanDiscover(t *testing.T) {
+	m := manifests(t)
+	role := find[*rbacv1.Role](t, m, "rbac.yaml")
+	rb := find[*rbacv1.RoleBinding](t, m, "rbac.yaml")
+	svc := find[*corev1.Service](t, m, "service.yaml")
+	sm := find[*monitoringv1.ServiceMonitor](t, m, "servicemonitor.yaml")
+	if role.Namespace != svc.Namespace || rb.Namespace != svc.Namespace || sm.Namespace != svc.Namespace {
+		t.Errorf("Role in %q, RoleBinding in %q, ServiceMonitor in %q: want all in the Service's namespace %q", role.Namespace, rb.Namespace, sm.Namespace, svc.Namespace)
+	}
+	if rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}) {
+		t.Errorf("RoleBinding: roleRef %+v, want Role %s", rb.RoleRef, role.Name)
+	}
+	wantSubject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "prometheus-k8s", Namespace: "monitoring"}
+	if len(rb.Subjects) != 1 || rb.Subjects[0] != wantSubject {
+		t.Errorf("RoleBinding: subjects %+v, want exactly %+v", rb.Subjects, wantSubject)
+	}
+	allowed := func(group, res, verb string) bool {
+		for _, r := range role.Rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, res) && slices.Contains(r.Verbs, verb) && len(r.ResourceNames) == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for _, gr := range [][2]string{{"", "services"}, {"", "endpoints"}, {"", "pods"}, {"discovery.k8s.io", "endpointslices"}} {
+		for _, verb := range []string{"get", "list", "watch"} {
+			if !allowed(gr[0], gr[1], verb) {
+				t.Errorf("Role: Prometheus may not %s %s in group %q", verb, gr[1], gr[0])
+			}
+		}
+	}
+	for _, r := range role.Rules {
+		for _, v := range r.Verbs {
+			if !slices.Contains([]string{"get", "list", "watch"}, v) {
+				t.Errorf("Role: verb %q; Prometheus only reads", v)
+			}
+		}
+		for _, x := range slices.Concat(r.APIGroups, r.Resources, r.Verbs) {
+			if x == "*" {
+				t.Errorf("Role: wildcard in %+v", r)
+			}
+		}
+		if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "configmaps") {
+			t.Errorf("Role: %v: Prometheus needs no secrets or configmaps here", r.Resources)
+		}
+	}
+	// The release label kube-prometheus-stack selects by is documented
+	// where it is set, and the kustomization's commented block sets it on
+	// metadata only.
+	if b := readFile(t, filepath.Join(k8sDir, "servicemonitor.yaml")); !bytes.Contains(b, []byte("# release: ")) {
+		t.Error("servicemonitor.yaml: the release label for kube-prometheus-stack is not shown")
+	}
+	k := string(readFile(t, filepath.Join(k8sDir, "kustomization.yaml")))
+	for _, want := range []string{"# labels:", "#       release: ", "#     includeSelectors: false", "#     includeTemplates: false"} {
+		if !strings.Contains(k, want+"\n") && !strings.Contains(k, want) {
+			t.Errorf("kustomization.yaml: no %q in the commented release label", want)
+		}
+	}
+}
+
+// TestNetworkPolicy checks that only Prometheus in the monitoring namespace
+// may reach the node agent, on its metrics port only.
+func TestNetworkPolicy(t *testing.T) {
+	m := manifests(t)
+	port := int32(listenPort(t))
+	np := find[*networkingv1.NetworkPolicy](t, m, "networkpolicy.yaml")
+	ds := find[*appsv1.DaemonSet](t, m, "daemonset.yaml")
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(ds.Spec.Template.Labels)) {
+		t.Errorf("NetworkPolicy does not select the DaemonSet's pods: %v", err)
+	}
+	if ds.Spec.Template.Spec.HostNetwork {
+		t.Error("DaemonSet on the host network: a NetworkPolicy does not apply to it")
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("NetworkPolicy: policyTypes %v, want [Ingress]", np.Spec.PolicyTypes)
+	}
+	if len(np.Spec.Ingress) != 1 {
+		t.Fatalf("NetworkPolicy: %d ingress rules, want 1", len(np.Spec.Ingress))
+	}
+	rule := np.Spec.Ingress[0]
+	if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || rule.Ports[0].Port.IntValue() != int(port) ||
+		rule.Ports[0].Protocol == nil || *rule.Ports[0].Protocol != corev1.ProtocolTCP || rule.Ports[0].EndPort != nil {
+		t.Errorf("NetworkPolicy: ports %+v, want exactly TCP %d", rule.Ports, port)
+	}
+	if len(rule.From) != 1 {
+		t.Fatalf("NetworkPolicy: %d peers, want 1 (Prometheus in monitoring)", len(rule.From))
+	}
+	peer := rule.From[0]
+	if peer.IPBlock != nil || peer.NamespaceSelector == nil || peer.PodSelector == nil {
+		t.Fatalf("NetworkPolicy: peer %+v, want a namespace selector and a pod selector together", peer)
+	}
+	nsSel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podSel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ns, pod map[string]string
+		want    bool
+	}{
+		{map[string]string{"kubernetes.io/metadata.name": "monitoring"}, map[string]string{"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": "k8s"}, true},
+		{map[string]string{"kubernetes.io/metadata.name": "monitoring"}, map[string]string{"app.kubernetes.io/name": "grafana"}, false},
+		{map[string]string{"kubernetes.io/metadata.name": "default"}, map[string]string{"app.kubernetes.io/name": "prometheus"}, false},
+		{map[string]string{"kubernetes.io/metadata.name": "respawnd"}, map[string]string{}, false},
+	} {
+		if got := nsSel.Matches(labels.Set(tc.ns)) && podSel.Matches(labels.Set(tc.pod)); got != tc.want {
+			t.Errorf("NetworkPolicy: a pod %v in namespace %v allowed = %v, want %v", tc.pod, tc.ns, got, tc.want)
+		}
+	}
+}
+
+// TestInstanceLabels checks that instance names the node for the node agent
+// and namespace/pod for an exec entrypoint, never the pod's address.
+func TestInstanceLabels(t *testing.T) {
+	m := manifests(t)
+	sm := find[*monitoringv1.ServiceMonitor](t, m, "servicemonitor.yaml")
+	pm := find[*monitoringv1.PodMonitor](t, m, "sidecar-example.yaml")
+	instance := func(rcs []monitoringv1.RelabelConfig) []monitoringv1.RelabelConfig {
+		var out []monitoringv1.RelabelConfig
+		for _, r := range rcs {
+			if r.TargetLabel == "instance" {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	replace := func(r monitoringv1.RelabelConfig) bool {
+		return r.Action == "" || strings.EqualFold(r.Action, "replace")
+	}
+	if len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("ServiceMonitor: %d endpoints, want 1", len(sm.Spec.Endpoints))
+	}
+	rs := instance(sm.Spec.Endpoints[0].RelabelConfigs)
+	if len(rs) != 1 || !replace(rs[0]) || !slices.Equal(rs[0].SourceLabels, []monitoringv1.LabelName{"__meta_kubernetes_pod_node_name"}) ||
+		(rs[0].Regex != "" && rs[0].Regex != "(.*)") || (rs[0].Replacement != nil && *rs[0].Replacement != "$1") {
+		t.Errorf("ServiceMonitor: instance relabelling %+v, want the node name", rs)
+	}
+	if len(pm.Spec.PodMetricsEndpoints) != 1 {
+		t.Fatalf("PodMonitor: %d endpoints, want 1", len(pm.Spec.PodMetricsEndpoints))
+	}
+	rs = instance(pm.Spec.PodMetricsEndpoints[0].RelabelConfigs)
+	if len(rs) != 1 || !replace(rs[0]) || !slices.Equal(rs[0].SourceLabels, []monitoringv1.LabelName{"__meta_kubernetes_namespace", "__meta_kubernetes_pod_name"}) ||
+		rs[0].Separator == nil || *rs[0].Separator != "/" ||
+		(rs[0].Regex != "" && rs[0].Regex != "(.*)") || (rs[0].Replacement != nil && *rs[0].Replacement != "$1") {
+		t.Errorf("PodMonitor: instance relabelling %+v, want namespace/pod", rs)
 	}
 }
