@@ -3,11 +3,14 @@ package deploy_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -223,6 +226,81 @@ func expandGrafana(expr string) string {
 	})
 }
 
+// clusterMatcher is how every query follows the cluster variable. cluster
+// is a label of the Prometheus (an external label) or added by relabelling,
+// never one respawnd exports: withoutCluster drops it before the query is
+// checked against metrics.prom, and TestDashboardSelectorsFollowVariables
+// checks that every selector has it.
+var clusterMatcher = regexp.MustCompile(`cluster=~"\$cluster"(, )?`)
+
+func withoutCluster(expr string) string { return clusterMatcher.ReplaceAllString(expr, "") }
+
+// checkable is expr as the PromQL checker can take it.
+func checkable(expr string) string { return expandGrafana(withoutCluster(expr)) }
+
+// varPlaceholder replaces Grafana's variables in label matchers by
+// __var_NAME__, and interval variables by a duration, so that a parsed
+// query still shows which variable a matcher follows.
+func varPlaceholder(expr string) string {
+	return grafanaVar.ReplaceAllStringFunc(expr, func(m string) string {
+		sm := grafanaVar.FindStringSubmatch(m)
+		name := sm[1] + sm[2]
+		if strings.HasPrefix(name, "__") {
+			return expandGrafana(m)
+		}
+		return "__var_" + name + "__"
+	})
+}
+
+// keepsLabel says whether the result of e still has label l: it follows
+// the vector an expression's labels come from down to the outermost
+// aggregation or selector.
+func keepsLabel(e parser.Expr, l string) bool {
+	switch e := e.(type) {
+	case *parser.ParenExpr:
+		return keepsLabel(e.Expr, l)
+	case *parser.UnaryExpr:
+		return keepsLabel(e.Expr, l)
+	case *parser.AggregateExpr:
+		return e.Without != slices.Contains(e.Grouping, l)
+	case *parser.Call:
+		for _, a := range e.Args {
+			if a.Type() == parser.ValueTypeVector || a.Type() == parser.ValueTypeMatrix {
+				return keepsLabel(a, l)
+			}
+		}
+		return false
+	case *parser.BinaryExpr:
+		if e.LHS.Type() == parser.ValueTypeScalar {
+			return keepsLabel(e.RHS, l)
+		}
+		return keepsLabel(e.LHS, l)
+	case *parser.MatrixSelector:
+		return keepsLabel(e.VectorSelector, l)
+	case *parser.SubqueryExpr:
+		return keepsLabel(e.Expr, l)
+	case *parser.VectorSelector:
+		return true
+	}
+	return false
+}
+
+// dashboardTarget is a query with the panel it belongs to.
+type dashboardTarget struct {
+	panel panel
+	target
+}
+
+func dashboardTargets(d *dashboard) []dashboardTarget {
+	var out []dashboardTarget
+	for _, p := range allPanels(d.Panels) {
+		for _, tg := range p.Targets {
+			out = append(out, dashboardTarget{p, tg})
+		}
+	}
+	return out
+}
+
 func TestDashboardDecodesStrictly(t *testing.T) {
 	d := loadDashboard(t)
 	if d.SchemaVersion != schemaVersion {
@@ -255,16 +333,35 @@ func TestDashboardVariables(t *testing.T) {
 	if ds, ok := vars["datasource"]; !ok || ds.Type != "datasource" || ds.Query != "prometheus" {
 		t.Errorf("want a datasource variable of type prometheus, got %+v", ds)
 	}
+	var order []string
+	for _, v := range d.Templating.List {
+		order = append(order, v.Name)
+	}
+	if want := []string{"datasource", "cluster", "job", "instance", "program"}; !slices.Equal(order, want) {
+		t.Errorf("variables %q, want %q (each narrows the next)", order, want)
+	}
 	pc := newPromQLChecker(t)
 	labelValues := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
-	for _, name := range []string{"instance", "program"} {
+	// Each variable narrows the next: cluster, job, instance, program.
+	// All is .* except for job: up and process_* are exported by every
+	// target, so All must mean respawnd's jobs, not every job there is.
+	for _, want := range []struct{ name, allValue, selector string }{
+		{"cluster", ".*", "respawnd_build_info"},
+		{"job", "", `respawnd_build_info{cluster=~"$cluster"}`},
+		{"instance", ".*", `respawnd_build_info{cluster=~"$cluster", job=~"$job"}`},
+		{"program", ".*", `respawnd_program_up{cluster=~"$cluster", job=~"$job", instance=~"$instance"}`},
+	} {
+		name := want.name
 		v, ok := vars[name]
 		if !ok {
 			t.Errorf("no %s variable", name)
 			continue
 		}
-		if v.Type != "query" || !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
-			t.Errorf("%s: want a multi-value query variable with All as .*", name)
+		if v.Type != "query" || !v.Multi || !v.IncludeAll || v.AllValue != want.allValue {
+			t.Errorf("%s: want a multi-value query variable with All as %q, got all value %q", name, want.allValue, v.AllValue)
+		}
+		if want := "label_values(" + want.selector + ", " + name + ")"; v.Definition != want {
+			t.Errorf("%s: definition %q, want %q", name, v.Definition, want)
 		}
 		if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
 			t.Errorf("%s: must query the datasource variable", name)
@@ -283,7 +380,7 @@ func TestDashboardVariables(t *testing.T) {
 			t.Errorf("%s: query %q, want label_values(SELECTOR, %s)", name, q.Query, name)
 			continue
 		}
-		for _, err := range pc.check(expandGrafana(m[1])) {
+		for _, err := range pc.check(checkable(m[1])) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -315,7 +412,7 @@ func TestDashboardQueries(t *testing.T) {
 				t.Errorf("panel %q: refId %q empty or repeated", p.Title, tg.RefID)
 			}
 			refs[tg.RefID] = true
-			for _, err := range pc.check(expandGrafana(tg.Expr)) {
+			for _, err := range pc.check(checkable(tg.Expr)) {
 				t.Errorf("panel %q %s: %v", p.Title, tg.RefID, err)
 			}
 			if !strings.Contains(tg.Expr, `instance=~"$instance"`) {
@@ -508,5 +605,303 @@ func TestGrafanaProvisioning(t *testing.T) {
 	}
 	if ds.APIVersion != 1 || len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" {
 		t.Errorf("datasource: %+v", ds)
+	}
+}
+
+// TestDashboardSelectorsFollowVariables checks that every selector of every
+// query follows the cluster, job and instance variables (and program where
+// the metric has that label), and reads no recording rule: the dashboard
+// works on a Prometheus without respawnd's rules.
+func TestDashboardSelectorsFollowVariables(t *testing.T) {
+	d := loadDashboard(t)
+	pc := newPromQLChecker(t)
+	for _, tg := range dashboardTargets(d) {
+		e, err := pc.parser.ParseExpr(varPlaceholder(tg.Expr))
+		if err != nil {
+			t.Errorf("panel %q %s: %v", tg.panel.Title, tg.RefID, err)
+			continue
+		}
+		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+			vs, ok := n.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			if strings.Contains(vs.Name, ":") {
+				t.Errorf("panel %q %s: %s is a recording rule; query respawnd's own series", tg.panel.Title, tg.RefID, vs.Name)
+			}
+			want := []string{"cluster", "job", "instance"}
+			if l, _ := pc.labelsOf(vs.Name); l["program"] {
+				want = append(want, "program")
+			}
+			for _, name := range want {
+				if !slices.ContainsFunc(vs.LabelMatchers, func(m *labels.Matcher) bool {
+					return m.Name == name && m.Type == labels.MatchRegexp && m.Value == "__var_"+name+"__"
+				}) {
+					t.Errorf("panel %q %s: %s does not follow $%s", tg.panel.Title, tg.RefID, vs, name)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// TestDashboardRatesFollowTheInterval checks that graphs compute rates from
+// the raw counters over $__rate_interval, so that they are right at every
+// zoom level and scrape interval; fixed windows ([24h]) only in instant
+// queries (stat and table cells), where they are part of the question.
+func TestDashboardRatesFollowTheInterval(t *testing.T) {
+	d := loadDashboard(t)
+	ranges := regexp.MustCompile(`\[([^\]]*)\]`)
+	n := 0
+	for _, tg := range dashboardTargets(d) {
+		if tg.Range == tg.Instant {
+			t.Errorf("panel %q %s: want exactly one of range and instant", tg.panel.Title, tg.RefID)
+		}
+		if !tg.Range {
+			continue
+		}
+		for _, m := range ranges.FindAllStringSubmatch(tg.Expr, -1) {
+			n++
+			if m[1] != "$__rate_interval" {
+				t.Errorf("panel %q %s: range [%s], want [$__rate_interval]", tg.panel.Title, tg.RefID, m[1])
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no graph computes a rate")
+	}
+}
+
+// TestDashboardLegendsNameTheInstance checks that every graph whose series
+// still carry the instance names it in the legend: a program of the same
+// name on two hosts must not look like one line.
+func TestDashboardLegendsNameTheInstance(t *testing.T) {
+	d := loadDashboard(t)
+	pc := newPromQLChecker(t)
+	n := 0
+	for _, tg := range dashboardTargets(d) {
+		if !tg.Range {
+			continue
+		}
+		e, err := pc.parser.ParseExpr(checkable(tg.Expr))
+		if err != nil {
+			t.Errorf("panel %q %s: %v", tg.panel.Title, tg.RefID, err)
+			continue
+		}
+		keeps := keepsLabel(e, "instance")
+		names := strings.Contains(tg.LegendFormat, "{{instance}}")
+		switch {
+		case keeps && !names:
+			t.Errorf("panel %q %s: legend %q does not name {{instance}}", tg.panel.Title, tg.RefID, tg.LegendFormat)
+		case !keeps && names:
+			t.Errorf("panel %q %s: legend %q names {{instance}}, which the query aggregates away", tg.panel.Title, tg.RefID, tg.LegendFormat)
+		case keeps:
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("no graph shows series per instance")
+	}
+	// The check itself must see through aggregations.
+	for expr, want := range map[string]bool{
+		`sum by (reason) (rate(respawnd_program_exits_total[5m]))`:                                            false,
+		`histogram_quantile(0.9, sum by (instance, le) (rate(respawnd_restart_duration_seconds_bucket[5m])))`: true,
+		`respawnd_program_backoff_seconds > 0`:                                                                true,
+		`sum without (instance) (respawnd_program_up)`:                                                        false,
+	} {
+		e, err := pc.parser.ParseExpr(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keepsLabel(e, "instance"); got != want {
+			t.Errorf("keepsLabel(%q, instance) = %v, want %v", expr, got, want)
+		}
+	}
+}
+
+// TestDashboardUptime checks that uptime is computed only for programs that
+// have a start time: respawnd exports 0 for a program that does not run,
+// and time() - 0 reads as 56 years.
+func TestDashboardUptime(t *testing.T) {
+	d := loadDashboard(t)
+	pc := newPromQLChecker(t)
+	n := 0
+	for _, tg := range dashboardTargets(d) {
+		e, err := pc.parser.ParseExpr(checkable(tg.Expr))
+		if err != nil {
+			t.Fatalf("panel %q %s: %v", tg.panel.Title, tg.RefID, err)
+		}
+		parser.Inspect(e, func(node parser.Node, path []parser.Node) error {
+			vs, ok := node.(*parser.VectorSelector)
+			if !ok || vs.Name != "respawnd_program_start_time_seconds" {
+				return nil
+			}
+			n++
+			var parent parser.Node
+			for i := len(path) - 1; i >= 0; i-- {
+				if _, paren := path[i].(*parser.ParenExpr); !paren {
+					parent = path[i]
+					break
+				}
+			}
+			b, ok := parent.(*parser.BinaryExpr)
+			zero, _ := func() (*parser.NumberLiteral, bool) {
+				if !ok {
+					return nil, false
+				}
+				l, isNum := b.RHS.(*parser.NumberLiteral)
+				return l, isNum
+			}()
+			if !ok || b.Op != parser.GTR || b.ReturnBool || zero == nil || zero.Val != 0 || b.LHS == nil {
+				t.Errorf("panel %q %s: %s must be filtered by > 0 before any arithmetic (time() - 0 is 56 years)", tg.panel.Title, tg.RefID, vs)
+			}
+			return nil
+		})
+	}
+	if n == 0 {
+		t.Error("no panel shows uptime")
+	}
+}
+
+// programsTable returns the Programs table and the name each of its
+// queries' values is shown under.
+func programsTable(t *testing.T, d *dashboard) (panel, map[string]string) {
+	t.Helper()
+	for _, p := range allPanels(d.Panels) {
+		if p.Type != "table" || p.Title != "Programs" {
+			continue
+		}
+		columns := map[string]string{}
+		for _, tr := range p.Transformations {
+			if tr.ID != "organize" {
+				continue
+			}
+			rename, _ := tr.Options["renameByName"].(map[string]any)
+			for _, tg := range p.Targets {
+				if name, ok := rename["Value #"+tg.RefID].(string); ok {
+					columns[tg.RefID] = name
+				}
+			}
+		}
+		return p, columns
+	}
+	t.Fatal("no Programs table")
+	return panel{}, nil
+}
+
+// TestDashboardLastOOM checks the Programs table's "last OOM" column: when
+// each program's processes were last OOM-killed, shown as a time ago, with
+// the table sorted by it so that a program in an OOM loop is on top.
+func TestDashboardLastOOM(t *testing.T) {
+	d := loadDashboard(t)
+	pc := newPromQLChecker(t)
+	p, columns := programsTable(t, d)
+	var expr string
+	for _, tg := range p.Targets {
+		if columns[tg.RefID] == "last OOM" {
+			expr = tg.Expr
+			if !tg.Instant || tg.Format != "table" {
+				t.Errorf("last OOM: want an instant table query")
+			}
+		}
+	}
+	if expr == "" {
+		t.Fatalf("the Programs table has no \"last OOM\" column (columns %v)", columns)
+	}
+	e, err := pc.parser.ParseExpr(checkable(expr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// max by (instance, program) (max_over_time((timestamp(increase(oom_kills[…]) > 0))[24h:1m])) * 1000
+	var sub *parser.SubqueryExpr
+	var ts, incr bool
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.SubqueryExpr:
+			sub = n
+		case *parser.Call:
+			ts = ts || n.Func.Name == "timestamp"
+			incr = incr || n.Func.Name == "increase"
+		case *parser.VectorSelector:
+			if n.Name != "respawnd_program_oom_kills_total" {
+				t.Errorf("last OOM reads %s", n.Name)
+			}
+		}
+		return nil
+	})
+	if sub == nil || !ts || !incr || !keepsLabel(e, "program") || !keepsLabel(e, "instance") {
+		t.Errorf("last OOM %q: want, per instance and program, the latest time in a subquery at which the OOM counter increased", expr)
+	}
+	if b, ok := e.(*parser.BinaryExpr); !ok || b.Op != parser.MUL || b.RHS.String() != "1000" {
+		t.Errorf("last OOM %q: Grafana's time units want milliseconds (* 1000)", expr)
+	}
+	unit := ""
+	for _, o := range p.FieldConfig.Overrides {
+		for _, prop := range o.Properties {
+			if o.Matcher.ID == "byName" && o.Matcher.Options == "last OOM" && prop.ID == "unit" {
+				unit, _ = prop.Value.(string)
+			}
+		}
+	}
+	if unit != "dateTimeFromNow" {
+		t.Errorf("last OOM: unit %q, want dateTimeFromNow", unit)
+	}
+	sortBy, _ := p.Options["sortBy"].([]any)
+	if len(sortBy) != 1 || sortBy[0].(map[string]any)["displayName"] != "last OOM" || sortBy[0].(map[string]any)["desc"] != true {
+		t.Errorf("the Programs table sorts by %v, want last OOM, newest first", sortBy)
+	}
+}
+
+// TestDashboardStateTimeline checks the per-program state timeline: one row
+// per instance and program, every state respawnd exports mapped to its own
+// value with the name the Programs table uses.
+func TestDashboardStateTimeline(t *testing.T) {
+	d := loadDashboard(t)
+	c := loadContract(t)
+	pc := newPromQLChecker(t)
+	arm := regexp.MustCompile(`respawnd_program_state\{[^}]*state="(\w+)"\} == 1\) \* (\d+)`)
+	found := false
+	for _, p := range allPanels(d.Panels) {
+		if p.Type != "state-timeline" || len(p.Targets) != 1 || !strings.Contains(p.Targets[0].Expr, "respawnd_program_state") {
+			continue
+		}
+		found = true
+		tg := p.Targets[0]
+		e, err := pc.parser.ParseExpr(checkable(tg.Expr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := e.(*parser.AggregateExpr); !ok || a.Without || !slices.Equal(a.Grouping, []string{"instance", "program"}) {
+			t.Errorf("panel %q: want one series per instance and program (max by (instance, program))", p.Title)
+		}
+		if !tg.Range || !strings.Contains(tg.LegendFormat, "{{program}}") || !strings.Contains(tg.LegendFormat, "{{instance}}") {
+			t.Errorf("panel %q: want a range query with program and instance in the legend", p.Title)
+		}
+		mapped := map[string]string{}
+		if p.FieldConfig != nil {
+			for _, m := range p.FieldConfig.Defaults.Mappings {
+				for v, o := range m.Options {
+					mapped[v] = o.Text
+				}
+			}
+		}
+		values := map[string]string{}
+		for _, m := range arm.FindAllStringSubmatch(tg.Expr, -1) {
+			if other, ok := values[m[2]]; ok {
+				t.Errorf("panel %q: states %s and %s share the value %s", p.Title, other, m[1], m[2])
+			}
+			values[m[2]] = m[1]
+			if want := strings.ReplaceAll(m[1], "_", " "); !strings.EqualFold(mapped[m[2]], want) {
+				t.Errorf("panel %q: value %s (state %s) is shown as %q", p.Title, m[2], m[1], mapped[m[2]])
+			}
+		}
+		for state := range c["respawnd_program_state"]["state"] {
+			if !slices.Contains(slices.Collect(maps.Values(values)), state) {
+				t.Errorf("panel %q: state %q is not on the timeline (%s)", p.Title, state, contractFile)
+			}
+		}
+	}
+	if !found {
+		t.Error("no state timeline of respawnd_program_state")
 	}
 }

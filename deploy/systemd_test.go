@@ -2,12 +2,16 @@ package deploy_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const unitFile = "systemd/respawnd.service"
@@ -19,6 +23,11 @@ const installedBinary = "/usr/local/bin/respawnd"
 // version that added them. The unit uses them; older systemd ignores them
 // with a warning, which the unit's comments account for.
 var newerKeys = map[string]int{"DelegateSubgroup": 254}
+
+// newerSettings are whole key=value lines whose value older systemd does
+// not know (the key it does), with the version that added the value. Older
+// systemd ignores the line with a warning; a drop-in sets what it knows.
+var newerSettings = map[string]int{"Type=notify-reload": 253}
 
 // systemdVersion returns the major version of the installed systemd.
 func systemdVersion(t *testing.T, analyze string) int {
@@ -51,7 +60,11 @@ func verifyUnit(t *testing.T, unit []byte, dropIns map[string][]byte) string {
 	var lines []string
 	for _, line := range strings.Split(strings.ReplaceAll(string(unit), installedBinary, stub), "\n") {
 		key, _, _ := strings.Cut(line, "=")
-		if v, ok := newerKeys[key]; ok && version < v {
+		v, ok := newerKeys[key]
+		if !ok {
+			v, ok = newerSettings[line]
+		}
+		if ok && version < v {
 			t.Logf("systemd %d: verifying without %q (systemd %d and later)", version, line, v)
 			continue
 		}
@@ -143,12 +156,15 @@ func TestUnitChoices(t *testing.T) {
 	d := unitDirectives(t, readFile(t, unitFile))
 	svc := d["Service"]
 	for k, want := range map[string]string{
-		"Type":       "notify",
-		"ExecReload": "/bin/kill -HUP $MAINPID",
-		"OOMPolicy":  "continue",
-		"Delegate":   "yes",
-		"Restart":    "always",
-		"KillMode":   "process",
+		// respawnd speaks RELOADING=1/READY=1 (TestRespawndSpeaksNotifyReload).
+		"Type":      "notify-reload",
+		"OOMPolicy": "continue",
+		// Every program shares the unit's pids budget and open-files limit.
+		"TasksMax":    "infinity",
+		"LimitNOFILE": "1024:524288",
+		"Delegate":    "yes",
+		"Restart":     "always",
+		"KillMode":    "process",
 		// Lets systemd start respawnd next to programs that survived it.
 		"DelegateSubgroup": "supervisor",
 		"OOMScoreAdjust":   "-900",
@@ -163,6 +179,13 @@ func TestUnitChoices(t *testing.T) {
 	if got := d["Unit"]["StartLimitIntervalSec"]; len(got) != 1 || got[0] != "0" {
 		t.Errorf("[Unit] StartLimitIntervalSec=%v, want 0: never stop restarting respawnd", got)
 	}
+	// notify-reload sends ReloadSignal= itself; an ExecReload= beside it
+	// would reload twice. Older systemd gets it from a drop-in.
+	for _, k := range []string{"ExecReload", "ReloadSignal"} {
+		if got, ok := svc[k]; ok {
+			t.Errorf("[Service] %s=%v: notify-reload sends SIGHUP itself", k, got)
+		}
+	}
 	for _, k := range []string{"PrivateDevices", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "DeviceAllow", "ProtectProc", "ProcSubset", "PrivateUsers", "DynamicUser", "User", "MemoryMax"} {
 		if _, ok := svc[k]; ok {
 			t.Errorf("[Service] %s breaks respawnd (see the unit's comments)", k)
@@ -170,5 +193,117 @@ func TestUnitChoices(t *testing.T) {
 	}
 	if got := d["Install"]["WantedBy"]; len(got) != 1 || got[0] != "multi-user.target" {
 		t.Errorf("[Install] WantedBy=%v", got)
+	}
+}
+
+// TestUnitDropIns pins what each drop-in for older systemd sets.
+func TestUnitDropIns(t *testing.T) {
+	for file, want := range map[string]map[string]string{
+		// No notify-reload before 253: the reload is SIGHUP from ExecReload=.
+		"before-systemd-253.conf": {"Type": "notify", "ExecReload": "/bin/kill -HUP $MAINPID"},
+		// No DelegateSubgroup= before 254: see the unit's KillMode comment.
+		"before-systemd-254.conf": {"KillMode": "mixed"},
+	} {
+		path := unitFile + ".d/" + file
+		d := unitDirectives(t, readFile(t, path))
+		if len(d) != 1 || len(d["Service"]) != len(want) {
+			t.Errorf("%s: %v, want only [Service] %v", path, d, want)
+		}
+		for k, v := range want {
+			if got := d["Service"][k]; len(got) != 1 || got[0] != v {
+				t.Errorf("%s: [Service] %s=%v, want %s", path, k, got, v)
+			}
+		}
+	}
+	// The install comment at the top of the unit names every drop-in.
+	unit := string(readFile(t, unitFile))
+	files, err := filepath.Glob(filepath.Join(unitFile+".d", "*.conf"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("drop-ins %q: %v", files, err)
+	}
+	for _, f := range files {
+		if !strings.Contains(unit, "respawnd.service.d/"+filepath.Base(f)) {
+			t.Errorf("%s does not tell when to install %s", unitFile, filepath.Base(f))
+		}
+	}
+}
+
+// TestUnitStopTimeout checks that systemd waits longer for respawnd to stop
+// than the longest stop.timeout of the shipped configurations, and that the
+// unit says so next to TimeoutStopSec=.
+func TestUnitStopTimeout(t *testing.T) {
+	unit := readFile(t, unitFile)
+	d := unitDirectives(t, unit)
+	got := d["Service"]["TimeoutStopSec"]
+	if len(got) != 1 {
+		t.Fatalf("[Service] TimeoutStopSec=%v, want one value", got)
+	}
+	stopSec, err := time.ParseDuration(got[0])
+	if err != nil {
+		t.Fatalf("TimeoutStopSec=%s: %v", got[0], err)
+	}
+	// respawnd's default stop.timeout (config.DefaultStopTimeout).
+	longest, from := 10*time.Second, "the default stop.timeout"
+	for _, f := range []string{"../examples/reference.yaml", "../examples/demo.yaml"} {
+		var cfg struct {
+			Programs []struct {
+				Name string `yaml:"name"`
+				Stop struct {
+					Timeout string `yaml:"timeout"`
+				} `yaml:"stop"`
+			} `yaml:"programs"`
+		}
+		if err := yaml.Unmarshal(readFile(t, f), &cfg); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(cfg.Programs) == 0 {
+			t.Fatalf("%s: no programs", f)
+		}
+		for _, p := range cfg.Programs {
+			if p.Stop.Timeout == "" {
+				continue
+			}
+			dur, err := time.ParseDuration(p.Stop.Timeout)
+			if err != nil {
+				t.Fatalf("%s: program %s: stop.timeout %q: %v", f, p.Name, p.Stop.Timeout, err)
+			}
+			if dur > longest {
+				longest, from = dur, f+" program "+p.Name
+			}
+		}
+	}
+	// Margin for respawnd's own exit after its programs have stopped.
+	if stopSec < longest+10*time.Second {
+		t.Errorf("TimeoutStopSec=%s: want at least 10s beyond the longest stop.timeout, %s (%s)", stopSec, longest, from)
+	}
+	// The rule is written where an operator changes the value.
+	i := bytes.Index(unit, []byte("\nTimeoutStopSec="))
+	if i < 0 || !bytes.Contains(unit[max(0, i-600):i], []byte("TimeoutStopSec must exceed the largest\n# stop.timeout")) {
+		t.Error("the comment above TimeoutStopSec= must say it must exceed the largest stop.timeout")
+	}
+}
+
+// TestRespawndSpeaksNotifyReload checks the daemon side of Type=notify-reload:
+// RELOADING=1 carries MONOTONIC_USEC= (systemd ignores a RELOADING=1 without
+// it that it did not ask for), and every reload, applied or rejected, ends
+// in READY=1, without which `systemctl reload` would hang until its timeout.
+func TestRespawndSpeaksNotifyReload(t *testing.T) {
+	sd := string(readFile(t, "../cmd/respawnd/systemd.go"))
+	for _, want := range []string{"sd.SdNotifyReloading", "MONOTONIC_USEC=%d", "unix.CLOCK_MONOTONIC", "sdReady    = sd.SdNotifyReady"} {
+		if !strings.Contains(sd, want) {
+			t.Errorf("cmd/respawnd/systemd.go: no %q", want)
+		}
+	}
+	daemon := string(readFile(t, "../cmd/respawnd/daemon.go"))
+	_, loop, ok := strings.Cut(daemon, "case req := <-reload:")
+	if !ok {
+		t.Fatal("cmd/respawnd/daemon.go: no reload case in the config loop")
+	}
+	loop, _, _ = strings.Cut(loop, "if req.reply != nil")
+	reloading := strings.Index(loop, "notify(d.log, sdReloading())")
+	ready := strings.Index(loop, "notify(d.log, sdReady)")
+	rejected := strings.Index(loop, "if err != nil {")
+	if reloading < 0 || ready < reloading || (rejected >= 0 && rejected < ready) {
+		t.Errorf("cmd/respawnd/daemon.go: a reload must send RELOADING=1, then READY=1 whether or not the file was rejected:\n%s", loop)
 	}
 }
