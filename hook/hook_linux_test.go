@@ -2,7 +2,6 @@ package hook_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,43 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/respawnd/respawnd/hook"
 	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/restart"
 )
 
-// exeForOthers copies the test binary to a directory every user can enter,
-// so that a hook running as another user can exec it.
-func exeForOthers(t *testing.T) string {
-	t.Helper()
-	src, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := openDir(t)
-	exe := filepath.Join(dir, "hook")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
 // openDir returns a new directory that every user can write to, below
 // directories every user can enter.
 func openDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testenv.EnterableDir(t)
 	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +98,7 @@ func TestHookRunsOnceWithItsEnvironment(t *testing.T) {
 	if err != nil {
 		testenv.Skip(t, "no user nobody: %v", err)
 	}
-	exe := exeForOthers(t)
+	exe, _ := testenv.ExeForOthers(t, "hook")
 	record := []byte(`{"program":"api","reason":"oom_kill","pid":4242}` + "\n")
 	recordPath := rootRecord(t, record)
 	base := []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
@@ -286,20 +258,6 @@ func treePIDs(t *testing.T, dir string, gen int) (pid, grandchild int) {
 	return pid, grandchild
 }
 
-// gone reports whether pid no longer runs: it does not exist or is a zombie.
-func gone(pid int) bool {
-	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
 // TestTimeoutKillsProcessGroup runs a hook that starts a grandchild and
 // sleeps past its timeout: both are killed, and the result is timeout.
 func TestTimeoutKillsProcessGroup(t *testing.T) {
@@ -323,7 +281,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	if got := out.get(); !slices.Equal(got, []string{"api timeout"}) {
 		t.Errorf("outcomes %v, want timeout", got)
 	}
-	eventually(t, "the hook and its grandchild gone", func() bool { return gone(pid) && gone(gc) })
+	eventually(t, "the hook and its grandchild gone", func() bool { return testenv.Gone(pid) && testenv.Gone(gc) })
 }
 
 // TestRunStopKillsHooks stops the Runner while a hook runs: the hook's
@@ -345,10 +303,10 @@ func TestRunStopKillsHooks(t *testing.T) {
 		t.Errorf("timeout %v, want the default %v", d, hook.DefaultTimeout)
 	}
 	stop()
-	if !gone(pid) {
+	if !testenv.Gone(pid) {
 		t.Errorf("hook %d still runs after Run returned", pid)
 	}
-	eventually(t, "the grandchild gone", func() bool { return gone(gc) })
+	eventually(t, "the grandchild gone", func() bool { return testenv.Gone(gc) })
 	if got := out.get(); !slices.Equal(got, []string{"api skipped"}) {
 		t.Errorf("outcomes %v, want the waiting exit skipped", got)
 	}
@@ -384,5 +342,5 @@ func TestLeftoversKilled(t *testing.T) {
 	if got := out.get(); !slices.Equal(got, []string{"api success"}) {
 		t.Errorf("outcomes %v, want success", got)
 	}
-	eventually(t, "the grandchild gone", func() bool { return gone(gc) })
+	eventually(t, "the grandchild gone", func() bool { return testenv.Gone(gc) })
 }

@@ -11,31 +11,6 @@ import (
 	"github.com/respawnd/respawnd/restart"
 )
 
-// exeForOthers copies the test binary to a directory every user can enter,
-// so that a program running as another user can exec it.
-func exeForOthers(t *testing.T) (exe, dir string) {
-	t.Helper()
-	src, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir = t.TempDir()
-	for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exe = filepath.Join(dir, "prog")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return exe, dir
-}
-
 func TestCredentials(t *testing.T) {
 	testenv.RequireRoot(t, "starting programs as another user")
 	verifyNoLeaks(t)
@@ -43,7 +18,7 @@ func TestCredentials(t *testing.T) {
 	if err != nil {
 		testenv.Skip(t, "no user nobody: %v", err)
 	}
-	exe, dir := exeForOthers(t)
+	exe, dir := testenv.ExeForOthers(t, "prog")
 	procs := filepath.Join(dir, "procs") // stands in for cgroup.procs
 	if err := os.WriteFile(procs, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -73,20 +73,6 @@ func waitOutput(t *testing.T, p *restart.Process) {
 	}
 }
 
-// gone reports whether pid no longer runs: it does not exist or is a zombie.
-func gone(pid int) bool {
-	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
@@ -466,7 +452,7 @@ func TestGrandchildHoldingOutputDoesNotDelayDone(t *testing.T) {
 		t.Fatal("OutputDone closed while the grandchild still holds the pipe")
 	default:
 	}
-	if gone(grandchild) {
+	if testenv.Gone(grandchild) {
 		t.Fatal("grandchild died with its parent")
 	}
 	killHelper(grandchild)
@@ -485,7 +471,7 @@ func TestSignalKillsGroup(t *testing.T) {
 	if st := waitDone(t, p); !st.Signaled || st.Signal != syscall.SIGTERM {
 		t.Errorf("exit status %+v, want SIGTERM", st)
 	}
-	eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return gone(grandchild) })
+	eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return testenv.Gone(grandchild) })
 	waitOutput(t, p)
 	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, restart.ErrProcessDone) {
 		t.Errorf("Signal after reap: %v, want ErrProcessDone", err)
@@ -520,7 +506,7 @@ func TestKillGroupOnExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return gone(grandchild) })
+	eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return testenv.Gone(grandchild) })
 	waitOutput(t, p)
 }
 

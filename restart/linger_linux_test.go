@@ -72,7 +72,7 @@ func TestLingerKeepsGroupUntilMembersExit(t *testing.T) {
 		t.Fatal("the leader was reaped while a member of its group was alive")
 	default:
 	}
-	if gone(member) {
+	if testenv.Gone(member) {
 		t.Fatal("the member died with the leader despite Linger")
 	}
 	// The member ends: the group is empty, the leader is reaped.
@@ -93,7 +93,7 @@ func TestLingerTimeoutKillsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	eventually(t, "the member to be killed", func() bool { return gone(member) })
+	eventually(t, "the member to be killed", func() bool { return testenv.Gone(member) })
 }
 
 // Without Linger, the rest of the group goes the moment the leader exits.
@@ -106,7 +106,7 @@ func TestNoLingerKillsGroupAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	eventually(t, "the member to be killed", func() bool { return gone(member) })
+	eventually(t, "the member to be killed", func() bool { return testenv.Gone(member) })
 }
 
 // DrainOrphans ends descendants that escaped their group (setsid) and were
@@ -130,7 +130,7 @@ func TestDrainOrphans(t *testing.T) {
 	waitDone(t, p)
 	a, b := readPIDFile(t, filepath.Join(dir, "a")), readPIDFile(t, filepath.Join(dir, "b"))
 	waitIgnoresTerm(t, b)
-	if gone(a) || gone(b) {
+	if testenv.Gone(a) || testenv.Gone(b) {
 		t.Fatal("the escaped processes died before the drain")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -139,7 +139,7 @@ func TestDrainOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range []int{a, b} {
-		if !gone(pid) || !reaped(pid) {
+		if !testenv.Gone(pid) || !reaped(pid) {
 			t.Errorf("escaped pid %d still there or unreaped after DrainOrphans", pid)
 		}
 	}

@@ -50,7 +50,7 @@ func newOutputTree(t *testing.T) *outputTree {
 	if err != nil {
 		testenv.Skip(t, "no user nobody: %v", err)
 	}
-	exe, dir := exeForOthers(t)
+	exe, dir := testenv.ExeForOthers(t, "prog")
 	tr := &outputTree{dir: dir, exe: exe, logs: dir + "/logs", shared: dir + "/shared", protected: map[string]string{}}
 	tr.nobody, _ = strconv.Atoi(u.Uid)
 	tr.nobodyGID, _ = strconv.Atoi(u.Gid)
@@ -464,7 +464,7 @@ func TestLoginEnv(t *testing.T) {
 	if _, err := user.Lookup("nobody"); err != nil {
 		testenv.Skip(t, "no user nobody: %v", err)
 	}
-	exe, _ := exeForOthers(t)
+	exe, _ := testenv.ExeForOthers(t, "prog")
 	argv := localHelperArgv("env")
 	argv[0] = exe
 	tests := []struct {
