@@ -568,16 +568,26 @@ func (h *handler) deaths(w http.ResponseWriter, r *http.Request, name string) {
 		h.writeError(w, http.StatusNotFound, "unknown program "+strconv.Quote(name))
 		return
 	}
-	resp := DeathsResponse{Deaths: []Death{}}
+	// DeathsResponse's encoding, each record encoded once: the size bound
+	// needs the encodings anyway.
+	var resp struct {
+		Deaths    []json.RawMessage `json:"deaths"`
+		Truncated bool              `json:"truncated,omitempty"`
+	}
+	resp.Deaths = []json.RawMessage{}
 	size := 0
 	for _, rec := range recs {
 		b, err := json.Marshal(rec)
-		if err == nil && size+len(b) > maxDeathsBytes && len(resp.Deaths) > 0 {
+		if err != nil {
+			h.cfg.Logger.Error("encoding death record", "id", rec.ID, "err", err)
+			continue
+		}
+		if size+len(b) > maxDeathsBytes && len(resp.Deaths) > 0 {
 			resp.Truncated = true
 			break
 		}
 		size += len(b)
-		resp.Deaths = append(resp.Deaths, rec)
+		resp.Deaths = append(resp.Deaths, b)
 	}
 	h.writeJSON(w, http.StatusOK, resp)
 }

@@ -40,6 +40,9 @@ type Memory struct {
 // nil there.
 type memFiles struct {
 	usage, stat, pressure *os.File
+	// events are the files of the event counters Report reads: v2
+	// memory.events; v1 memory.failcnt and memory.oom_control.
+	events map[string]*os.File
 	// noPressure says memory.pressure is not there (v1, or no PSI): it
 	// is not tried again.
 	noPressure bool
@@ -49,18 +52,18 @@ type memFiles struct {
 func (g *Group) Memory() (Memory, error) {
 	g.memMu.Lock()
 	defer g.memMu.Unlock()
+	// memory.stat may have been opened by Report already.
+	if g.v2 && g.mem.usage == nil {
+		u, err := os.Open(filepath.Join(g.dir, "memory.current"))
+		if err != nil {
+			return Memory{}, fmt.Errorf("reading memory of cgroup %s: %w", g.path, err)
+		}
+		g.mem.usage = u
+	}
 	if g.mem.stat == nil {
 		s, err := os.Open(filepath.Join(g.dir, "memory.stat"))
 		if err != nil {
 			return Memory{}, fmt.Errorf("reading memory of cgroup %s: %w", g.path, err)
-		}
-		if g.v2 {
-			u, err := os.Open(filepath.Join(g.dir, "memory.current"))
-			if err != nil {
-				_ = s.Close()
-				return Memory{}, fmt.Errorf("reading memory of cgroup %s: %w", g.path, err)
-			}
-			g.mem.usage = u
 		}
 		g.mem.stat = s
 	}
@@ -199,6 +202,9 @@ func (g *Group) closeMem() {
 		if f != nil {
 			_ = f.Close()
 		}
+	}
+	for _, f := range g.mem.events {
+		_ = f.Close()
 	}
 	g.mem = memFiles{}
 }

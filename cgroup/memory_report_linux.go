@@ -30,40 +30,42 @@ type MemoryReport struct {
 	HasPressure                    bool
 }
 
-// maxReportFile bounds one read: memory.stat is 1–3 KiB.
-const maxReportFile = 16 << 10
-
-// Report reads the group's memory files. A file that is missing (an older
-// kernel) is left out; only memory.stat is required.
+// Report reads the group's memory files, through descriptors kept open
+// from one call to the next (and shared with Memory), as a scrape does: it
+// runs on the restart path, where opening cgroup files costs more than
+// reading them. A counter file that is missing (an older kernel) is left
+// out; only memory.stat is required.
 func (g *Group) Report() (MemoryReport, error) {
 	r := MemoryReport{Version: 1}
 	if g.v2 {
 		r.Version = 2
 	}
-	b, err := readSmall(filepath.Join(g.dir, "memory.stat"))
+	g.memMu.Lock()
+	defer g.memMu.Unlock()
+	var buf [16 << 10]byte // memory.stat is 1–3 KiB
+	b, err := g.readKept(&g.mem.stat, "memory.stat", buf[:])
 	if err != nil {
 		return r, fmt.Errorf("reading memory.stat of cgroup %s: %w", g.path, err)
 	}
 	r.Stat = parseFlatKeyed(b)
 	if g.v2 {
-		if b, err := readSmall(filepath.Join(g.dir, "memory.events")); err == nil {
+		if b, err := g.readEvents("memory.events", buf[:]); err == nil {
 			r.Events = parseFlatKeyed(b)
 		}
-		if b, err := readSmall(filepath.Join(g.dir, "memory.pressure")); err == nil {
-			some, full, ok := pressureTotals(b)
-			if ok {
-				r.PressureSomeUS, r.PressureFullUS, r.HasPressure = uint64(some.Microseconds()), uint64(full.Microseconds()), true
-			}
+		var m Memory
+		g.readPressure(&m, buf[:])
+		if m.HasPressure {
+			r.PressureSomeUS, r.PressureFullUS, r.HasPressure = uint64(m.PressureSome.Microseconds()), uint64(m.PressureFull.Microseconds()), true
 		}
 		return r, nil
 	}
 	r.Events = map[string]uint64{}
-	if b, err := readSmall(filepath.Join(g.dir, "memory.failcnt")); err == nil {
+	if b, err := g.readEvents("memory.failcnt", buf[:]); err == nil {
 		if v, err := parseUint(b); err == nil {
 			r.Events["failcnt"] = v
 		}
 	}
-	if b, err := readSmall(filepath.Join(g.dir, "memory.oom_control")); err == nil {
+	if b, err := g.readEvents("memory.oom_control", buf[:]); err == nil {
 		if v, ok := parseFlatKeyed(b)["oom_kill"]; ok {
 			r.Events["oom_kill"] = v
 		}
@@ -71,18 +73,33 @@ func (g *Group) Report() (MemoryReport, error) {
 	return r, nil
 }
 
-// readSmall reads at most maxReportFile bytes of a cgroup file.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// readEvents reads one of the group's event counter files, kept open. The
+// caller holds memMu.
+func (g *Group) readEvents(name string, buf []byte) ([]byte, error) {
+	if g.mem.events == nil {
+		g.mem.events = map[string]*os.File{}
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxReportFile))
+	f := g.mem.events[name]
+	b, err := g.readKept(&f, name, buf)
+	g.mem.events[name] = f
+	return b, err
+}
+
+// readKept reads the group's file name through *f, opening it on first
+// use. The caller holds memMu.
+func (g *Group) readKept(f **os.File, name string, buf []byte) ([]byte, error) {
+	if *f == nil {
+		nf, err := os.Open(filepath.Join(g.dir, name))
+		if err != nil {
+			return nil, err
+		}
+		*f = nf
+	}
+	n, err := (*f).ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	return b, nil
+	return buf[:n], nil
 }
 
 // parseFlatKeyed parses "key value" lines (the kernel's flat keyed format);

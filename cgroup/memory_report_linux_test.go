@@ -22,6 +22,11 @@ func TestReportOfRealGroup(t *testing.T) {
 		r, err = g.Report()
 		return err == nil && r.Stat[anon] > 16<<20
 	})
+	// Report and Memory share the group's open files; whichever opened
+	// memory.stat first, Memory still reads the usage.
+	if mem, err := g.Memory(); err != nil || mem.Usage < 16<<20 {
+		t.Errorf("Memory() after Report() = %+v, %v; want the helper's usage", mem, err)
+	}
 	_ = c.Process.Kill()
 	_ = c.Wait()
 	want := 1

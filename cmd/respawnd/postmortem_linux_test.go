@@ -145,9 +145,16 @@ programs:
 	if !strings.Contains(again, "hog's last words") || !strings.Contains(again, "generation 1") {
 		t.Errorf("after kill -9 and a restart of respawnd, why hog -n 5:\n%s", again)
 	}
-	// Every exit ran its hook once, never twice.
-	time.Sleep(500 * time.Millisecond)
-	runs, _ := filepath.Glob(filepath.Join(hookOut, "*.runs"))
+	// Every exit ran its hook once, never twice. The second respawnd's own
+	// exits (two new pids) come after any exit it reports again from its
+	// state file: the records are written in order and one hook runs at a
+	// time per program, so once their hooks ran, a second run of an old
+	// one would be on disk too.
+	var runs []string
+	waitFor(t, "the hooks of the second respawnd's exits", func() bool {
+		runs, _ = filepath.Glob(filepath.Join(hookOut, "*.runs"))
+		return len(runs) >= 4
+	})
 	for _, r := range runs {
 		if b, _ := os.ReadFile(r); string(b) != "ran\n" {
 			t.Errorf("%s: hook ran %d times for one exit", filepath.Base(r), strings.Count(string(b), "ran"))
