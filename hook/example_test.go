@@ -11,22 +11,6 @@ import (
 	"github.com/respawnd/respawnd/restart"
 )
 
-// specs turns a configuration's hooks into the Runner's: one entry per
-// program, nil for a program without a hook (none configured, or turned
-// off with on_exit: {command: []}).
-func specs(cfg *config.Config) map[string]*hook.Spec {
-	out := make(map[string]*hook.Spec, len(cfg.Programs))
-	for _, p := range cfg.Programs {
-		h := p.OnExitHook(cfg.Hooks) // defaults filled in: reasons, the program's user
-		if h == nil {
-			out[p.Name] = nil
-			continue
-		}
-		out[p.Name] = &hook.Spec{Argv: h.Command, Reasons: h.Reasons, Timeout: h.Timeout, User: h.User, Group: h.Group}
-	}
-	return out
-}
-
 // Example shows how the daemon wires a Runner: the launcher that starts
 // programs starts hooks too, the metrics Recorder counts their results,
 // SetAll follows every (re)load of the configuration, and the supervisor's
@@ -56,7 +40,7 @@ programs:
 		logger.Error("invalid configuration", "err", err)
 		return
 	}
-	runner.SetAll(specs(cfg)) // at start, and again on every reload
+	runner.SetAll(hook.Specs(cfg)) // at start, and again on every reload
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -220,7 +220,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	// After the apply: a rejected configuration changes no hook. A death
 	// in between fires its hook once its record is written, later still.
-	d.hooks.SetAll(hookSpecs(cfg))
+	d.hooks.SetAll(hook.Specs(cfg))
 	if d.deaths != nil {
 		d.deaths.Keep(programNames(cfg))
 	}
