@@ -391,8 +391,10 @@ func TestOnMissingWaitAdoptsLater(t *testing.T) {
 	if pidOf(a) != outside.pid || a["how"] != "match" {
 		t.Errorf("adopted %v, want pid %d by match", a, outside.pid)
 	}
-	pid, _ := runningPID(d, mark, "w")
-	if pid != outside.pid {
+	// The adoption is logged before the state change it causes; wait for
+	// the latter, so that the count below sees every line up to it.
+	r, _ := d.waitLog(mark, map[string]any{"msg": "state changed", "program": "w", "state": "running"})
+	if pid := pidOf(r); pid != outside.pid {
 		t.Errorf("w runs pid %d, want the adopted %d", pid, outside.pid)
 	}
 	if n := d.count(map[string]any{"msg": "state changed", "program": "w", "state": "running"}); n != 1 {
