@@ -130,6 +130,10 @@ type Program struct {
 	// that default off. Program.OnExitHook gives the hook in force. It is
 	// not part of Hash.
 	OnExit *Hook `yaml:"on_exit"`
+	// Health is nil when the program has no liveness check.
+	Health *Health `yaml:"health"`
+	// Notify is nil when the program does not speak sd_notify.
+	Notify *Notify `yaml:"notify"`
 }
 
 // Match selects an already running process to adopt as a program. Every
