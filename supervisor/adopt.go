@@ -92,6 +92,16 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 	}
 	p.s.ownPID(p.pid, p)
 	p.log.Info("adopted running instance", "pid", p.pid, "generation", p.gen, "how", how)
+	if p.notifyEnv() != nil {
+		// The instance kept the socket of respawnd's earlier life: the
+		// same name.
+		cgroup := ""
+		if p.group != nil && p.child {
+			cgroup = p.group.Path()
+		}
+		p.setMember(p.pid, cgroup)
+	}
+	p.watchLiveness(true)
 	p.setState(StateRunning)
 	p.hostBaseOK = false
 	// Without a cgroup of its own to decide (see gather), the host's

@@ -78,6 +78,7 @@ func (p *program) onDeath() {
 		}
 		p.mem.recycledStart, p.mem.recycledDeath = started, p.lastDeath
 	}
+	p.checkedExit(&e, started, p.lastDeath)
 	p.clearOOMLoop(started, st.Time)
 	if reason == ReasonOOMKill && final {
 		p.noteOOM(e, p.hostWide(e))
@@ -102,7 +103,7 @@ func (p *program) onDeath() {
 	}
 
 	stopping := p.stopping()
-	e.Stopped = stopping && !p.mem.recycling
+	e.Stopped = stopping && !p.mem.recycling && p.live.reason == ReasonUnknown
 	if p.group != nil && !stopping {
 		// Leftovers in the cgroup go before a new instance joins it. (A stop
 		// gives them the stop timeout instead: see beginStop.)
@@ -113,7 +114,7 @@ func (p *program) onDeath() {
 
 	restarted, decideLater := false, false
 	switch policy := p.spec.Restart.Policy; {
-	case stopping && p.mem.recycling:
+	case stopping && (p.mem.recycling || p.live.reason != ReasonUnknown):
 	case stopping:
 		p.lastDeath = time.Time{}
 	case policy == config.PolicyAlways,
@@ -130,6 +131,8 @@ func (p *program) onDeath() {
 		// costs the restart path nothing; until then onMemory ignores
 		// crossings of a dead instance.
 		p.unwatchMemory()
+		p.unwatchLiveness()
+		p.setMember(0, "")
 	}
 
 	p.attr.recent = append(p.attr.recent, pid)

@@ -94,7 +94,8 @@ type program struct {
 	last    *Exit
 	lastErr string
 
-	mem memoryState
+	mem  memoryState
+	live liveness
 	// order is the program's place in the configuration (set by the
 	// supervisor at each apply): held restarts go in that order.
 	order atomic.Int32
@@ -114,6 +115,7 @@ func newProgram(ctx context.Context, s *Supervisor, spec config.Program, initial
 		log:     s.log.With("program", spec.Name),
 		attr:    attribution{early: map[int]oom.Kill{}},
 		mem:     newMemoryState(),
+		live:    newLiveness(),
 	}
 	p.setSpec(spec)
 	p.st = Status{Name: spec.Name, State: StateStarting}
@@ -226,6 +228,11 @@ func (p *program) publish() Status {
 	}
 	if p.proc != nil {
 		st.Started = p.started
+		st.Ready = p.live.ready && p.state == StateRunning
+		st.NotifyStatus, st.NotifyMainPID = p.live.status, p.live.notifyMain
+		if p.live.watchdog > 0 {
+			st.WatchdogLastPing = p.live.lastPing
+		}
 	} else {
 		st.PID = 0
 	}
@@ -337,6 +344,12 @@ func (p *program) step(done *<-chan struct{}) {
 		p.safely("handling a memory event", func() { p.onMemory(n) })
 	case timedOut := <-p.mem.releaseC:
 		p.safely("releasing a held restart", func() { p.onReleased(timedOut) })
+	case n := <-p.live.probeC:
+		p.safely("handling a health check", func() { p.onProbe(n) })
+	case <-p.live.wake:
+		p.safely("handling sd_notify messages", p.onNotify)
+	case <-p.live.timer:
+		p.safely("checking liveness deadlines", p.onLiveTimer)
 	}
 }
 
@@ -379,13 +392,16 @@ func (p *program) shutdown() {
 	}
 	p.settleExpired()
 	p.dropGroup()
+	p.closeNotify()
 }
 
 // start starts a new instance now. It is the restart path: nothing slow
 // happens before the launcher returns.
 func (p *program) start() {
 	cmd := p.cmd
+	cgroup := ""
 	if p.group != nil {
+		cgroup = p.group.Path()
 		p.group.ResetPeak()
 		cmd.CgroupFD = p.group.FD()
 		cmd.CgroupProcs = p.group.Procs()
@@ -400,6 +416,11 @@ func (p *program) start() {
 			p.tagWarned = true
 			p.log.Warn("instance tag unavailable: after a restart of respawnd this instance is found through the state file only", "err", err)
 		}
+	}
+	if env := p.notifyEnv(); env != nil {
+		cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], env...)
+		// Datagrams from the cgroup count from the first instant.
+		p.setMember(0, cgroup)
 	}
 	// Every baseline is taken before the process can run: an OOM kill right
 	// after the start must already count against it.
@@ -422,6 +443,7 @@ func (p *program) start() {
 	p.lastErr = ""
 	p.child = true
 	p.s.ownPID(p.pid, p)
+	p.setMember(p.pid, cgroup)
 	p.latency = 0
 	if !p.lastDeath.IsZero() {
 		p.restarts++
@@ -429,7 +451,8 @@ func (p *program) start() {
 		p.s.rec.Restarted(p.name, p.latency)
 		p.lastDeath = time.Time{}
 	}
-	p.setState(StateRunning)
+	p.watchLiveness(false)
+	p.setState(p.launchedState())
 	p.s.stateChanged()
 	p.watchMemory()
 }

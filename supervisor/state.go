@@ -69,10 +69,16 @@ const (
 	// ReasonMemoryRecycle is an instance respawnd stopped because its
 	// memory stayed above the program's recycle threshold.
 	ReasonMemoryRecycle
+	// ReasonHealthCheck is an instance respawnd stopped because its health
+	// check failed the configured number of times in a row.
+	ReasonHealthCheck
+	// ReasonWatchdog is an instance respawnd stopped because it missed its
+	// sd_notify watchdog (or asked for it with WATCHDOG=trigger).
+	ReasonWatchdog
 )
 
 // Reasons lists every reason, for metrics that start each series at zero.
-var Reasons = []Reason{ReasonOOMKill, ReasonSignal, ReasonExitError, ReasonExitSuccess, ReasonStartFailure, ReasonMemoryRecycle, ReasonUnknown}
+var Reasons = []Reason{ReasonOOMKill, ReasonSignal, ReasonExitError, ReasonExitSuccess, ReasonStartFailure, ReasonMemoryRecycle, ReasonHealthCheck, ReasonWatchdog, ReasonUnknown}
 
 func (r Reason) String() string {
 	switch r {
@@ -88,6 +94,10 @@ func (r Reason) String() string {
 		return "start_failure"
 	case ReasonMemoryRecycle:
 		return "memory_recycle"
+	case ReasonHealthCheck:
+		return "health_check"
+	case ReasonWatchdog:
+		return "watchdog"
 	}
 	return "unknown"
 }

@@ -19,6 +19,10 @@ const (
 	// recycleAgain starts the next instance after a recycle for memory
 	// (see afterRecycle).
 	recycleAgain
+	// failAgain restarts, as after a crash, an instance stopped because a
+	// health check, its watchdog or its start timeout failed (see
+	// afterFailedCheck).
+	failAgain
 	// quit ends the loop: respawnd is stopping or the program was removed.
 	// No operator command overrides it.
 	quit
@@ -149,6 +153,7 @@ func (p *program) beginStop(after afterStop) {
 	p.cancelTimer()
 	p.rescanC = nil
 	p.waitOOM = false
+	p.unwatchLiveness()
 	if p.stopping() {
 		return
 	}
@@ -232,6 +237,10 @@ func (p *program) finishStop() {
 	if recycled && after != recycleAgain {
 		p.lastDeath = time.Time{} // an operator's stop overrode the recycle
 	}
+	if p.live.reason != ReasonUnknown && after != failAgain {
+		p.live.reason, p.live.why = ReasonUnknown, ""
+		p.lastDeath = time.Time{} // an operator's command overrode the restart
+	}
 	switch after {
 	case quit:
 		p.setState(StateStopped)
@@ -240,6 +249,12 @@ func (p *program) finishStop() {
 			p.afterRecycle()
 		} else {
 			p.schedule(0) // the instance was gone before the recycle's stop began
+		}
+	case failAgain:
+		if p.live.reason != ReasonUnknown {
+			p.afterFailedCheck()
+		} else {
+			p.schedule(0) // the instance was gone before the check's stop began
 		}
 	case startAgain:
 		p.resetHistory()

@@ -95,6 +95,12 @@ type Config struct {
 	Gate Gate
 	// Deaths keeps a post-mortem of every exit; nil keeps none.
 	Deaths Deaths
+	// Prober runs health checks; nil turns the health section off (with a
+	// warning per program that has one).
+	Prober Prober
+	// Notifier gives programs sd_notify sockets; nil turns the notify
+	// section off.
+	Notifier Notifier
 	// StuckAfter is how long a program's loop may be busy with one event
 	// before Alive reports it stuck; default 20s. Handlers block for
 	// seconds at most (a start, killing what is left in a cgroup).
@@ -118,6 +124,18 @@ type Status struct {
 	Cgroup string `json:"cgroup,omitempty"`
 	// Error says why a program is fatal or failing to start.
 	Error string `json:"error,omitempty"`
+	// Ready says the instance is ready: it sent READY=1 (notify.ready) or
+	// passed its first health check (health). A running program with
+	// neither is ready.
+	Ready bool `json:"ready"`
+	// NotifyStatus is the program's last STATUS= (sd_notify).
+	NotifyStatus string `json:"notify_status,omitempty"`
+	// NotifyMainPID is the last MAINPID= the program reported, when it
+	// named a process in its tree.
+	NotifyMainPID int `json:"notify_main_pid,omitempty"`
+	// WatchdogLastPing is when the program last sent WATCHDOG=1 (or its
+	// watchdog started), for one with notify.watchdog.
+	WatchdogLastPing time.Time `json:"watchdog_last_ping,omitzero"`
 }
 
 // Supervisor runs the configured programs. Its methods are safe for
