@@ -110,7 +110,7 @@ type Collector struct {
 
 // The Collector's metric families.
 var (
-	upFamily = newFamily("program_up", "Whether the program's main process is running (1) or not (0).",
+	upFamily = newFamily("program_up", "Whether the program's main process is running and ready (1) or not (0); a program with a health check or notify.ready is ready once it passed a check or sent READY=1.",
 		dto.MetricType_GAUGE, "program")
 	stateFamily = newFamily("program_state", "The program's current state: 1 for the state it is in, 0 for the others.",
 		dto.MetricType_GAUGE, "program", "state")
@@ -136,6 +136,10 @@ var (
 		dto.MetricType_COUNTER, "program", "kind")
 	outputDroppedFamily = newFamily("program_output_dropped_lines_total", "Lines of the program's output that could not be written to its output file or to respawnd's output (a full disk, an I/O error, a failed rotation) and were dropped.",
 		dto.MetricType_COUNTER, "program")
+	readyFamily = newFamily("program_ready", "Whether the program is ready (1) or not (0): it sent READY=1 (notify.ready) or passed a health check (health); a running program with neither is ready.",
+		dto.MetricType_GAUGE, "program")
+	watchdogPingFamily = newFamily("program_watchdog_last_ping_timestamp_seconds", "Time the program last sent WATCHDOG=1 (or its watchdog started) since the Unix epoch in seconds, for a program with notify.watchdog.",
+		dto.MetricType_GAUGE, "program")
 	heldFamily = newFamily("program_restart_held", "Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).",
 		dto.MetricType_GAUGE, "program")
 	hostAvailableFamily = newFamily("host_memory_available_bytes", "Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes.",
@@ -155,7 +159,7 @@ var (
 
 	collectorFamilyList = []*family{upFamily, stateFamily, startTimeFamily, lastExitTimeFamily, backoffFamily,
 		rssFamily, memUsageFamily, memLimitFamily, workingSetFamily, warnFamily, recycleFamily, pressureFamily, heldFamily,
-		outputDroppedFamily, hostAvailableFamily, hostPressureFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
+		readyFamily, watchdogPingFamily, outputDroppedFamily, hostAvailableFamily, hostPressureFamily, oomSourceUpFamily, reloadSuccessfulFamily, reloadSuccessTimestampFamily,
 		panicsFamily, healthyFamily}
 	collectorFamilies = familyIndex(collectorFamilyList...)
 )
@@ -241,16 +245,21 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	labels := c.programLabels(ps)
 
 	n := len(ps)
-	a := newArena(n*(len(sortedStates)+15) + 16)
+	a := newArena(n*(len(sortedStates)+17) + 16)
 	up, state := upFamily.start(n), stateFamily.start(n*len(sortedStates))
 	startTime, lastExitTime, backoff := startTimeFamily.start(n), lastExitTimeFamily.start(n), backoffFamily.start(n)
 	rss, memUsage, memLimit := rssFamily.start(n), memUsageFamily.start(n), memLimitFamily.start(n)
 	var pressureSome []*dto.Metric // after every full series, as a Registry sorts them
 	workingSet, warn, recycle, pressure, held := workingSetFamily.start(n), warnFamily.start(0), recycleFamily.start(0), pressureFamily.start(0), heldFamily.start(n)
 	dropped := outputDroppedFamily.start(n)
+	ready, ping := readyFamily.start(n), watchdogPingFamily.start(0)
 	for i, p := range ps {
 		l := labels[i]
-		up.Metric = append(up.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.State == supervisor.StateRunning)))
+		up.Metric = append(up.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.State == supervisor.StateRunning && p.Ready)))
+		ready.Metric = append(ready.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.Ready)))
+		if p.PID != 0 && !p.WatchdogLastPing.IsZero() {
+			ping.Metric = append(ping.Metric, a.gauge(l.program, unixSeconds(p.WatchdogLastPing)))
+		}
 		cur := p.State.String()
 		for j, s := range sortedStates {
 			state.Metric = append(state.Metric, a.gauge(l.states[j], boolValue(s == cur)))
@@ -332,7 +341,7 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	healthy := healthyFamily.start(1)
 	healthy.Metric = append(healthy.Metric, a.gauge(nil, boolValue(h.Healthy)))
 
-	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, workingSet, warn, recycle, pressure, held, dropped, hostAvail, hostPressure, oomUp, ok, lastOK, panics, healthy}
+	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, workingSet, warn, recycle, pressure, held, ready, ping, dropped, hostAvail, hostPressure, oomUp, ok, lastOK, panics, healthy}
 	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return mfs, errors.Join(errs...)

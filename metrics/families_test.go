@@ -188,7 +188,7 @@ func TestRegistryGolden(t *testing.T) {
 	rec.HookRun("gone", "success")
 	src := &testSource{programs: []ProgramSample{
 		{Status: supervisor.Status{Name: "web", State: supervisor.StateHeld}},
-		{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 7, Started: time.Unix(10, 0)}, HasRSS: true, RSSBytes: 10,
+		{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, Ready: true, PID: 7, Started: time.Unix(10, 0)}, HasRSS: true, RSSBytes: 10,
 			HasWorkingSet: true, WorkingSetBytes: 20, HasWarn: true, WarnBytes: 30, HasRecycle: true, RecycleBytes: 40,
 			HasPressure: true, PressureSome: 1500 * time.Millisecond, PressureFull: 250 * time.Millisecond},
 	}}
@@ -212,22 +212,26 @@ respawnd_host_memory_pressure_ratio{kind="full",window="60s"} 0.01
 respawnd_host_memory_pressure_ratio{kind="some",window="10s"} 0.12
 respawnd_host_memory_pressure_ratio{kind="some",window="300s"} 0.01
 respawnd_host_memory_pressure_ratio{kind="some",window="60s"} 0.05
-# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, health_check, watchdog, unknown).
 # TYPE respawnd_program_exits_total counter
 respawnd_program_exits_total{program="api",reason="exit_error"} 0
 respawnd_program_exits_total{program="api",reason="exit_success"} 0
+respawnd_program_exits_total{program="api",reason="health_check"} 0
 respawnd_program_exits_total{program="api",reason="memory_recycle"} 1
 respawnd_program_exits_total{program="api",reason="oom_kill"} 0
 respawnd_program_exits_total{program="api",reason="signal"} 0
 respawnd_program_exits_total{program="api",reason="start_failure"} 0
 respawnd_program_exits_total{program="api",reason="unknown"} 0
+respawnd_program_exits_total{program="api",reason="watchdog"} 0
 respawnd_program_exits_total{program="web",reason="exit_error"} 0
 respawnd_program_exits_total{program="web",reason="exit_success"} 1
+respawnd_program_exits_total{program="web",reason="health_check"} 0
 respawnd_program_exits_total{program="web",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="web",reason="oom_kill"} 0
 respawnd_program_exits_total{program="web",reason="signal"} 0
 respawnd_program_exits_total{program="web",reason="start_failure"} 0
 respawnd_program_exits_total{program="web",reason="unknown"} 0
+respawnd_program_exits_total{program="web",reason="watchdog"} 0
 # HELP respawnd_program_memory_pressure_seconds_total Time in which some (kind="some") or all (kind="full") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.
 # TYPE respawnd_program_memory_pressure_seconds_total counter
 respawnd_program_memory_pressure_seconds_total{kind="full",program="api"} 0.25
@@ -255,7 +259,7 @@ respawnd_program_memory_working_set_bytes{program="api"} 20
 # TYPE respawnd_program_restart_held gauge
 respawnd_program_restart_held{program="api"} 0
 respawnd_program_restart_held{program="web"} 1
-# HELP respawnd_program_up Whether the program's main process is running (1) or not (0).
+# HELP respawnd_program_up Whether the program's main process is running and ready (1) or not (0); a program with a health check or notify.ready is ready once it passed a check or sent READY=1.
 # TYPE respawnd_program_up gauge
 respawnd_program_up{program="api"} 1
 respawnd_program_up{program="web"} 0
@@ -293,7 +297,7 @@ func TestConcurrentScrapes(t *testing.T) {
 	setSamples := func(ns []string) {
 		ps := make([]ProgramSample, len(ns))
 		for i, n := range ns {
-			ps[i] = ProgramSample{Status: supervisor.Status{Name: n, State: supervisor.StateRunning, PID: i + 1}}
+			ps[i] = ProgramSample{Status: supervisor.Status{Name: n, State: supervisor.StateRunning, Ready: true, PID: i + 1}}
 		}
 		src.mu.Lock()
 		src.programs = ps

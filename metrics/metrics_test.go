@@ -61,22 +61,26 @@ func TestRecorderCounts(t *testing.T) {
 	rec.Exited(supervisor.Exit{Program: "gone", PID: 14, Reason: supervisor.ReasonSignal})
 
 	want := `
-# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, health_check, watchdog, unknown).
 # TYPE respawnd_program_exits_total counter
 respawnd_program_exits_total{program="api",reason="exit_error"} 0
 respawnd_program_exits_total{program="api",reason="exit_success"} 0
+respawnd_program_exits_total{program="api",reason="health_check"} 0
 respawnd_program_exits_total{program="api",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="api",reason="oom_kill"} 1
 respawnd_program_exits_total{program="api",reason="signal"} 1
 respawnd_program_exits_total{program="api",reason="start_failure"} 0
 respawnd_program_exits_total{program="api",reason="unknown"} 0
+respawnd_program_exits_total{program="api",reason="watchdog"} 0
 respawnd_program_exits_total{program="worker",reason="exit_error"} 1
 respawnd_program_exits_total{program="worker",reason="exit_success"} 0
+respawnd_program_exits_total{program="worker",reason="health_check"} 0
 respawnd_program_exits_total{program="worker",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="worker",reason="oom_kill"} 0
 respawnd_program_exits_total{program="worker",reason="signal"} 0
 respawnd_program_exits_total{program="worker",reason="start_failure"} 0
 respawnd_program_exits_total{program="worker",reason="unknown"} 0
+respawnd_program_exits_total{program="worker",reason="watchdog"} 0
 # HELP respawnd_program_oom_kills_total OOM kills of a program's processes, workers included.
 # TYPE respawnd_program_oom_kills_total counter
 respawnd_program_oom_kills_total{program="api"} 1
@@ -100,7 +104,7 @@ respawnd_host_oom_kills_total 3
 
 	// A reload drops worker: its series go, api's stay.
 	rec.SetPrograms([]string{"api", "new"})
-	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 14 {
+	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 18 {
 		t.Errorf("after reload: %d exit series, want 14", n)
 	}
 	wantAfter := `
@@ -121,7 +125,7 @@ respawnd_program_restarts_total{program="new"} 0
 func TestRecorderBeforeSetPrograms(t *testing.T) {
 	rec := metrics.NewRecorder()
 	rec.Exited(supervisor.Exit{Program: "solo", PID: 1, Reason: supervisor.ReasonExitSuccess})
-	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 7 { // oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown
+	if n := testutil.CollectAndCount(rec, "respawnd_program_exits_total"); n != 9 { // oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, health_check, watchdog, unknown
 		t.Errorf("%d exit series, want every reason for solo", n)
 	}
 	rec.SetPrograms(nil)
@@ -134,7 +138,7 @@ func TestCollector(t *testing.T) {
 	now := time.Unix(1000, 0)
 	src := &fakeSource{
 		programs: []metrics.ProgramSample{
-			{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 42, Started: time.Unix(900, 500e6),
+			{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, Ready: true, PID: 42, Started: time.Unix(900, 500e6),
 				LastExit: &supervisor.Exit{Time: time.Unix(899, 0)}},
 				RSSBytes: 4096, HasRSS: true, MemoryUsageBytes: 8192, HasMemoryUsage: true, MemoryLimitBytes: 1 << 20, HasMemoryLimit: true, OutputDroppedLines: 7},
 			{Status: supervisor.Status{Name: "flaky", State: supervisor.StateBackoff, NextStart: time.Unix(1002, 500e6)}},
@@ -145,10 +149,14 @@ func TestCollector(t *testing.T) {
 	}
 	c := metrics.NewCollector(metrics.CollectorConfig{Source: src, Now: func() time.Time { return now }})
 	want := `
-# HELP respawnd_program_up Whether the program's main process is running (1) or not (0).
+# HELP respawnd_program_up Whether the program's main process is running and ready (1) or not (0); a program with a health check or notify.ready is ready once it passed a check or sent READY=1.
 # TYPE respawnd_program_up gauge
 respawnd_program_up{program="api"} 1
 respawnd_program_up{program="flaky"} 0
+# HELP respawnd_program_ready Whether the program is ready (1) or not (0): it sent READY=1 (notify.ready) or passed a health check (health); a running program with neither is ready.
+# TYPE respawnd_program_ready gauge
+respawnd_program_ready{program="api"} 1
+respawnd_program_ready{program="flaky"} 0
 # HELP respawnd_program_state The program's current state: 1 for the state it is in, 0 for the others.
 # TYPE respawnd_program_state gauge
 respawnd_program_state{program="api",state="backoff"} 0
@@ -229,7 +237,7 @@ func TestRegistryLint(t *testing.T) {
 	rec.Restarted("api", time.Millisecond)
 	rec.HookRun("api", hook.ResultSuccess)
 	src := &fakeSource{
-		programs: []metrics.ProgramSample{{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, PID: 1, Started: time.Now()}, HasRSS: true, HasMemoryUsage: true, HasMemoryLimit: true}},
+		programs: []metrics.ProgramSample{{Status: supervisor.Status{Name: "api", State: supervisor.StateRunning, Ready: true, PID: 1, Started: time.Now()}, HasRSS: true, HasMemoryUsage: true, HasMemoryLimit: true}},
 		sources:  map[string]bool{"kmsg": true},
 	}
 	reg := metrics.NewRegistry(rec, metrics.NewCollector(metrics.CollectorConfig{Source: src}))
@@ -313,7 +321,7 @@ func samples(n int) []metrics.ProgramSample {
 	now := time.Now()
 	for i := range out {
 		out[i] = metrics.ProgramSample{
-			Status:   supervisor.Status{Name: fmt.Sprintf("program-%04d", i), State: supervisor.StateRunning, PID: 1000 + i, Started: now, LastExit: &supervisor.Exit{Time: now}},
+			Status:   supervisor.Status{Name: fmt.Sprintf("program-%04d", i), State: supervisor.StateRunning, Ready: true, PID: 1000 + i, Started: now, LastExit: &supervisor.Exit{Time: now}},
 			RSSBytes: 1 << 20, HasRSS: true, MemoryUsageBytes: 2 << 20, HasMemoryUsage: true, MemoryLimitBytes: 64 << 20, HasMemoryLimit: true,
 		}
 	}

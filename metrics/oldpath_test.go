@@ -29,7 +29,7 @@ var oldRestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
 
 // oldReasons and oldStates are the label values the metrics issue fixes.
 var (
-	oldReasons     = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "unknown"}
+	oldReasons     = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "health_check", "watchdog", "unknown"}
 	oldHookResults = []string{"success", "failure", "timeout", "start_failure", "skipped"}
 	oldStates      = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "fatal", "held_for_memory", "oom_loop"}
 )
@@ -63,7 +63,7 @@ func newOldRecorder() *oldRecorder {
 		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: oldNamespace,
 			Name:      "program_exits_total",
-			Help:      "Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).",
+			Help:      "Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, health_check, watchdog, unknown).",
 		}, []string{"program", "reason"}),
 		oomKills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: oldNamespace,
@@ -255,7 +255,7 @@ type oldCollector struct {
 	reloadSuccessful, reloadSuccessTimestampSecs *prometheus.Desc
 	panics, healthy                              *prometheus.Desc
 	workingSet, warn, recycle, pressure, held    *prometheus.Desc
-	dropped                                      *prometheus.Desc
+	dropped, ready, ping                         *prometheus.Desc
 	hostAvailable, hostPressure                  *prometheus.Desc
 }
 
@@ -278,7 +278,7 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 	return &oldCollector{
 		src:          cfg.Source,
 		now:          cfg.Now,
-		up:           d("program_up", "Whether the program's main process is running (1) or not (0).", program...),
+		up:           d("program_up", "Whether the program's main process is running and ready (1) or not (0); a program with a health check or notify.ready is ready once it passed a check or sent READY=1.", program...),
 		state:        d("program_state", "The program's current state: 1 for the state it is in, 0 for the others.", "program", "state"),
 		startTime:    d("program_start_time_seconds", "Start time of the program's current process since the Unix epoch in seconds.", program...),
 		lastExitTime: d("program_last_exit_time_seconds", "Time of the program's most recent exit since the Unix epoch in seconds.", program...),
@@ -297,6 +297,8 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 		warn:          d("program_memory_warn_bytes", "The program's memory warning threshold (memory.warn_above) in bytes.", program...),
 		recycle:       d("program_memory_recycle_bytes", "The program's memory recycle threshold (memory.recycle.above) in bytes.", program...),
 		pressure:      d("program_memory_pressure_seconds_total", "Time in which some (kind=\"some\") or all (kind=\"full\") of the program's tasks stalled on memory (memory.pressure of its cgroup, cgroup v2 only) in seconds.", "program", "kind"),
+		ready:         d("program_ready", "Whether the program is ready (1) or not (0): it sent READY=1 (notify.ready) or passed a health check (health); a running program with neither is ready.", program...),
+		ping:          d("program_watchdog_last_ping_timestamp_seconds", "Time the program last sent WATCHDOG=1 (or its watchdog started) since the Unix epoch in seconds, for a program with notify.watchdog.", program...),
 		dropped:       d("program_output_dropped_lines_total", "Lines of the program's output that could not be written to its output file or to respawnd's output (a full disk, an I/O error, a failed rotation) and were dropped.", program...),
 		held:          d("program_restart_held", "Whether the program's restart is held (1) until the host's memory recovers from an OOM, or not (0).", program...),
 		hostAvailable: d("host_memory_available_bytes", "Memory available on the host for new allocations without swapping (MemAvailable in /proc/meminfo) in bytes."),
@@ -306,7 +308,7 @@ func newOldCollector(cfg oldCollectorConfig) *oldCollector {
 
 // Describe implements prometheus.Collector.
 func (c *oldCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy, c.workingSet, c.warn, c.recycle, c.pressure, c.held, c.dropped, c.hostAvailable, c.hostPressure} {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.startTime, c.lastExitTime, c.backoff, c.rss, c.memUsage, c.memLimit, c.oomSourceUp, c.reloadSuccessful, c.reloadSuccessTimestampSecs, c.panics, c.healthy, c.workingSet, c.warn, c.recycle, c.pressure, c.held, c.ready, c.ping, c.dropped, c.hostAvailable, c.hostPressure} {
 		ch <- d
 	}
 }
@@ -348,7 +350,11 @@ func (c *oldCollector) collectProgram(ch chan<- prometheus.Metric, p ProgramSamp
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
 	}
 	state := p.State.String()
-	gauge(c.up, oldBoolValue(p.PID != 0 && state == "running"))
+	gauge(c.up, oldBoolValue(p.PID != 0 && state == "running" && p.Ready))
+	gauge(c.ready, oldBoolValue(p.PID != 0 && p.Ready))
+	if p.PID != 0 && !p.WatchdogLastPing.IsZero() {
+		gauge(c.ping, oldUnixSeconds(p.WatchdogLastPing))
+	}
 	for _, s := range oldStates {
 		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, oldBoolValue(s == state), name, s)
 	}

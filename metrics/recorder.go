@@ -29,7 +29,7 @@ var RestartBuckets = []float64{0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10}
 // The Recorder's metric families.
 var (
 	exitsFamily = newFamily("program_exits_total",
-		"Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).",
+		"Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, health_check, watchdog, unknown).",
 		dto.MetricType_COUNTER, "program", "reason")
 	oomKillsFamily = newFamily("program_oom_kills_total",
 		"OOM kills of a program's processes, workers included.",
@@ -75,6 +75,8 @@ type Recorder struct {
 	configured bool
 	// sorted is programs in name order; nil when it must be rebuilt.
 	sorted []*programCounters
+
+	live liveness
 }
 
 // programCounters are one program's event series. They are guarded by the
@@ -113,7 +115,7 @@ var hookResultPairs = labelPairs(&labelResult, sortedHookResults[:])
 // sortedReasonsArray and restartBucketsArray size the arrays above; init
 // checks that they agree with sortedReasons and RestartBuckets.
 var (
-	sortedReasonsArray  [7]struct{}
+	sortedReasonsArray  [9]struct{}
 	restartBucketsArray [9]struct{}
 )
 
@@ -126,7 +128,7 @@ func init() {
 // NewRecorder returns a Recorder. Export it with NewRegistry, or register
 // it with a prometheus.Registerer.
 func NewRecorder() *Recorder {
-	return &Recorder{programs: map[string]*programCounters{}}
+	return &Recorder{programs: map[string]*programCounters{}, live: newLiveness()}
 }
 
 // Describe implements prometheus.Collector.
@@ -134,11 +136,17 @@ func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range []*family{exitsFamily, oomKillsFamily, restartsFamily, restartLatencyFamily, hostOOMKillsFamily, recyclesFamily, recycleLoopsFamily, hookRunsFamily} {
 		ch <- f.desc
 	}
+	for _, c := range r.live.collectors() {
+		c.Describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 	collectFamilies(ch, recorderFamilies, r.families())
+	for _, c := range r.live.collectors() {
+		c.Collect(ch)
+	}
 }
 
 // SetPrograms makes names the configured programs: each gets every series
@@ -148,6 +156,11 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 func (r *Recorder) SetPrograms(names []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for n := range r.programs {
+		if !slices.Contains(names, n) {
+			r.live.forget(n)
+		}
+	}
 	want := make(map[string]*programCounters, len(names))
 	for _, n := range names {
 		if p := r.programs[n]; p != nil {

@@ -37,6 +37,9 @@ func NewRegistry(rec *Recorder, c *Collector) *Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(Namespace),
 	)
+	if rec != nil {
+		reg.MustRegister(rec.live.collectors()...)
+	}
 	return &Registry{Registry: reg, rec: rec, c: c}
 }
 

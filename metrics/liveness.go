@@ -1,0 +1,114 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// HealthCheckBuckets are the buckets of
+// respawnd_program_health_check_duration_seconds: from 1ms (a local TCP
+// connect) to 10s (a slow exec probe at a long timeout).
+var HealthCheckBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.25, 1, 2.5, 10}
+
+// HealthResults are the result label values of
+// respawnd_program_health_checks_total (the health package's results).
+var HealthResults = []string{"success", "failure", "timeout"}
+
+// NotifyRejections are the reason label values of
+// respawnd_notify_rejected_total: why an sd_notify datagram was dropped.
+var NotifyRejections = []string{"foreign_sender", "foreign_mainpid", "no_credentials", "malformed", "truncated"}
+
+// liveness holds the series of health checks and sd_notify, kept with
+// client_golang's vectors: they are few (programs with checks only) and
+// change at probe rate, not at scrape rate.
+type liveness struct {
+	checks   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	rejected *prometheus.CounterVec
+}
+
+func newLiveness() liveness {
+	return liveness{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "program_health_checks_total",
+			Help: "Health checks of a program, by result (success, failure, timeout); the series of a program with a health section start at 0.",
+		}, []string{"program", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "program_health_check_duration_seconds",
+			Help:    "Time a program's health check took, up to its timeout.",
+			Buckets: HealthCheckBuckets,
+		}, []string{"program"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "notify_rejected_total",
+			Help: "sd_notify datagrams dropped, by reason (foreign_sender: not from the program's processes; foreign_mainpid: MAINPID outside the program; no_credentials, malformed, truncated).",
+		}, []string{"program", "reason"}),
+	}
+}
+
+func (l liveness) collectors() []prometheus.Collector {
+	return []prometheus.Collector{l.checks, l.duration, l.rejected}
+}
+
+// forget deletes a removed program's series.
+func (l liveness) forget(program string) {
+	m := prometheus.Labels{"program": program}
+	l.checks.DeletePartialMatch(m)
+	l.duration.DeletePartialMatch(m)
+	l.rejected.DeletePartialMatch(m)
+}
+
+// HealthCheck counts one health check of program with result (one of
+// HealthResults; others are dropped) and observes how long it took.
+func (r *Recorder) HealthCheck(program, result string, took time.Duration) {
+	if !r.known(program) || !validResult(result) {
+		return
+	}
+	r.live.checks.WithLabelValues(program, result).Inc()
+	r.live.duration.WithLabelValues(program).Observe(took.Seconds())
+}
+
+// NotifyRejected counts one sd_notify datagram of program dropped for
+// reason, one of NotifyRejections (others are dropped).
+func (r *Recorder) NotifyRejected(program, reason string) {
+	ok := false
+	for _, v := range NotifyRejections {
+		ok = ok || v == reason
+	}
+	if !ok || !r.known(program) {
+		return
+	}
+	r.live.rejected.WithLabelValues(program, reason).Inc()
+}
+
+// SetProbed starts the health check series of the named programs (those
+// with a health section) at 0. Call it after SetPrograms.
+func (r *Recorder) SetProbed(names []string) {
+	for _, n := range names {
+		if !r.known(n) {
+			continue
+		}
+		for _, res := range HealthResults {
+			r.live.checks.WithLabelValues(n, res)
+		}
+	}
+}
+
+func validResult(res string) bool {
+	for _, v := range HealthResults {
+		if v == res {
+			return true
+		}
+	}
+	return false
+}
+
+// known reports whether program's events are counted (see counters).
+func (r *Recorder) known(program string) bool {
+	if !validLabelValue(program) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counters(program) != nil
+}

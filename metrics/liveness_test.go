@@ -1,0 +1,77 @@
+package metrics_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/respawnd/respawnd/metrics"
+	"github.com/respawnd/respawnd/supervisor"
+)
+
+// A running program that is not ready yet (its first health check or its
+// READY=1 still to come) is not up; its watchdog's last ping is exported.
+func TestReadinessAndWatchdog(t *testing.T) {
+	src := &fakeSource{
+		programs: []metrics.ProgramSample{
+			{Status: supervisor.Status{Name: "booting", State: supervisor.StateRunning, PID: 7}},
+			{Status: supervisor.Status{Name: "notified", State: supervisor.StateStarting, PID: 8}},
+			{Status: supervisor.Status{Name: "pinging", State: supervisor.StateRunning, Ready: true, PID: 9, WatchdogLastPing: time.Unix(1234, 500e6)}},
+		},
+		sources: map[string]bool{},
+	}
+	c := metrics.NewCollector(metrics.CollectorConfig{Source: src, Now: func() time.Time { return time.Unix(2000, 0) }})
+	want := `
+# HELP respawnd_program_ready Whether the program is ready (1) or not (0): it sent READY=1 (notify.ready) or passed a health check (health); a running program with neither is ready.
+# TYPE respawnd_program_ready gauge
+respawnd_program_ready{program="booting"} 0
+respawnd_program_ready{program="notified"} 0
+respawnd_program_ready{program="pinging"} 1
+# HELP respawnd_program_up Whether the program's main process is running and ready (1) or not (0); a program with a health check or notify.ready is ready once it passed a check or sent READY=1.
+# TYPE respawnd_program_up gauge
+respawnd_program_up{program="booting"} 0
+respawnd_program_up{program="notified"} 0
+respawnd_program_up{program="pinging"} 1
+# HELP respawnd_program_watchdog_last_ping_timestamp_seconds Time the program last sent WATCHDOG=1 (or its watchdog started) since the Unix epoch in seconds, for a program with notify.watchdog.
+# TYPE respawnd_program_watchdog_last_ping_timestamp_seconds gauge
+respawnd_program_watchdog_last_ping_timestamp_seconds{program="pinging"} 1234.5
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "respawnd_program_ready", "respawnd_program_up", "respawnd_program_watchdog_last_ping_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHealthCheckAndNotifyCounters(t *testing.T) {
+	rec := metrics.NewRecorder()
+	rec.SetPrograms([]string{"api", "db"})
+	rec.SetProbed([]string{"api", "gone"})
+	rec.HealthCheck("api", "failure", 30*time.Millisecond)
+	rec.HealthCheck("api", "timeout", time.Second)
+	rec.HealthCheck("api", "bogus", time.Second) // dropped
+	rec.HealthCheck("gone", "success", time.Second)
+	rec.NotifyRejected("db", "foreign_sender")
+	rec.NotifyRejected("db", "bogus")
+	want := `
+# HELP respawnd_program_health_checks_total Health checks of a program, by result (success, failure, timeout); the series of a program with a health section start at 0.
+# TYPE respawnd_program_health_checks_total counter
+respawnd_program_health_checks_total{program="api",result="failure"} 1
+respawnd_program_health_checks_total{program="api",result="success"} 0
+respawnd_program_health_checks_total{program="api",result="timeout"} 1
+# HELP respawnd_notify_rejected_total sd_notify datagrams dropped, by reason (foreign_sender: not from the program's processes; foreign_mainpid: MAINPID outside the program; no_credentials, malformed, truncated).
+# TYPE respawnd_notify_rejected_total counter
+respawnd_notify_rejected_total{program="db",reason="foreign_sender"} 1
+`
+	if err := testutil.CollectAndCompare(rec, strings.NewReader(want), "respawnd_program_health_checks_total", "respawnd_notify_rejected_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(rec, "respawnd_program_health_check_duration_seconds"); n != 1 {
+		t.Errorf("%d duration histograms, want api's", n)
+	}
+	// A reload that drops api drops its series.
+	rec.SetPrograms([]string{"db"})
+	if n := testutil.CollectAndCount(rec, "respawnd_program_health_checks_total", "respawnd_program_health_check_duration_seconds"); n != 0 {
+		t.Errorf("%d health series left after api was removed", n)
+	}
+}
