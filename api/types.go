@@ -56,6 +56,17 @@ type Program struct {
 	Cgroup string `json:"cgroup,omitempty"`
 	// Error says why a program is fatal or failing to start.
 	Error string `json:"error,omitempty"`
+	// Ready is true once the instance is ready: it sent READY=1
+	// (notify.ready) or passed a health check (health). A running program
+	// with neither is ready; one that does not run is not.
+	Ready bool `json:"ready"`
+	// Status is the program's last sd_notify STATUS= text.
+	Status string `json:"status,omitempty"`
+	// NotifyMainPID is the last MAINPID= the program reported.
+	NotifyMainPID int `json:"notify_main_pid,omitempty"`
+	// WatchdogLastPing is when the program last sent WATCHDOG=1 (or its
+	// watchdog started), for a program with notify.watchdog.
+	WatchdogLastPing *time.Time `json:"watchdog_last_ping,omitempty"`
 }
 
 // Exit is how one instance of a program ended.
@@ -64,7 +75,7 @@ type Exit struct {
 	PID        int       `json:"pid"`
 	Generation uint64    `json:"generation"`
 	// Reason is one of oom_kill, signal, exit_error, exit_success,
-	// start_failure, memory_recycle, unknown.
+	// start_failure, memory_recycle, health_check, watchdog, unknown.
 	Reason string `json:"reason"`
 	// Recycle is true for an oom_kill that came while respawnd was
 	// stopping the instance for its memory (memory.recycle).
@@ -162,6 +173,13 @@ func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
 		MemoryLimitBytes: mem.LimitBytes,
 		Cgroup:           st.Cgroup,
 		Error:            st.Error,
+		Ready:            st.Ready,
+		Status:           st.NotifyStatus,
+		NotifyMainPID:    st.NotifyMainPID,
+	}
+	if !st.WatchdogLastPing.IsZero() {
+		t := st.WatchdogLastPing
+		p.WatchdogLastPing = &t
 	}
 	if st.PID != 0 && !st.Started.IsZero() {
 		t := st.Started

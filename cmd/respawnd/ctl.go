@@ -142,6 +142,13 @@ func writeStatusTable(w io.Writer, ps []api.Program, orphans []api.Orphan, now t
 			uptime = now.Sub(*p.StartTime).Round(time.Second).String()
 		}
 		state := p.State
+		if p.State == "running" && !p.Ready {
+			state += " (not ready)"
+		}
+		if p.Status != "" {
+			// The program's own words: escaped, and cut to keep the table.
+			state += ": " + printable(cutRunes(p.Status, 40))
+		}
 		if p.BackoffSeconds > 0 {
 			state += " (" + (time.Duration(p.BackoffSeconds * float64(time.Second))).Round(time.Millisecond).String() + ")"
 		}
@@ -151,6 +158,18 @@ func writeStatusTable(w io.Writer, ps []api.Program, orphans []api.Orphan, now t
 		fmt.Fprintf(tw, "%s\torphaned (not configured, not supervised)\t%d\t-\t-\t-\t-\n", o.Name, o.PID)
 	}
 	_ = tw.Flush()
+}
+
+// cutRunes cuts s to at most n runes, marking the cut with "…".
+func cutRunes(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j] + "…"
+		}
+		i++
+	}
+	return s
 }
 
 func describeExit(e *api.Exit) string {

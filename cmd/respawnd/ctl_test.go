@@ -43,15 +43,18 @@ func TestStatusTable(t *testing.T) {
 	rss, limit := uint64(48<<20), uint64(64<<20)
 	code := 3
 	ps := []api.Program{
-		{Name: "api", State: "running", PID: 42, StartTime: &started, Restarts: 2, MemoryRSSBytes: &rss, MemoryLimitBytes: &limit,
+		{Name: "api", State: "running", Ready: true, PID: 42, StartTime: &started, Restarts: 2, MemoryRSSBytes: &rss, MemoryLimitBytes: &limit,
 			LastExit: &api.Exit{Reason: "oom_kill", Signal: "SIGKILL"}},
 		{Name: "flaky", State: "backoff", BackoffSeconds: 1.5, Restarts: 7, LastExit: &api.Exit{Reason: "exit_error", ExitCode: &code}},
+		// Not ready yet, and its STATUS= tries to clear root's terminal.
+		{Name: "web", State: "running", PID: 43, StartTime: &started, Status: "warming up\x1b[2J"},
 	}
 	var b bytes.Buffer
 	writeStatusTable(&b, ps, []api.Orphan{{Name: "old", PID: 77, Generation: 3}}, now)
 	want := `NAME   STATE                                      PID  UPTIME  RESTARTS  LAST EXIT         MEMORY/LIMIT
 api    running                                    42   1m30s   2         oom_kill SIGKILL  48MiB/64MiB
 flaky  backoff (1.5s)                             -    -       7         exit_error 3      -
+web    running (not ready): warming up\x1b[2J     43   1m30s   0         -                 -
 old    orphaned (not configured, not supervised)  77   -       -         -                 -
 `
 	if b.String() != want {
