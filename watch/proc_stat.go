@@ -13,6 +13,7 @@ import (
 // reads only what it needs.
 type statFields struct {
 	State     byte
+	PPID      int
 	PGRP      int
 	Session   int
 	Flags     uint64
@@ -41,6 +42,11 @@ func parseStat(data []byte) (statFields, error) {
 		return statFields{}, fmt.Errorf("parsing stat: bad state %q", fields[0])
 	}
 	s.State = fields[0][0]
+	ppid, err := strconv.Atoi(string(fields[4-3]))
+	if err != nil {
+		return statFields{}, fmt.Errorf("parsing stat: parent: %w", err)
+	}
+	s.PPID = ppid
 	pgrp, err := strconv.Atoi(string(fields[5-3]))
 	if err != nil {
 		return statFields{}, fmt.Errorf("parsing stat: process group: %w", err)

@@ -440,3 +440,31 @@ func (s *Scanner) TreeRSS(roots ...int) (map[int]uint64, error) {
 	}
 	return out, nil
 }
+
+// maxTreeDepth bounds the walk up a process's ancestors in Descends.
+const maxTreeDepth = 64
+
+// Descends reports whether the live process pid is ancestor or one of its
+// descendants: ancestor's pid is found walking up the parents of pid. A
+// process that cannot be read, or a chain deeper than maxTreeDepth, gives
+// false. Both pids are the caller's to keep alive: a pid reused since does
+// not descend from a new process started after it.
+func (s *Scanner) Descends(pid, ancestor int) bool {
+	if pid <= 0 || ancestor <= 0 {
+		return false
+	}
+	for range maxTreeDepth {
+		if pid == ancestor {
+			return true
+		}
+		if pid <= 1 {
+			return false
+		}
+		st, err := s.readStat(pid)
+		if err != nil || deadState(st.State) {
+			return false
+		}
+		pid = st.PPID
+	}
+	return false
+}
