@@ -38,6 +38,7 @@ type daemon struct {
 	health   *health
 	settle   *settler
 	mem      *memoryWatch
+	live     *liveness
 	deaths   *postmortem.Keeper // nil without a state directory
 	hooks    *hook.Runner
 	outputs  outputSettings
@@ -178,6 +179,12 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 	}
 	d.mem = newMemoryWatch(f.procfs, d.obs.scan, logger.With("component", "memory"))
 	d.mem.configure(&scfg)
+	stateDir := ""
+	if d.stateDir != nil {
+		stateDir = d.stateDir.Path()
+	}
+	d.live = newLiveness(d.launcher, d.obs.scan, d.cgroups, d.rec, notifyNamespace(stateDir, os.Getpid()), logger)
+	d.live.configure(&scfg)
 	d.sup = supervisor.New(scfg)
 	d.obs.sup = d.sup
 	d.health = newHealth(d.sup, logger)
@@ -214,6 +221,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	// Named before the apply, so that the first exits of new programs are
 	// counted and the last words of removed ones are not.
 	d.rec.SetPrograms(programNames(cfg))
+	d.rec.SetProbed(probed(cfg))
 	d.outputs.set(cfg)
 	if err := d.sup.Apply(ctx, cfg); err != nil {
 		return err
@@ -278,6 +286,7 @@ func (d *daemon) run(ctx context.Context, initial *config.Config, reload <-chan 
 		late.Go(func() { _ = d.deaths.Run(lateCtx) })
 	}
 	late.Go(func() { _ = d.hooks.Run(lateCtx) })
+	late.Go(func() { d.live.run(lateCtx, d.log) })
 	if d.adopt != nil {
 		late.Add(1)
 		go func() {

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawnd/respawnd/internal/testenv"
+)
+
+// notifyprogPath is the test program that serves /healthz and speaks
+// sd_notify (internal/notifyprog): /bin/notifyprog in the test guest, built
+// once here otherwise.
+var notifyprogPath = sync.OnceValues(func() (string, error) {
+	if p := os.Getenv("RESPAWND_NOTIFYPROG"); p != "" {
+		return p, nil
+	}
+	if _, err := os.Stat("/bin/notifyprog"); err == nil {
+		return "/bin/notifyprog", nil
+	}
+	dir, err := os.MkdirTemp("", "notifyprog")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "notifyprog")
+	// The module root is two directories up from this package.
+	cmd := exec.Command("go", "build", "-o", out, "../../internal/notifyprog")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building notifyprog: %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+func notifyprog(t *testing.T) string {
+	t.Helper()
+	p, err := notifyprogPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// freePort returns a local TCP address nothing listens on (now).
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func quoteArgs(argv ...string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = strconv.Quote(a)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// exitOf waits for the exit of program's generation gen and returns its
+// log record.
+func exitOf(d *daemonProc, from int, program string, gen int) (map[string]any, int) {
+	d.t.Helper()
+	return d.waitLog(from, map[string]any{"msg": "exited", "program": program, "generation": float64(gen)})
+}
+
+// A program whose HTTP health check stops passing is stopped gracefully and
+// started again, its exit's reason health_check: one that hangs (SIGSTOP),
+// one that answers 500, one that answers too slowly. The hang is caught
+// within failures × period, give or take a period and the stop.
+func TestHealthCheckRestartsHungProgram(t *testing.T) {
+	testenv.RequireRoot(t, "supervising real programs")
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		stop  bool // SIGSTOP the program once it is ready
+	}{
+		{"hang", nil, true},
+		{"status 500", []string{"-http-status", "500"}, false},
+		{"slow answer", []string{"-http-delay", "2s"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			addr := freePort(t)
+			argv := append([]string{notifyprog(t), "-http", addr}, tc.flags...)
+			cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
+  - name: web
+    command: %s
+    stop: {timeout: 2s}
+    health:
+      http: {url: "http://%s/healthz"}
+      period: 200ms
+      timeout: 150ms
+      failures: 3
+`, quoteArgs(argv...), addr))
+			stateDir := filepath.Join(dir, "state")
+			d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
+			first, mark := runningPID(d, 0, "web")
+			if tc.stop {
+				// It is up and passing before it hangs.
+				_, mark = d.waitLog(mark, map[string]any{"msg": "ready: first health check passed", "program": "web"})
+				if p := programStatus(t, stateDir, "web"); !p.Ready {
+					t.Fatalf("status after the first passing check: %+v, want ready", p)
+				}
+				if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ex, mark := exitOf(d, mark, "web", 1)
+			if ex["reason"] != "health_check" {
+				t.Fatalf("exit %v, want reason health_check", ex)
+			}
+			second, _ := runningPID(d, mark, "web")
+			if second == first || second == 0 {
+				t.Fatalf("web runs pid %d after its failed checks, want a new instance", second)
+			}
+			if syscall.Kill(first, 0) == nil {
+				t.Errorf("the hung instance %d still exists", first)
+			}
+			e := programStatus(t, stateDir, "web").LastExit
+			if e == nil || e.Reason != "health_check" {
+				t.Errorf("last exit %+v, want health_check", e)
+			}
+			m := scrape(t, d.addr(t))
+			if v := m["respawnd_program_exits_total"][`program="web",reason="health_check"`]; v != 1 {
+				t.Errorf("exits_total{reason=health_check} = %v, want 1", v)
+			}
+			failed := m["respawnd_program_health_checks_total"][`program="web",result="failure"`] + m["respawnd_program_health_checks_total"][`program="web",result="timeout"`]
+			if failed < 3 {
+				t.Errorf("failed checks counted %v, want at least 3", failed)
+			}
+		})
+	}
+}
+
+// A slow starter that answers only after 5 s, with a startup grace of
+// 10 s, is never restarted; it becomes ready (status, API and metric) once
+// it answers.
+func TestHealthCheckStartupGrace(t *testing.T) {
+	testenv.RequireRoot(t, "supervising real programs")
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
+  - name: slow
+    command: %s
+    health:
+      http: {url: "http://%s/healthz"}
+      period: 200ms
+      timeout: 100ms
+      failures: 2
+      startup_grace: 10s
+`, quoteArgs(notifyprog(t), "-http", addr, "-http-after", "5s"), addr))
+	stateDir := filepath.Join(dir, "state")
+	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
+	_, mark := runningPID(d, 0, "slow")
+	if p := programStatus(t, stateDir, "slow"); p.Ready {
+		t.Fatalf("ready before its first passing check: %+v", p)
+	}
+	if v := scrape(t, d.addr(t))["respawnd_program_up"][`program="slow"`]; v != 0 {
+		t.Errorf("up = %v before the first passing check, want 0", v)
+	}
+	d.waitLog(mark, map[string]any{"msg": "ready: first health check passed", "program": "slow"})
+	if n := d.count(map[string]any{"msg": "exited", "program": "slow"}); n != 0 {
+		t.Fatalf("the slow starter exited %d times within its grace", n)
+	}
+	if p := programStatus(t, stateDir, "slow"); !p.Ready || p.Generation != 1 {
+		t.Errorf("status %+v, want generation 1, ready", p)
+	}
+	m := scrape(t, d.addr(t))
+	if m["respawnd_program_ready"][`program="slow"`] != 1 || m["respawnd_program_up"][`program="slow"`] != 1 {
+		t.Errorf("ready %v up %v, want 1 and 1", m["respawnd_program_ready"], m["respawnd_program_up"])
+	}
+}
+
+// A program with notify.ready is starting until it sends READY=1 (status,
+// API and metric), then running and ready with its STATUS= text; when its
+// WATCHDOG=1 pings stop it gets SIGABRT first and is restarted, reason
+// watchdog. A MAINPID= naming a process outside its tree is ignored and
+// counted.
+func TestNotifyReadyAndWatchdog(t *testing.T) {
+	testenv.RequireRoot(t, "supervising real programs")
+	dir := t.TempDir()
+	abort := filepath.Join(dir, "aborted")
+	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
+  - name: svc
+    command: %s
+    stop: {timeout: 5s}
+    notify: {ready: true, watchdog: 500ms}
+`, quoteArgs(notifyprog(t), "-ready-after", "1s", "-status", "serving", "-mainpid", "1",
+		"-watchdog-every", "100ms", "-watchdog-for", "3s", "-abort-file", abort)))
+	stateDir := filepath.Join(dir, "state")
+	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
+	if p := programStatus(t, stateDir, "svc"); p.State != "starting" || p.Ready {
+		t.Fatalf("before READY=1: %+v, want starting, not ready", p)
+	}
+	if v := scrape(t, d.addr(t))["respawnd_program_ready"][`program="svc"`]; v != 0 {
+		t.Errorf("ready metric %v before READY=1, want 0", v)
+	}
+	first, mark := runningPID(d, 0, "svc")
+	p := programStatus(t, stateDir, "svc")
+	if !p.Ready || p.Status != "serving" || p.WatchdogLastPing == nil {
+		t.Errorf("after READY=1: %+v, want ready, status serving, a watchdog ping", p)
+	}
+	if p.NotifyMainPID != 0 {
+		t.Errorf("MAINPID=1 was taken: %d", p.NotifyMainPID)
+	}
+
+	ex, mark := exitOf(d, mark, "svc", 1)
+	if ex["reason"] != "watchdog" {
+		t.Fatalf("exit %v, want reason watchdog", ex)
+	}
+	b, err := os.ReadFile(abort)
+	if err != nil || !strings.HasPrefix(string(b), "abort "+strconv.Itoa(first)) {
+		t.Errorf("abort file %q (%v): the hung instance did not get SIGABRT", b, err)
+	}
+	runningPID(d, mark, "svc")
+	m := scrape(t, d.addr(t))
+	if v := m["respawnd_notify_rejected_total"][`program="svc",reason="foreign_mainpid"`]; v < 1 {
+		t.Errorf("foreign MAINPID counted %v times, want at least once", v)
+	}
+	if v := m["respawnd_program_exits_total"][`program="svc",reason="watchdog"`]; v != 1 {
+		t.Errorf("exits_total{reason=watchdog} = %v, want 1", v)
+	}
+}
+
+// A datagram from a process outside the program (here the Debian
+// sd_notify client, systemd-notify, run by the test) is ignored and
+// counted; the same client run by the program itself, from a shell that
+// is its main process, makes it ready.
+func TestNotifyForeignSenderAndSystemdNotify(t *testing.T) {
+	testenv.RequireRoot(t, "supervising real programs")
+	sdNotify, err := exec.LookPath("systemd-notify")
+	if err != nil {
+		t.Skip("systemd-notify is not installed")
+	}
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "go")
+	script := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.1; done; %s --ready --status=up; exec sleep 1000", gate, sdNotify)
+	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
+  - name: sh
+    command: ["/bin/sh", "-c", %s]
+    notify: {ready: true}
+`, strconv.Quote(script)))
+	stateDir := filepath.Join(dir, "state")
+	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
+	d.waitLog(0, map[string]any{"msg": "state changed", "program": "sh", "state": "starting"})
+
+	// The socket's name is in the program's environment.
+	var socket string
+	deadline := time.Now().Add(30 * time.Second)
+	for socket == "" && time.Now().Before(deadline) {
+		if pid := programStatus(t, stateDir, "sh").PID; pid != 0 {
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+					socket = v
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if socket == "" {
+		t.Fatal("the program has no NOTIFY_SOCKET")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	foreign := exec.CommandContext(ctx, sdNotify, "--ready", "--status=forged")
+	foreign.Env = []string{"NOTIFY_SOCKET=" + socket}
+	if out, err := foreign.CombinedOutput(); err != nil {
+		t.Fatalf("systemd-notify from outside: %v\n%s", err, out)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for scrape(t, d.addr(t))["respawnd_notify_rejected_total"][`program="sh",reason="foreign_sender"`] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the foreign datagram was not counted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := programStatus(t, stateDir, "sh"); p.Ready || p.State != "starting" || p.Status == "forged" {
+		t.Fatalf("a foreign READY=1 was taken: %+v", p)
+	}
+
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runningPID(d, 0, "sh")
+	if p := programStatus(t, stateDir, "sh"); !p.Ready || p.Status != "up" {
+		t.Errorf("after the program's own systemd-notify: %+v, want ready, status up", p)
+	}
+}
+
+// addr is the address the daemon's HTTP listener took.
+func (d *daemonProc) addr(t *testing.T) string {
+	t.Helper()
+	l, _ := d.waitLog(0, map[string]any{"msg": "Listening on"})
+	a, _ := l["address"].(string)
+	return a
+}
