@@ -301,7 +301,7 @@ func (s *Server) recv(fd int) (n, flags int, err error) {
 // accept judges the datagram just read from so and hands it to deliver or
 // Rejected. so.mu is held.
 func (s *Server) accept(so *socket, n, flags int) {
-	cred, ok := s.control(s.oob[:s.msg.Controllen])
+	cred, ok := control(s.oob[:s.msg.Controllen])
 	switch {
 	case !ok:
 		s.reject(so, RejectNoCredentials, logNoCredentials, "notify datagram without credentials dropped")
@@ -334,7 +334,7 @@ func (s *Server) accept(so *socket, n, flags int) {
 // control closes every descriptor in the control data b and returns the
 // credentials, if b holds them with a pid (0 when the sender's pid
 // namespace is not visible from ours).
-func (s *Server) control(b []byte) (cred unix.Ucred, ok bool) {
+func control(b []byte) (cred unix.Ucred, ok bool) {
 	for len(b) > 0 {
 		h, data, rest, err := unix.ParseOneSocketControlMessage(b)
 		if err != nil {
@@ -366,16 +366,15 @@ func (s *Server) control(b []byte) (cred unix.Ucred, ok bool) {
 // reject reports a dropped datagram and logs it, at most once per
 // foreignLogEvery for each program and kind. so.mu is held.
 func (s *Server) reject(so *socket, why string, kind int, msg string, args ...any) {
+	if s.may(so, kind) {
+		args = append(args, "program", so.program, "reason", why)
+		if q := so.quiet[kind]; q > 0 {
+			args = append(args, "not_logged", q)
+		}
+		so.quiet[kind] = 0
+		s.log.Warn(msg, args...)
+	}
 	s.cfg.Rejected(so.program, why)
-	if !s.may(so, kind) {
-		return
-	}
-	args = append(args, "program", so.program, "reason", why)
-	if q := so.quiet[kind]; q > 0 {
-		args = append(args, "not_logged", q)
-	}
-	so.quiet[kind] = 0
-	s.log.Warn(msg, args...)
 }
 
 // may says whether a line of kind may be logged for so now, and counts it
