@@ -105,7 +105,10 @@ func testNamespace(t *testing.T) string {
 // returned nil and that no goroutine is left.
 func startServer(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	// Goroutines running before (other servers of the test) are not this
+	// server's.
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
