@@ -20,6 +20,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/testenv"
 )
 
 // waitFor bounds every wait of these tests: generous, since a loaded CI
@@ -322,7 +324,7 @@ func parentOf(pid int) (int, error) {
 func TestSystemdNotify(t *testing.T) {
 	const bin = "/usr/bin/systemd-notify"
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("systemd-notify, a real sd_notify client, is not installed (Debian package systemd): %v", err)
+		testenv.Skip(t, "systemd-notify, a real sd_notify client, is not installed (Debian package systemd): %v", err)
 	}
 	rec := newRecorder()
 	s := startServer(t, Config{Namespace: testNamespace(t), Rejected: rec.rejected})
