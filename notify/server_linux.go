@@ -266,7 +266,7 @@ func (s *Server) serve(so *socket) {
 	defer so.mu.Unlock()
 	for range MaxPerRound {
 		if so.fd < 0 {
-			return // closed by a callback's misuse; nothing more to read
+			return // closed between handle's lookup and the lock
 		}
 		n, flags, err := s.recv(so.fd)
 		switch {

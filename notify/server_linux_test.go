@@ -235,7 +235,7 @@ func TestNotifyprog(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("notifyprog: %v; stderr: %s", err, stderr)
 	}
-	msgs, rejects := s2(rec.snapshot())
+	msgs, rejects := rec.snapshot()
 	for _, m := range msgs {
 		if m.PID != cmd.Process.Pid || m.UID != os.Getuid() {
 			t.Errorf("message %+v, want pid %d uid %d", m, cmd.Process.Pid, os.Getuid())
@@ -248,8 +248,6 @@ func TestNotifyprog(t *testing.T) {
 		t.Errorf("rejects %q, want none", rejects)
 	}
 }
-
-func s2(msgs []Message, rejects []string) ([]Message, []string) { return msgs, rejects }
 
 func TestNotifyprogFromChild(t *testing.T) {
 	rec := newRecorder()
