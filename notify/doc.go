@@ -22,6 +22,10 @@
 // arrive: respawnd keeps no descriptor store. See Parse for how the text
 // is read.
 //
+// An abstract socket has no file permissions: any process in respawnd's
+// network namespace can send to it. That is why every datagram is judged
+// by its sender's pid, never by where it arrived.
+//
 // The credentials are the kernel's: an unprivileged sender cannot claim
 // another pid or uid, but a sender with CAP_SYS_ADMIN (or CAP_SETUID for
 // the uid) can. A program that runs as root is trusted to that extent, as

@@ -87,7 +87,8 @@ type socket struct {
 }
 
 // New makes a Server; Run starts it. Sockets may be opened before Run:
-// datagrams wait in them until it starts.
+// datagrams wait in them until it starts (the kernel queues
+// net.unix.max_dgram_qlen of them, then senders wait or get EAGAIN).
 func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
