@@ -44,6 +44,10 @@ const (
 	// RejectTruncated: the datagram was longer than MaxDatagram, or its
 	// control data did not fit respawnd's buffer (MSG_TRUNC, MSG_CTRUNC).
 	RejectTruncated = "truncated"
+	// RejectForeignMainPID: a MAINPID= named a process that the program's
+	// member function does not claim. Only that field is dropped; the rest
+	// of the datagram is delivered.
+	RejectForeignMainPID = "foreign_mainpid"
 )
 
 // Message is one accepted datagram: what a program said, and who sent it.

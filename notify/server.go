@@ -31,7 +31,8 @@ type Config struct {
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Rejected is called for each datagram dropped, with the program and
-	// why: one of RejectForeignSender, RejectNoCredentials,
+	// why: one of RejectForeignSender, RejectForeignMainPID (the MAINPID=
+	// field alone is dropped), RejectNoCredentials,
 	// RejectMalformed, RejectTruncated (for the metric
 	// respawnd_notify_rejected_total{program,reason}). It is called on
 	// the goroutine of Run and must not block, nor call Open or a close

@@ -323,6 +323,7 @@ func (s *Server) accept(so *socket, n, flags int) {
 	}
 	m.PID, m.UID = int(cred.Pid), int(cred.Uid)
 	if m.MainPID != 0 && !so.member(m.MainPID) {
+		s.cfg.Rejected(so.program, RejectForeignMainPID)
 		if s.may(so, logForeignMainPID) {
 			s.log.Warn("MAINPID naming a process outside the program ignored",
 				"program", so.program, "pid", m.PID, "main_pid", m.MainPID)

@@ -359,3 +359,30 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("rejects %q, want none", rejects)
 	}
 }
+
+// A MAINPID= naming a process outside the program is dropped from the
+// message, which is delivered all the same, and counted.
+func TestForeignMainPIDDropped(t *testing.T) {
+	rec := newRecorder()
+	s := startServer(t, Config{Namespace: testNamespace(t), Rejected: rec.rejected})
+	var pid atomic.Int64
+	started := make(chan struct{})
+	addr, _ := open(t, s, "prog", childMember(&pid, started), rec.deliver)
+	cmd, stderr := start(t, addr, &pid, started, notifyprog, "-mainpid", "1")
+	rec.wait(t, "READY=1 and the MAINPID= rejection", func(msgs []Message, rejects []string) bool {
+		return count(msgs, func(m Message) bool { return m.Ready }) == 1 && len(rejects) == 1
+	})
+	msgs, rejects := rec.snapshot()
+	for _, m := range msgs {
+		if m.MainPID != 0 {
+			t.Errorf("message %+v kept a MAINPID outside the program", m)
+		}
+	}
+	if rejects[0] != "prog "+RejectForeignMainPID {
+		t.Errorf("rejects %q, want one %s", rejects, RejectForeignMainPID)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("notifyprog: %v; stderr: %s", err, stderr)
+	}
+}

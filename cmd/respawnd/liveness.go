@@ -113,8 +113,8 @@ func (a proberAdapter) Probe(program string, h config.Health, base restart.Comma
 // Open implements supervisor.Notifier: a datagram is the program's when
 // its sender is the instance's main process, a process in the instance's
 // cgroup (only root puts processes there), or one below the main process
-// in the process tree. A MAINPID= naming a process outside the program is
-// dropped from the message and counted.
+// in the process tree. The server drops (and counts) a MAINPID= naming a
+// process outside the program.
 func (lv *liveness) Open(program string, who func() (int, string), deliver func(supervisor.NotifyMessage)) (string, func(), error) {
 	member := func(pid int) bool {
 		main, cgroup := who()
@@ -138,13 +138,9 @@ func (lv *liveness) Open(program string, who func() (int, string), deliver func(
 			Watchdog: m.Watchdog, WatchdogTrigger: m.WatchdogTrigger, WatchdogUsec: m.WatchdogUsec,
 			ExtendTimeout: m.ExtendTimeout, Errno: m.Errno, HasErrno: m.HasErrno,
 		}
-		if m.MainPID > 0 {
-			if member(m.MainPID) {
-				out.MainPID = m.MainPID
-			} else {
-				lv.rec.NotifyRejected(program, "foreign_mainpid")
-			}
-		}
+		// A MAINPID= outside the program was dropped (and counted) by the
+		// server already.
+		out.MainPID = m.MainPID
 		deliver(out)
 	})
 	if err != nil {
