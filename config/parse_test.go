@@ -406,7 +406,7 @@ var parseErrorTests = []struct {
 	{"unknown nested key", withProgram("restart: {backoff: {inital: 1s}}"), []string{
 		`demo.yaml:4: programs[0].restart.backoff.inital: unknown key, did you mean "initial"?`}},
 	{"odd key quoted", withProgram(`"a b": 1`), []string{
-		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing, on_exit)`}},
+		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing, on_exit, health, notify)`}},
 	{"unknown match key", withProgram("match: {comm: worker, cmd_line: x}"), []string{
 		`demo.yaml:4: programs[0].match.cmd_line: unknown key, did you mean "cmdline"?`}},
 	{"unknown match key far from any", withProgram("match:", "  comm: worker", "  parent_process: init"), []string{
