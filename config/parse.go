@@ -609,7 +609,7 @@ func (d *decoder) decodeHealth(n *yaml.Node, field string) *Health {
 	if !d.present(n, field) {
 		return nil
 	}
-	h := &Health{Period: DefaultHealthPeriod, Timeout: DefaultHealthTimeout, Failures: DefaultHealthFailures}
+	h := DefaultHealth()
 	d.mapping(n, field, healthKeys, func(key string, val *yaml.Node, field string) {
 		if !d.present(val, field) {
 			return
@@ -644,7 +644,7 @@ func (d *decoder) decodeHealth(n *yaml.Node, field string) *Health {
 			d.duration(val, field, &h.StartupGrace)
 		}
 	})
-	return h
+	return &h
 }
 
 // decodeHTTPProbe decodes health.http, which the caller found present.
@@ -721,7 +721,7 @@ func (d *decoder) decodeNotify(n *yaml.Node, field string) *Notify {
 	if !d.present(n, field) {
 		return nil
 	}
-	nt := &Notify{StartTimeout: DefaultStartTimeout}
+	nt := DefaultNotify()
 	d.mapping(n, field, notifyKeys, func(key string, val *yaml.Node, field string) {
 		if !d.present(val, field) {
 			return
@@ -735,7 +735,7 @@ func (d *decoder) decodeNotify(n *yaml.Node, field string) *Notify {
 			d.duration(val, field, &nt.Watchdog)
 		}
 	})
-	return nt
+	return &nt
 }
 
 // argv decodes a command line: a list of strings, never one string.

@@ -984,7 +984,7 @@ func (v *validator) notify(pf string, n *Notify) {
 func (v *validator) notifyEnv(field string, env map[string]string) {
 	for _, k := range notifyEnv {
 		if _, ok := env[k]; ok {
-			v.errorf(childField(field, k), "%s is reserved with notify: respawnd sets it", k)
+			v.errorf(childField(field, k), "is reserved with notify: respawnd sets it")
 		}
 	}
 }
