@@ -135,6 +135,19 @@ const (
 	// as MaxLimitBurst does for starts.
 	MaxOOMLoop = 1000
 
+	// MaxURLLen bounds health.http.url in bytes, and MaxHeaderLen one of
+	// its headers written as "Name: value". Common servers refuse a request
+	// line or a header longer than 8 KiB (nginx's
+	// large_client_header_buffers, Apache's LimitRequestLine and
+	// LimitRequestFieldSize), so a longer one could never pass.
+	MaxURLLen    = 8 << 10
+	MaxHeaderLen = 8 << 10
+
+	// MaxAddressLen bounds health.tcp.address in bytes: a DNS name has at
+	// most 253 bytes, an IPv6 literal with its brackets and a zone far
+	// fewer, and the port at most 6 more with its colon.
+	MaxAddressLen = 261
+
 	// MinOutputMaxSize and MaxOutputMaxSize bound output.max_size when it
 	// is not 0. Below 64 KiB a file would hold less than one line of the
 	// longest kind respawnd writes in one piece, and rotate on every

@@ -8,7 +8,9 @@
 // looked up: whether they exist is decided when a program starts, not when
 // its configuration is read. The same holds for a program's match: this
 // package checks its syntax (an absolute exe, a cmdline that compiles, a
-// comm the kernel can hold) but finds no processes.
+// comm the kernel can hold) but finds no processes, and for a health
+// probe's URL and address: their syntax is checked, no name is resolved and
+// nothing is dialled.
 //
 // Every value has a lower and an upper bound (MinMemory, MaxFileSize,
 // MaxPrograms, MaxLimitBurst and the other Max constants), each far beyond

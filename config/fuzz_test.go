@@ -2,6 +2,8 @@ package config
 
 import (
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/respawnd/respawnd/restart"
+	"golang.org/x/net/http/httpguts"
 )
 
 func FuzzParse(f *testing.F) {
@@ -39,7 +42,22 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a {b: *a}\nprograms: [*a]\n"))
 	f.Add([]byte("programs:\n  - name: a\n    command: [\"\\0\"]\n---\n"))
 	f.Add([]byte("\xff\xfe"))
+	f.Add([]byte(withProgram(
+		"health:",
+		`  http: {url: "http://127.0.0.1:8080/healthz", expect_status: "200-399", headers: {X-Probe: "1", Host: "api:8080"}}`,
+		"  period: 10s",
+		"  timeout: 1s",
+		"  failures: 3",
+		"  startup_grace: 30s",
+		"notify: {ready: true, start_timeout: 90s, watchdog: 30s}")))
+	f.Add([]byte(withProgram("health: {tcp: {address: \"[::1]:5432\"}, period: 100ms, timeout: 100ms}", "notify: {watchdog: 24h}") +
+		"  - {name: b, command: [b], health: {exec: {command: [check-db]}, failures: 100, startup_grace: 1h}, notify: {ready: true, start_timeout: 1h}}\n"))
+	f.Add([]byte(withProgram("health: &h {http: {url: http://a/, expect_status: 204}}", "notify: &n {ready: true}") +
+		"  - {name: b, command: [b], health: *h, notify: *n, env: {NOTIFY_SOCKET: x}}\n"))
 	for _, tt := range parseErrorTests {
+		f.Add([]byte(tt.in))
+	}
+	for _, tt := range healthErrorTests {
 		f.Add([]byte(tt.in))
 	}
 	for _, in := range boundSeeds() {
@@ -62,6 +80,7 @@ func FuzzParse(f *testing.F) {
 				}
 				runPolicy(t, p)
 				checkWatchdog(t, p, c.Limits)
+				checkHealth(t, p)
 			}
 			runLimiter(t, c.Limits)
 			if !strings.HasSuffix(c.Summary(), " OK") {
@@ -180,6 +199,72 @@ func checkWatchdog(t *testing.T, p Program, l Limits) {
 	}
 	if n := p.Restart.OOMLoop; n < 0 || n > MaxOOMLoop {
 		t.Errorf("program %q: oom_loop %d", p.Name, n)
+	}
+}
+
+// checkHealth checks what the probes and the notify server rely on in an
+// accepted program's health and notify sections: one probe that Go's
+// clients can use, timings within their bounds, and a notify section that
+// does something.
+func checkHealth(t *testing.T, p Program) {
+	t.Helper()
+	if h := p.Health; h != nil {
+		probes := 0
+		for _, set := range []bool{h.HTTP != nil, h.TCP != nil, h.Exec != nil} {
+			if set {
+				probes++
+			}
+		}
+		if probes != 1 || h.Probe() == "" {
+			t.Errorf("program %q: %d probes", p.Name, probes)
+		}
+		if h.Period < MinHealthPeriod || h.Period > MaxHealthPeriod || h.Timeout <= 0 || h.Timeout > h.Period ||
+			h.Failures < 1 || h.Failures > MaxHealthFailures || h.StartupGrace < 0 || h.StartupGrace > MaxStartupGrace {
+			t.Errorf("program %q: health timings %+v", p.Name, h)
+		}
+		if pr := h.HTTP; pr != nil {
+			req, err := http.NewRequest(http.MethodGet, pr.URL, nil)
+			if err != nil || req.URL.Hostname() == "" || req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+				t.Errorf("program %q: url %q: %v", p.Name, pr.URL, err)
+			}
+			r := pr.ExpectStatus
+			if r.Min < 100 || r.Max > 599 || r.Min > r.Max || !r.Contains(r.Min) || r.Contains(r.Max+1) {
+				t.Errorf("program %q: expect_status %+v", p.Name, r)
+			}
+			if len(pr.Headers) > MaxHealthHeaders {
+				t.Errorf("program %q: %d headers", p.Name, len(pr.Headers))
+			}
+			for k, v := range pr.Headers {
+				if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+					t.Errorf("program %q: header %q: %q", p.Name, k, v)
+				}
+			}
+		}
+		if pr := h.TCP; pr != nil {
+			host, port, err := net.SplitHostPort(pr.Address)
+			if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+				t.Errorf("program %q: address %q", p.Name, pr.Address)
+			}
+		}
+		if pr := h.Exec; pr != nil && (len(pr.Command) == 0 || pr.Command[0] == "") {
+			t.Errorf("program %q: exec command %q", p.Name, pr.Command)
+		}
+	}
+	if n := p.Notify; n != nil {
+		if !n.Ready && n.Watchdog == 0 {
+			t.Errorf("program %q: notify without effect", p.Name)
+		}
+		if n.Ready && (n.StartTimeout < MinStartTimeout || n.StartTimeout > MaxStartTimeout) {
+			t.Errorf("program %q: start_timeout %v", p.Name, n.StartTimeout)
+		}
+		if n.Watchdog != 0 && (n.Watchdog < MinWatchdog || n.Watchdog > MaxWatchdog) {
+			t.Errorf("program %q: watchdog %v", p.Name, n.Watchdog)
+		}
+		for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
+			if _, ok := p.Env[k]; ok {
+				t.Errorf("program %q: env sets %s", p.Name, k)
+			}
+		}
 	}
 }
 

@@ -32,20 +32,31 @@ func (p Program) Hash() string {
 // canonical returns the encoding that Hash digests: hashVersion, then a key
 // and a value for each setting that differs from DefaultProgram, in the
 // order docs/config.md lists them. Keys are YAML key paths as in errors
-// ("restart.backoff.max", "command[0]", "env.GOMAXPROCS", `env["A=B"]`);
-// env is sorted by name. Values are canonical text: strings as they are,
-// integers and sizes in decimal, durations in nanoseconds, numbers in Go's
-// shortest 'g' form, signals by number, booleans as true or false, and
-// thresholds as a size in decimal or a number in 'g' form followed by "%".
-// A memory, memory.recycle or match section that is present gets its own
-// key with an empty value, since an empty section is not the same as none.
-// A setting that inherits from limits when it is unset (restart.oom_hold,
-// restart.oom_hold_max) is written whenever it is set, even to the value
-// that limits holds: Limits are not part of the digest. Every string is
-// written as a netstring (LENGTH:BYTES,), so the encoding is unambiguous.
-// on_exit is left out, like limits and hooks: a hook is what respawnd does
-// after the program exits, not part of the program, so a reload that
-// changes only a hook restarts nothing.
+// ("restart.backoff.max", "command[0]", "env.GOMAXPROCS", `env["A=B"]`,
+// "health.http.headers.X-Probe"); env and headers are sorted by name.
+// Values are canonical text: strings as they are, integers and sizes in
+// decimal, durations in nanoseconds, numbers in Go's shortest 'g' form,
+// signals by number, booleans as true or false, thresholds as a size in
+// decimal or a number in 'g' form followed by "%", and an HTTP probe's
+// expect_status as a status ("204") or a range ("200-399"). Within the
+// health and notify sections, a setting is compared with the default Parse
+// gives it there (DefaultHealthPeriod, DefaultStatusRange,
+// DefaultStartTimeout, …). A memory, memory.recycle, match, health,
+// health.http, health.tcp, health.exec or notify section that is present
+// gets its own key with an empty value, since an empty section is not the
+// same as none. A setting that inherits from limits when it is unset
+// (restart.oom_hold, restart.oom_hold_max) is written whenever it is set,
+// even to the value that limits holds: Limits are not part of the digest.
+// Every string is written as a netstring (LENGTH:BYTES,), so the encoding is
+// unambiguous.
+//
+// health and notify are part of the digest: a changed probe restarts the
+// program onto it, and notify changes the program's environment
+// (NOTIFY_SOCKET, WATCHDOG_USEC), which only a new instance gets. A program
+// without them keeps the digest it had before they existed. on_exit is left
+// out, like limits and hooks: a hook is what respawnd does after the
+// program exits, not part of the program, so a reload that changes only a
+// hook restarts nothing.
 func (p Program) canonical() []byte {
 	def := DefaultProgram()
 	var e encoder
@@ -56,14 +67,7 @@ func (p Program) canonical() []byte {
 		e.pair(indexField("command", i), arg)
 	}
 	e.str("dir", p.Dir, def.Dir)
-	keys := make([]string, 0, len(p.Env))
-	for k := range p.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		e.pair(childField("env", k), p.Env[k])
-	}
+	e.sortedMap("env", p.Env)
 	e.str("user", p.User, def.User)
 	e.str("group", p.Group, def.Group)
 
@@ -120,6 +124,40 @@ func (p Program) canonical() []byte {
 		e.str("match.user", m.User, "")
 	}
 	e.str("on_missing", string(p.OnMissing), string(def.OnMissing))
+
+	if h := p.Health; h != nil {
+		e.pair("health", "")
+		if pr := h.HTTP; pr != nil {
+			e.pair("health.http", "")
+			e.str("health.http.url", pr.URL, "")
+			if pr.ExpectStatus != DefaultStatusRange {
+				e.pair("health.http.expect_status", statusText(pr.ExpectStatus))
+			}
+			e.sortedMap("health.http.headers", pr.Headers)
+		}
+		if t := h.TCP; t != nil {
+			e.pair("health.tcp", "")
+			e.str("health.tcp.address", t.Address, "")
+		}
+		if x := h.Exec; x != nil {
+			e.pair("health.exec", "")
+			for i, arg := range x.Command {
+				e.pair(indexField("health.exec.command", i), arg)
+			}
+		}
+		e.duration("health.period", h.Period, DefaultHealthPeriod)
+		e.duration("health.timeout", h.Timeout, DefaultHealthTimeout)
+		e.int("health.failures", int64(h.Failures), DefaultHealthFailures)
+		e.duration("health.startup_grace", h.StartupGrace, 0)
+	}
+	if n := p.Notify; n != nil {
+		e.pair("notify", "")
+		if n.Ready {
+			e.pair("notify.ready", "true")
+		}
+		e.duration("notify.start_timeout", n.StartTimeout, DefaultStartTimeout)
+		e.duration("notify.watchdog", n.Watchdog, 0)
+	}
 	return e.b
 }
 
@@ -136,6 +174,18 @@ func (e *encoder) netstring(s string) {
 func (e *encoder) pair(key, value string) {
 	e.netstring(key)
 	e.netstring(value)
+}
+
+// sortedMap writes every entry of m, sorted by key, below field.
+func (e *encoder) sortedMap(field string, m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.pair(childField(field, k), m[k])
+	}
 }
 
 func (e *encoder) str(key, v, def string) {

@@ -72,6 +72,7 @@ func TestHashSensitive(t *testing.T) {
 	base.Match = hashMatch()
 	hold, holdMax := true, time.Minute
 	base.Restart.OOMHold, base.Restart.OOMHoldMax = &hold, &holdMax
+	base.Health, base.Notify = hashHealth(), hashNotify()
 	baseHash := base.Hash()
 
 	var visit func(path string, v reflect.Value)
@@ -163,12 +164,34 @@ func TestHashSensitive(t *testing.T) {
 		func(p *Program) { p.Restart.OOMHoldMax = nil },
 		func(p *Program) { d := DefaultOOMHoldMax; p.Restart.OOMHoldMax = &d },
 		func(p *Program) { p.Restart.OOMLoop = 0 }, // off, not the default
+		func(p *Program) { p.Health = nil },
+		func(p *Program) { p.Health = &Health{} },
+		func(p *Program) { p.Health.HTTP = nil },
+		func(p *Program) { p.Health.TCP = nil },
+		func(p *Program) { p.Health.Exec = nil },
+		func(p *Program) { p.Health.HTTP = &HTTPProbe{} },
+		func(p *Program) { p.Health.Exec.Command = nil },
+		func(p *Program) { p.Health.Exec.Command = []string{"/usr/bin/check", "--db"} },
+		func(p *Program) { p.Health.HTTP.Headers = nil },
+		func(p *Program) { p.Health.HTTP.Headers["X-Probe"] = "" },
+		func(p *Program) { p.Health.HTTP.Headers = map[string]string{"X-Probe": "1", "Host": "api"} },
+		func(p *Program) { p.Health.HTTP.ExpectStatus = DefaultStatusRange },
+		func(p *Program) { p.Health.HTTP.ExpectStatus = StatusRange{Min: 204, Max: 204} },
+		func(p *Program) { p.Health.Period = DefaultHealthPeriod },
+		func(p *Program) { p.Health.StartupGrace = 0 },
+		func(p *Program) { p.Notify = nil },
+		func(p *Program) { p.Notify = &Notify{} },
+		func(p *Program) { p.Notify.StartTimeout = DefaultStartTimeout },
+		func(p *Program) { p.Notify.Watchdog = 0 },
+		// The same settings in another section are another program.
+		func(p *Program) { p.Health.TCP.Address, p.Health.HTTP.URL = p.Health.HTTP.URL, p.Health.TCP.Address },
 	}
 	for i, mutate := range tests {
 		q := hashProgram()
 		q.Memory = hashMemory(&i64)
 		q.Match = hashMatch()
 		q.Restart.OOMHold, q.Restart.OOMHoldMax = &hold, &holdMax
+		q.Health, q.Notify = hashHealth(), hashNotify()
 		if q.Hash() != baseHash {
 			t.Fatal("the base of the mutations differs from the base program")
 		}
@@ -177,6 +200,27 @@ func TestHashSensitive(t *testing.T) {
 			t.Errorf("mutation %d does not change the hash", i)
 		}
 	}
+}
+
+// hashHealth returns a health section with every setting away from its
+// default and, so that reflection reaches every field, all three probes:
+// Validate refuses it, Hash does not care.
+func hashHealth() *Health {
+	return &Health{
+		HTTP:         &HTTPProbe{URL: "http://127.0.0.1:8080/healthz", ExpectStatus: StatusRange{Min: 200, Max: 299}, Headers: map[string]string{"X-Probe": "1"}},
+		TCP:          &TCPProbe{Address: "127.0.0.1:5432"},
+		Exec:         &ExecProbe{Command: []string{"/usr/local/bin/check-db"}},
+		Period:       5 * time.Second,
+		Timeout:      2 * time.Second,
+		Failures:     5,
+		StartupGrace: 30 * time.Second,
+	}
+}
+
+// hashNotify returns a notify section with every setting away from its
+// default.
+func hashNotify() *Notify {
+	return &Notify{Ready: true, StartTimeout: time.Minute, Watchdog: 30 * time.Second}
 }
 
 // hashMemory returns a memory section with every setting set, for
@@ -189,8 +233,17 @@ func hashMemory(n *int64) *Memory {
 	}
 }
 
-// hashAllSet returns a program with every setting away from its default.
+// hashAllSet returns a program with every setting away from its default
+// (and every probe, which Validate would refuse).
 func hashAllSet() Program {
+	p := hashAllSetV2()
+	p.Health, p.Notify = hashHealth(), hashNotify()
+	return p
+}
+
+// hashAllSetV2 returns a program with every setting that came before health
+// and notify away from its default.
+func hashAllSetV2() Program {
 	p := hashAllSetV1()
 	yes, holdMax := false, 5*time.Minute
 	p.Restart.OOMHold, p.Restart.OOMHoldMax, p.Restart.OOMLoop = &yes, &holdMax, 0
@@ -281,8 +334,10 @@ func TestHashGolden(t *testing.T) {
 			digest: "f208dbff07fc690c90c51a47124e7bded9916597fa66da534838eb6e2ee463d6",
 		},
 		{
-			name: "every setting",
-			p:    hashAllSet(),
+			// The digest from before health and notify: a program that
+			// uses neither keeps its digest across the upgrade.
+			name: "every setting before health and notify",
+			p:    hashAllSetV2(),
 			canonical: "19:respawnd program v1," +
 				"4:name,3:api," +
 				"10:command[0],12:/usr/bin/api,10:command[1],6:--port,10:command[2],4:8080," +
@@ -324,6 +379,68 @@ func TestHashGolden(t *testing.T) {
 				"10:match.user,8:www-data," +
 				"10:on_missing,4:wait,",
 			digest: "1b217efc5317d5f5ca4dc79e3518e64badd185f0142f65b1ba527e1b914469af",
+		},
+		{
+			name: "every setting",
+			p:    hashAllSet(),
+			canonical: "19:respawnd program v1," +
+				"4:name,3:api," +
+				"10:command[0],12:/usr/bin/api,10:command[1],6:--port,10:command[2],4:8080," +
+				"3:dir,8:/srv/api," +
+				"14:env.GOMAXPROCS,1:2,10:env[\"X.Y\"],1:1," +
+				"4:user,8:www-data,5:group,2:33," +
+				"14:restart.policy,10:on-failure," +
+				"23:restart.backoff.initial,9:250000000," +
+				"19:restart.backoff.max,11:90000000000," +
+				"26:restart.backoff.multiplier,3:1.5," +
+				"22:restart.backoff.jitter,1:0," +
+				"19:restart.reset_after,12:120000000000," +
+				"19:restart.limit.burst,1:3," +
+				"22:restart.limit.interval,11:10000000000," +
+				"20:restart.limit.action,7:give-up," +
+				"16:restart.oom_hold,5:false," +
+				"20:restart.oom_hold_max,12:300000000000," +
+				"16:restart.oom_loop,1:0," +
+				"11:stop.signal,1:2," +
+				"12:stop.timeout,10:1000000000," +
+				"11:output.file,16:/var/log/api.log," +
+				"15:output.max_size,10:1073741824," +
+				"16:output.max_files,2:10," +
+				"17:output.timestamps,4:true," +
+				"6:memory,0:," +
+				"10:memory.max,9:268435456," +
+				"11:memory.high,9:209715200," +
+				"15:memory.swap_max,1:0," +
+				"14:memory.recycle,0:," +
+				"20:memory.recycle.above,3:90%," +
+				"18:memory.recycle.for,1:0," +
+				"22:memory.recycle.measure,3:rss," +
+				"17:memory.warn_above,9:209715200," +
+				"5:match,0:," +
+				"10:match.comm,3:api," +
+				"9:match.exe,12:/usr/bin/api," +
+				"13:match.cmdline,4:^api," +
+				"13:match.pidfile,12:/run/api.pid," +
+				"10:match.user,8:www-data," +
+				"10:on_missing,4:wait," +
+				"6:health,0:," +
+				"11:health.http,0:," +
+				"15:health.http.url,29:http://127.0.0.1:8080/healthz," +
+				"25:health.http.expect_status,7:200-299," +
+				"27:health.http.headers.X-Probe,1:1," +
+				"10:health.tcp,0:," +
+				"18:health.tcp.address,14:127.0.0.1:5432," +
+				"11:health.exec,0:," +
+				"22:health.exec.command[0],23:/usr/local/bin/check-db," +
+				"13:health.period,10:5000000000," +
+				"14:health.timeout,10:2000000000," +
+				"15:health.failures,1:5," +
+				"20:health.startup_grace,11:30000000000," +
+				"6:notify,0:," +
+				"12:notify.ready,4:true," +
+				"20:notify.start_timeout,11:60000000000," +
+				"15:notify.watchdog,11:30000000000,",
+			digest: "68ec3ab6f0801fe23cbe8c6efd226569cae1edfc82bf9737c5fa33f537293406",
 		},
 	}
 	for _, tt := range tests {
@@ -416,7 +533,7 @@ func TestHashKeysAreYAMLPaths(t *testing.T) {
 	var walk func(path string, typ reflect.Type)
 	walk = func(path string, typ reflect.Type) {
 		switch {
-		case typ == reflect.TypeFor[Threshold]():
+		case typ == reflect.TypeFor[Threshold](), typ == reflect.TypeFor[StatusRange]():
 			// A scalar in the file, held in a struct.
 		case typ.Kind() == reflect.Struct:
 			for i := range typ.NumField() {

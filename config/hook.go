@@ -7,14 +7,17 @@ import (
 
 // ExitReasons are the reasons respawnd gives for a program's exit, exactly
 // as logs, the API and the reason label of respawnd_program_exits_total
-// write them. An on_exit hook's reasons name some of them. Do not modify.
-var ExitReasons = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "unknown"}
+// write them. An on_exit hook's reasons name some of them. health_check is
+// an instance respawnd stopped after its health check failed; watchdog is
+// one that missed its sd_notify watchdog. Do not modify.
+var ExitReasons = []string{"oom_kill", "signal", "exit_error", "exit_success", "start_failure", "memory_recycle", "health_check", "watchdog", "unknown"}
 
 // DefaultHookReasons are the exits an on_exit hook runs after when it sets
 // no reasons: every reason but exit_success (the program did its job) and
 // memory_recycle (respawnd stopped it on purpose, as memory.recycle asks).
-// Do not modify.
-var DefaultHookReasons = []string{"oom_kill", "signal", "exit_error", "start_failure", "unknown"}
+// health_check and watchdog are in: respawnd stopped the program, but
+// because it hung, which is a failure. Do not modify.
+var DefaultHookReasons = []string{"oom_kill", "signal", "exit_error", "start_failure", "health_check", "watchdog", "unknown"}
 
 // DefaultHookTimeout is an on_exit hook's timeout when the file sets none.
 const DefaultHookTimeout = 10 * time.Second

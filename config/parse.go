@@ -30,7 +30,7 @@ var (
 	hooksKeys   = []string{"on_exit"}
 	hookKeys    = []string{"command", "reasons", "timeout", "user", "group"}
 	limitsKeys  = []string{"restarts_per_second", "restart_burst", "oom_hold", "oom_hold_max"}
-	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match", "on_missing", "on_exit"}
+	programKeys = []string{"name", "command", "dir", "env", "user", "group", "restart", "stop", "output", "memory", "match", "on_missing", "on_exit", "health", "notify"}
 	restartKeys = []string{"policy", "backoff", "reset_after", "limit", "oom_hold", "oom_hold_max", "oom_loop"}
 	backoffKeys = []string{"initial", "max", "multiplier", "jitter"}
 	limitKeys   = []string{"burst", "interval", "action"}
@@ -39,6 +39,11 @@ var (
 	memoryKeys  = []string{"max", "high", "swap_max", "recycle", "warn_above"}
 	recycleKeys = []string{"above", "for", "measure"}
 	matchKeys   = []string{"comm", "exe", "cmdline", "pidfile", "user"}
+	healthKeys  = []string{"http", "tcp", "exec", "period", "timeout", "failures", "startup_grace"}
+	httpKeys    = []string{"url", "expect_status", "headers"}
+	tcpKeys     = []string{"address"}
+	execKeys    = []string{"command"}
+	notifyKeys  = []string{"ready", "start_timeout", "watchdog"}
 )
 
 // Load reads the configuration file at path and decodes it with Parse. An
@@ -533,6 +538,10 @@ func (d *decoder) decodeProgram(n *yaml.Node, field string, p *Program) {
 			d.string(val, field, (*string)(&p.OnMissing))
 		case "on_exit":
 			p.OnExit = d.decodeHook(val, field)
+		case "health":
+			p.Health = d.decodeHealth(val, field)
+		case "notify":
+			p.Notify = d.decodeNotify(val, field)
 		}
 	})
 }
@@ -579,6 +588,154 @@ func (d *decoder) decodeHook(n *yaml.Node, field string) *Hook {
 		}
 	})
 	return h
+}
+
+// present reports whether n, the value at field, is given. A null value is
+// not: it counts as left out, as if the key were not written, so the
+// default applies and "is required" rather than "must not be empty" is
+// said of it.
+func (d *decoder) present(n *yaml.Node, field string) bool {
+	if isNull(d.node(n)) {
+		delete(d.lines, field)
+		return false
+	}
+	return true
+}
+
+// decodeHealth decodes a health section. A null one is left out (nil), as
+// for on_exit; an empty mapping is kept, and refused by the validator for
+// want of a probe. Null values within it count as left out.
+func (d *decoder) decodeHealth(n *yaml.Node, field string) *Health {
+	if !d.present(n, field) {
+		return nil
+	}
+	h := DefaultHealth()
+	d.mapping(n, field, healthKeys, func(key string, val *yaml.Node, field string) {
+		if !d.present(val, field) {
+			return
+		}
+		switch key {
+		case "http":
+			h.HTTP = d.decodeHTTPProbe(val, field)
+		case "tcp":
+			t := &TCPProbe{}
+			h.TCP = t
+			d.mapping(val, field, tcpKeys, func(_ string, val *yaml.Node, field string) {
+				if d.present(val, field) {
+					d.string(val, field, &t.Address)
+				}
+			})
+		case "exec":
+			e := &ExecProbe{}
+			h.Exec = e
+			d.mapping(val, field, execKeys, func(_ string, val *yaml.Node, field string) {
+				if d.present(val, field) {
+					e.Command = []string{}
+					d.argv(val, field, &e.Command)
+				}
+			})
+		case "period":
+			d.duration(val, field, &h.Period)
+		case "timeout":
+			d.duration(val, field, &h.Timeout)
+		case "failures":
+			d.int(val, field, &h.Failures)
+		case "startup_grace":
+			d.duration(val, field, &h.StartupGrace)
+		}
+	})
+	return &h
+}
+
+// decodeHTTPProbe decodes health.http, which the caller found present.
+func (d *decoder) decodeHTTPProbe(n *yaml.Node, field string) *HTTPProbe {
+	pr := &HTTPProbe{ExpectStatus: DefaultStatusRange}
+	d.mapping(n, field, httpKeys, func(key string, val *yaml.Node, field string) {
+		if !d.present(val, field) {
+			return
+		}
+		switch key {
+		case "url":
+			d.string(val, field, &pr.URL)
+		case "expect_status":
+			d.statusRange(val, field, &pr.ExpectStatus)
+		case "headers":
+			if d.tooLong(val, field, MaxHealthHeaders, "must have at most %d headers, not %d") {
+				return
+			}
+			d.mapping(val, field, nil, func(key string, val *yaml.Node, field string) {
+				if pr.Headers == nil {
+					pr.Headers = map[string]string{}
+				}
+				var s string // null stands for the empty value
+				d.string(val, field, &s)
+				pr.Headers[key] = s
+			})
+		}
+	})
+	return pr
+}
+
+// statusRange decodes an expect_status: "200-399", "204" or 204.
+func (d *decoder) statusRange(n *yaml.Node, field string, dst *StatusRange) {
+	s, ok := d.scalar(n, field, "a status such as 204 or a range such as 200-399", "!!str", "!!int")
+	if !ok {
+		return
+	}
+	r, err := parseStatusRange(s.Value)
+	if err != nil {
+		d.fail(field, "%v", err)
+		return
+	}
+	*dst = r
+}
+
+// parseStatusRange reads an HTTP status ("204") or an inclusive range of
+// them ("200-399"), in decimal digits. It does not check the bounds; the
+// validator does, with a message that names them.
+func parseStatusRange(s string) (StatusRange, error) {
+	status := func(t string) (int, bool) {
+		// Three digits make a status; up to nine still read as a number
+		// that the validator can name in its message.
+		if t == "" || len(t) > 9 || strings.Trim(t, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.Atoi(t)
+		return n, err == nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	minStatus, ok := status(lo)
+	maxStatus := minStatus
+	if ok && isRange {
+		maxStatus, ok = status(hi)
+	}
+	if !ok {
+		return StatusRange{}, fmt.Errorf("invalid status range %q (want a status such as 204 or a range such as 200-399)", truncate(s))
+	}
+	return StatusRange{Min: minStatus, Max: maxStatus}, nil
+}
+
+// decodeNotify decodes a notify section. A null one is left out (nil); an
+// empty mapping is kept, and refused by the validator as having no effect.
+func (d *decoder) decodeNotify(n *yaml.Node, field string) *Notify {
+	if !d.present(n, field) {
+		return nil
+	}
+	nt := DefaultNotify()
+	d.mapping(n, field, notifyKeys, func(key string, val *yaml.Node, field string) {
+		if !d.present(val, field) {
+			return
+		}
+		switch key {
+		case "ready":
+			d.bool(val, field, &nt.Ready)
+		case "start_timeout":
+			d.duration(val, field, &nt.StartTimeout)
+		case "watchdog":
+			d.duration(val, field, &nt.Watchdog)
+		}
+	})
+	return &nt
 }
 
 // argv decodes a command line: a list of strings, never one string.

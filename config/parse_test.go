@@ -406,7 +406,7 @@ var parseErrorTests = []struct {
 	{"unknown nested key", withProgram("restart: {backoff: {inital: 1s}}"), []string{
 		`demo.yaml:4: programs[0].restart.backoff.inital: unknown key, did you mean "initial"?`}},
 	{"odd key quoted", withProgram(`"a b": 1`), []string{
-		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing, on_exit)`}},
+		`demo.yaml:4: programs[0]["a b"]: unknown key (known keys: name, command, dir, env, user, group, restart, stop, output, memory, match, on_missing, on_exit, health, notify)`}},
 	{"unknown match key", withProgram("match: {comm: worker, cmd_line: x}"), []string{
 		`demo.yaml:4: programs[0].match.cmd_line: unknown key, did you mean "cmdline"?`}},
 	{"unknown match key far from any", withProgram("match:", "  comm: worker", "  parent_process: init"), []string{
@@ -991,7 +991,15 @@ func TestReferenceExample(t *testing.T) {
 	// The reference shows every key, so every optional part is set
 	// somewhere.
 	var memory, output, env, dir, user, group, match, onMissing, onExit, onExitOff bool
+	var httpProbe, tcpProbe, execProbe, notifyAll bool
 	for _, p := range c.Programs {
+		if h := p.Health; h != nil {
+			httpProbe = httpProbe || h.HTTP != nil && len(h.HTTP.Headers) > 0 && h.HTTP.ExpectStatus != DefaultStatusRange &&
+				h.Period != 0 && h.Timeout != DefaultHealthTimeout && h.StartupGrace != 0
+			tcpProbe = tcpProbe || h.TCP != nil
+			execProbe = execProbe || h.Exec != nil
+		}
+		notifyAll = notifyAll || p.Notify != nil && p.Notify.Ready && p.Notify.Watchdog != 0
 		onExit = onExit || p.OnExit != nil && !p.OnExit.Off() && p.OnExit.Reasons != nil && p.OnExit.User != "" && p.OnExit.Group != ""
 		onExitOff = onExitOff || p.OnExit != nil && p.OnExit.Off()
 		match = match || p.Match != nil && p.Match.Comm != "" && p.Match.Exe != "" && p.Match.Cmdline != "" && p.Match.Pidfile != "" && p.Match.User != ""
@@ -1006,6 +1014,10 @@ func TestReferenceExample(t *testing.T) {
 	if !memory || !output || !env || !dir || !user || !group || !match || !onMissing || !onExit || !onExitOff || c.Hooks.OnExit == nil {
 		t.Errorf("reference lacks a key: memory %v, output %v, env %v, dir %v, user %v, group %v, match %v, on_missing %v, on_exit %v, on_exit off %v, hooks %v",
 			memory, output, env, dir, user, group, match, onMissing, onExit, onExitOff, c.Hooks.OnExit != nil)
+	}
+	if !httpProbe || !tcpProbe || !execProbe || !notifyAll {
+		t.Errorf("reference lacks a key: health.http with every key %v, health.tcp %v, health.exec %v, notify with ready and watchdog %v",
+			httpProbe, tcpProbe, execProbe, notifyAll)
 	}
 }
 

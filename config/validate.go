@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/units"
+	"golang.org/x/net/http/httpguts"
 )
 
 // nameRE is what a program name must match; "." and ".." are refused
@@ -222,6 +225,13 @@ func (v *validator) program(pf string, p *Program) {
 	if p.OnExit != nil {
 		v.hook(f("on_exit"), p.OnExit, true)
 	}
+	if p.Health != nil {
+		v.health(f("health"), p.Health)
+	}
+	if p.Notify != nil {
+		v.notify(f("notify"), p.Notify)
+		v.notifyEnv(f("env"), p.Env)
+	}
 }
 
 // hook checks an on_exit section. mayBeOff says that an empty command is
@@ -252,10 +262,7 @@ func (v *validator) hook(pf string, h *Hook, mayBeOff bool) {
 		}
 		return
 	}
-	v.command(cf, h.Command)
-	if a := h.Command[0]; strings.Contains(a, "/") && !filepath.IsAbs(a) {
-		v.errorf(indexField(cf, 0), "must be an absolute path or a name looked up in PATH, not the relative path %q", truncate(a))
-	}
+	v.lookedUpCommand(cf, h.Command)
 
 	rf := f("reasons")
 	switch {
@@ -285,6 +292,20 @@ func (v *validator) hook(pf string, h *Hook, mayBeOff bool) {
 	}
 	v.userName(f("user"), h.User)
 	v.userName(f("group"), h.Group)
+}
+
+// lookedUpCommand checks the command of a hook or an exec probe: a
+// program's command whose command[0] is an absolute path or a name looked up
+// in PATH, never a path relative to a directory that respawnd does not
+// promise.
+func (v *validator) lookedUpCommand(field string, argv []string) {
+	v.command(field, argv)
+	if len(argv) == 0 {
+		return
+	}
+	if a := argv[0]; strings.Contains(a, "/") && !filepath.IsAbs(a) {
+		v.errorf(indexField(field, 0), "must be an absolute path or a name looked up in PATH, not the relative path %q", truncate(a))
+	}
 }
 
 func (v *validator) output(pf string, o *Output) {
@@ -738,4 +759,246 @@ func plainKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// notifyEnv are the variables respawnd sets in a program with notify, as
+// systemd does for a service of Type=notify or with WatchdogSec=.
+var notifyEnv = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+
+// probeKeys are the keys of health that name a probe, in the order of
+// healthKeys.
+var probeKeys = []string{"http", "tcp", "exec"}
+
+func (v *validator) health(pf string, h *Health) {
+	f := func(name string) string { return childField(pf, name) }
+
+	var probes []string
+	for _, k := range probeKeys {
+		if probeSet(h, k) {
+			probes = append(probes, k)
+		}
+	}
+	badProbe := slices.ContainsFunc(probeKeys, func(k string) bool { return v.isBad(f(k)) })
+	switch {
+	case len(probes) == 0 && !badProbe:
+		v.errorf(pf, "must set one of http, tcp or exec")
+	case len(probes) > 1:
+		for _, k := range probes[1:] {
+			v.errorf(f(k), "must not be set together with %s: a health check has one probe", probes[0])
+		}
+	}
+
+	if pr := h.HTTP; pr != nil {
+		hf := f("http")
+		v.probeURL(childField(hf, "url"), pr.URL)
+		v.statusRange(childField(hf, "expect_status"), pr.ExpectStatus)
+		v.headers(childField(hf, "headers"), pr.Headers)
+	}
+	if t := h.TCP; t != nil {
+		v.tcpAddress(childField(f("tcp"), "address"), t.Address)
+	}
+	if e := h.Exec; e != nil {
+		v.lookedUpCommand(childField(f("exec"), "command"), e.Command)
+	}
+
+	period, timeout := f("period"), f("timeout")
+	okPeriod := v.durationIn(period, h.Period, MinHealthPeriod, MaxHealthPeriod)
+	switch {
+	case h.Timeout <= 0:
+		v.errorf(timeout, "must be positive, not %v", h.Timeout)
+	case h.Timeout > h.Period && okPeriod && !v.isBad(period):
+		// Blame the setting the file actually holds.
+		if v.isSet(period) && !v.isSet(timeout) {
+			v.errorf(period, "must not be less than timeout (%v): a probe may not outlast its period", h.Timeout)
+		} else {
+			v.errorf(timeout, "must not exceed period (%v): a probe may not outlast its period", h.Period)
+		}
+	}
+	v.intRange(f("failures"), h.Failures, 1, MaxHealthFailures)
+	v.durationFrom0(f("startup_grace"), h.StartupGrace, MaxStartupGrace)
+}
+
+// probeSet reports whether the probe named by key is set in h.
+func probeSet(h *Health, key string) bool {
+	switch key {
+	case "http":
+		return h.HTTP != nil
+	case "tcp":
+		return h.TCP != nil
+	case "exec":
+		return h.Exec != nil
+	}
+	return false
+}
+
+// probeURL checks an HTTP probe's URL: absolute, http or https, with a host.
+func (v *validator) probeURL(field, s string) {
+	switch {
+	case s == "" && v.isSet(field):
+		v.errorf(field, "must not be empty")
+		return
+	case s == "":
+		v.errorf(field, "is required")
+		return
+	case len(s) > MaxURLLen:
+		v.errorf(field, "must be at most %d bytes, not %d", MaxURLLen, len(s))
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		msg := err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			msg = ue.Err.Error() // without the URL, quoted in full
+		}
+		v.errorf(field, "invalid URL %q: %s", truncate(s), strings.Join(strings.Fields(msg), " "))
+		return
+	}
+	switch port := u.Port(); {
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.errorf(field, "must be an absolute http:// or https:// URL, not %q", truncate(s))
+	case u.Hostname() == "":
+		v.errorf(field, "must name a host, as in http://127.0.0.1:8080/healthz, not %q", truncate(s))
+	case port != "" && !validPort(port):
+		v.errorf(field, "port must be a number from 1 to 65535, not %q", truncate(port))
+	}
+}
+
+// statusRange checks an HTTP probe's expect_status.
+func (v *validator) statusRange(field string, r StatusRange) {
+	switch {
+	case r.Min < 100 || r.Max > 599 || r.Max < 100 || r.Min > 599:
+		v.errorf(field, "statuses must be from 100 to 599, not %s", statusText(r))
+	case r.Min > r.Max:
+		v.errorf(field, "must go from the lower status to the higher, not %s", statusText(r))
+	}
+}
+
+// statusText writes r as the file does: "204" or "200-399".
+func statusText(r StatusRange) string {
+	if r.Min == r.Max {
+		return strconv.Itoa(r.Min)
+	}
+	return strconv.Itoa(r.Min) + "-" + strconv.Itoa(r.Max)
+}
+
+// headers checks an HTTP probe's headers: names that HTTP accepts, each at
+// most once whatever its case, and values without control characters, as
+// Go's HTTP client demands (it refuses to send any other).
+func (v *validator) headers(field string, hs map[string]string) {
+	if len(hs) > MaxHealthHeaders {
+		v.errorf(field, "must have at most %d headers, not %d", MaxHealthHeaders, len(hs))
+	}
+	names := make([]string, 0, len(hs))
+	for k := range hs {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	first := map[string]string{}
+	for _, k := range names {
+		hf, val := childField(field, k), hs[k]
+		if n := len(k) + len(": ") + len(val); n > MaxHeaderLen {
+			v.errorf(hf, "must be at most %d bytes as Name: value, not %d", MaxHeaderLen, n)
+			continue
+		}
+		lower := strings.ToLower(k)
+		switch prev, dup := first[lower]; {
+		case !httpguts.ValidHeaderFieldName(k):
+			v.errorf(hf, "invalid header name %q: must be an HTTP token (letters, digits and !#$%%&'*+-.^_`|~)", truncate(k))
+			continue
+		case dup:
+			v.errorf(hf, "duplicate header: names are case-insensitive, and %q is set too", prev)
+			continue
+		}
+		first[lower] = k
+		switch {
+		case !httpguts.ValidHeaderFieldValue(val):
+			v.errorf(hf, "value must not contain control characters such as CR, LF or NUL")
+		case lower == "host" && (val == "" || !httpguts.ValidHostHeader(val)):
+			v.errorf(hf, "invalid Host %q: want host or host:port", truncate(val))
+		}
+	}
+}
+
+// tcpAddress checks a TCP probe's address: host:port with a numeric port.
+func (v *validator) tcpAddress(field, a string) {
+	switch {
+	case a == "" && v.isSet(field):
+		v.errorf(field, "must not be empty")
+		return
+	case a == "":
+		v.errorf(field, "is required")
+		return
+	case len(a) > MaxAddressLen:
+		v.errorf(field, "must be at most %d bytes, not %d", MaxAddressLen, len(a))
+		return
+	}
+	host, port, err := net.SplitHostPort(a)
+	switch {
+	case err != nil:
+		v.errorf(field, "invalid address %q: want host:port, such as 127.0.0.1:5432 or [::1]:5432", truncate(a))
+	case host == "":
+		v.errorf(field, "must name a host, as in 127.0.0.1:5432, not %q", truncate(a))
+	case !validPort(port):
+		v.errorf(field, "port must be a number from 1 to 65535, not %q", truncate(port))
+	case strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		v.errorf(field, "host must not contain spaces or control characters")
+	}
+}
+
+// validPort reports whether s is a port number from 1 to 65535, in decimal
+// digits: a service name such as "http" would be looked up at every probe.
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return false
+	}
+	n, _ := strconv.Atoi(s)
+	return n >= 1 && n <= 65535
+}
+
+func (v *validator) notify(pf string, n *Notify) {
+	rf, sf, wf := childField(pf, "ready"), childField(pf, "start_timeout"), childField(pf, "watchdog")
+	noEffect := !n.Ready && n.Watchdog == 0
+	if noEffect && !v.isBad(rf) && !v.isBad(wf) {
+		v.errorf(pf, "has no effect: set ready, watchdog or both")
+	}
+	switch {
+	case n.Ready:
+		v.durationIn(sf, n.StartTimeout, MinStartTimeout, MaxStartTimeout)
+	case noEffect || v.isBad(rf):
+		// Said of the section already, or ready could not be read.
+	case v.isSet(sf) || n.StartTimeout != 0 && n.StartTimeout != DefaultStartTimeout:
+		v.errorf(sf, "has no effect without ready: true (it bounds the wait for READY=1)")
+	}
+	switch d := n.Watchdog; {
+	case d == 0:
+	case d < MinWatchdog:
+		v.errorf(wf, "must be 0 (no watchdog) or at least %v, not %v", MinWatchdog, d)
+	case d > MaxWatchdog:
+		v.errorf(wf, "must be at most %v, not %v", MaxWatchdog, d)
+	}
+}
+
+// notifyEnv refuses, in the env of a program with notify, the variables
+// respawnd sets for it.
+func (v *validator) notifyEnv(field string, env map[string]string) {
+	for _, k := range notifyEnv {
+		if _, ok := env[k]; ok {
+			v.errorf(childField(field, k), "is reserved with notify: respawnd sets it")
+		}
+	}
+}
+
+// durationIn reports a duration outside [lo, hi], and says whether d is
+// fine.
+func (v *validator) durationIn(field string, d, lo, hi time.Duration) bool {
+	switch {
+	case d < lo:
+		v.errorf(field, "must be at least %v, not %v", lo, d)
+	case d > hi:
+		v.errorf(field, "must be at most %v, not %v", hi, d)
+	default:
+		return true
+	}
+	return false
 }

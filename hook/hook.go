@@ -19,7 +19,7 @@ const DefaultTimeout = 10 * time.Second
 // DefaultReasons are the exit reasons a hook runs after when its Spec
 // lists none: every reason but exit_success and memory_recycle, as
 // config.DefaultHookReasons.
-var DefaultReasons = []string{"oom_kill", "signal", "exit_error", "start_failure", "unknown"}
+var DefaultReasons = []string{"oom_kill", "signal", "exit_error", "start_failure", "health_check", "watchdog", "unknown"}
 
 // The results of a hook run, as passed to Config.Outcome and logged.
 const (
