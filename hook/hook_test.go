@@ -135,7 +135,7 @@ func TestReasons(t *testing.T) {
 	r.Set("default", &hook.Spec{Argv: []string{"/bin/n"}})
 	r.Set("listed", &hook.Spec{Argv: []string{"/bin/n"}, Reasons: []string{"exit_success", "memory_recycle"}})
 	wanted := map[string][]string{
-		"default": {"oom_kill", "signal", "exit_error", "start_failure", "unknown"},
+		"default": {"oom_kill", "signal", "exit_error", "start_failure", "health_check", "watchdog", "unknown"},
 		"listed":  {"exit_success", "memory_recycle"},
 	}
 	n := 0
@@ -164,8 +164,8 @@ func TestReasons(t *testing.T) {
 	}
 	// Exits of the unwanted reasons (fired last) ran nothing.
 	r.Fire(hook.Exit{Program: "listed", Reason: "exit_success"})
-	eventually(t, "the last hook", func() bool { return len(out.get()) == 8 })
-	if got := out.get(); slices.Contains(got, "none start_failure") || len(got) != 8 {
+	eventually(t, "the last hook", func() bool { return len(out.get()) == 10 })
+	if got := out.get(); slices.Contains(got, "none start_failure") || len(got) != 10 {
 		t.Errorf("outcomes %v", got)
 	}
 }
