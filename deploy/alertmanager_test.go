@@ -289,11 +289,13 @@ func TestInhibitNeedsSameProgram(t *testing.T) {
 	}
 }
 
-// TestInhibitHangBySeverity checks the two severities of
+// TestInhibitLiveness checks the two severities of
 // RespawndProgramRestartedForHang: the critical one mutes the warning one
 // and the restart alerts of the same program; the warning one mutes only
-// the failing health checks and the not-ready start it explains.
-func TestInhibitHangBySeverity(t *testing.T) {
+// the failing health checks and the not-ready start it explains. A
+// not-ready start mutes the failing checks, not the other way round, and
+// nothing mutes a foreign notify sender.
+func TestInhibitLiveness(t *testing.T) {
 	rules := loadInhibitRules(t)
 	alert := func(name, severity string) map[string]string {
 		return map[string]string{"alertname": name, "severity": severity, "job": "respawnd", "instance": "node-a", "program": "api"}
@@ -315,7 +317,10 @@ func TestInhibitHangBySeverity(t *testing.T) {
 		{[]map[string]string{warning, crashLooping}, crashLooping, false},
 		{[]map[string]string{warning, failing}, failing, true},
 		{[]map[string]string{warning, notReady}, notReady, true},
+		{[]map[string]string{notReady, failing}, failing, true},
+		{[]map[string]string{notReady, failing}, notReady, false},
 		{[]map[string]string{critical, foreign}, foreign, false},
+		{[]map[string]string{alert("RespawndProgramFatal", "critical"), foreign}, foreign, false},
 	} {
 		if got := inhibited(rules, c.firing, c.target); got != c.want {
 			t.Errorf("%s{severity=%s} muted while %d alerts fire: %v, want %v", c.target["alertname"], c.target["severity"], len(c.firing), got, c.want)
