@@ -15,8 +15,11 @@ const (
 	alertmanagerFile = "alertmanager/alertmanager.yml"
 	amtoolHint       = "Debian package prometheus-alertmanager"
 	// oomLoopProgram names the program of rules_test.yml's one-incident
-	// scenario.
+	// scenario of an OOM loop.
 	oomLoopProgram = "loop"
+	// hangLoopProgram names the program of rules_test.yml's one-incident
+	// scenario of a program restarted for hangs until respawnd gives up.
+	hangLoopProgram = "hang"
 )
 
 func TestAmtoolCheckConfig(t *testing.T) {
@@ -170,12 +173,27 @@ func inhibited(rules []compiledInhibit, firing []map[string]string, target map[s
 }
 
 // TestInhibitOneOOMLoopOnePage takes the firing set that promtool checks
-// in rules_test.yml's one-incident scenario (a program OOM-killed every
-// 30 s that respawnd then gives up on), complete because every alert is
-// listed at each of its eval_times, applies alertmanager.yml's
-// inhibit_rules and wants exactly one critical alert at each time, and no
-// other alert left about that program.
+// in rules_test.yml's one-incident scenario of an OOM loop (a program
+// OOM-killed every 30 s that respawnd then gives up on), complete because
+// every alert is listed at each of its eval_times, applies
+// alertmanager.yml's inhibit_rules and wants exactly one critical alert at
+// each time, and no other alert left about that program.
 func TestInhibitOneOOMLoopOnePage(t *testing.T) {
+	checkOneIncidentOnePage(t, oomLoopProgram)
+}
+
+// TestInhibitOneHangLoopOnePage does the same for the scenario of a
+// program that hangs again and again (failing health checks, restarted
+// for them every 2 minutes) until respawnd gives up on it.
+func TestInhibitOneHangLoopOnePage(t *testing.T) {
+	checkOneIncidentOnePage(t, hangLoopProgram)
+}
+
+// checkOneIncidentOnePage applies the inhibit_rules to the firing sets of
+// the rules_test.yml test whose input series name program, at each of its
+// eval_times, and wants one page and one alert left about program.
+func checkOneIncidentOnePage(t *testing.T, program string) {
+	t.Helper()
 	rules := loadInhibitRules(t)
 	var rt rulesTest
 	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, rulesTestFile)))
@@ -193,7 +211,7 @@ func TestInhibitOneOOMLoopOnePage(t *testing.T) {
 	for _, tc := range rt.Tests {
 		scenario := false
 		for _, s := range tc.InputSeries {
-			scenario = scenario || strings.Contains(s.Series, `program="`+oomLoopProgram+`"`)
+			scenario = scenario || strings.Contains(s.Series, `program="`+program+`"`)
 		}
 		if !scenario {
 			continue
@@ -215,12 +233,12 @@ func TestInhibitOneOOMLoopOnePage(t *testing.T) {
 			}
 		}
 		if len(listed) < 2 {
-			t.Errorf("%s: the %s scenario checks %d eval_times, want the loop and the give-up", rulesTestFile, oomLoopProgram, len(listed))
+			t.Errorf("%s: the %s scenario checks %d eval_times, want the loop and the give-up", rulesTestFile, program, len(listed))
 		}
 		for at, names := range listed {
 			for _, a := range alerts {
 				if !names[a] {
-					t.Errorf("%s: %s scenario at %s: %s not listed, so the firing set is not known to be complete", rulesTestFile, oomLoopProgram, at, a)
+					t.Errorf("%s: %s scenario at %s: %s not listed, so the firing set is not known to be complete", rulesTestFile, program, at, a)
 				}
 			}
 			var pages, loopLeft []string
@@ -231,24 +249,24 @@ func TestInhibitOneOOMLoopOnePage(t *testing.T) {
 				if l["severity"] == "critical" {
 					pages = append(pages, l["alertname"]+"{program="+l["program"]+"}")
 				}
-				if l["program"] == oomLoopProgram {
+				if l["program"] == program {
 					loopLeft = append(loopLeft, l["alertname"])
 				}
 			}
 			sort.Strings(pages)
 			if len(pages) != 1 {
-				t.Errorf("%s scenario at %s: %d pages after inhibition %v, want exactly 1", oomLoopProgram, at, len(pages), pages)
+				t.Errorf("%s scenario at %s: %d pages after inhibition %v, want exactly 1", program, at, len(pages), pages)
 			}
 			if len(loopLeft) != 1 {
-				t.Errorf("%s scenario at %s: %v left after inhibition about %s, want one alert", oomLoopProgram, at, loopLeft, oomLoopProgram)
+				t.Errorf("%s scenario at %s: %v left after inhibition about %s, want one alert", program, at, loopLeft, program)
 			}
 			if len(firing[at]) < 2 {
-				t.Errorf("%s scenario at %s: only %d alerts fire: nothing to inhibit", oomLoopProgram, at, len(firing[at]))
+				t.Errorf("%s scenario at %s: only %d alerts fire: nothing to inhibit", program, at, len(firing[at]))
 			}
 		}
 	}
 	if !found {
-		t.Fatalf("%s: no test with a program %q (the one-incident scenario)", rulesTestFile, oomLoopProgram)
+		t.Fatalf("%s: no test with a program %q (the one-incident scenario)", rulesTestFile, program)
 	}
 }
 
@@ -268,5 +286,44 @@ func TestInhibitNeedsSameProgram(t *testing.T) {
 	}
 	if inhibited(rules, firing, src) {
 		t.Error("Fatal is muted")
+	}
+}
+
+// TestInhibitLiveness checks the two severities of
+// RespawndProgramRestartedForHang: the critical one mutes the warning one
+// and the restart alerts of the same program; the warning one mutes only
+// the failing health checks and the not-ready start it explains. A
+// not-ready start mutes the failing checks, not the other way round, and
+// nothing mutes a foreign notify sender.
+func TestInhibitLiveness(t *testing.T) {
+	rules := loadInhibitRules(t)
+	alert := func(name, severity string) map[string]string {
+		return map[string]string{"alertname": name, "severity": severity, "job": "respawnd", "instance": "node-a", "program": "api"}
+	}
+	critical := alert("RespawndProgramRestartedForHang", "critical")
+	warning := alert("RespawndProgramRestartedForHang", "warning")
+	crashLooping := alert("RespawndProgramCrashLooping", "warning")
+	failing := alert("RespawndProgramFailingHealthChecks", "warning")
+	notReady := alert("RespawndProgramNotReady", "warning")
+	foreign := alert("RespawndNotifyForeignSender", "warning")
+	for _, c := range []struct {
+		firing []map[string]string
+		target map[string]string
+		want   bool
+	}{
+		{[]map[string]string{critical, warning}, warning, true},
+		{[]map[string]string{critical, warning}, critical, false},
+		{[]map[string]string{critical, crashLooping}, crashLooping, true},
+		{[]map[string]string{warning, crashLooping}, crashLooping, false},
+		{[]map[string]string{warning, failing}, failing, true},
+		{[]map[string]string{warning, notReady}, notReady, true},
+		{[]map[string]string{notReady, failing}, failing, true},
+		{[]map[string]string{notReady, failing}, notReady, false},
+		{[]map[string]string{critical, foreign}, foreign, false},
+		{[]map[string]string{alert("RespawndProgramFatal", "critical"), foreign}, foreign, false},
+	} {
+		if got := inhibited(rules, c.firing, c.target); got != c.want {
+			t.Errorf("%s{severity=%s} muted while %d alerts fire: %v, want %v", c.target["alertname"], c.target["severity"], len(c.firing), got, c.want)
+		}
 	}
 }

@@ -30,7 +30,7 @@ const contractFile = "metrics.prom"
 
 // closedLabels are labels whose values come from a fixed set: every value a
 // query matches on must appear in the contract.
-var closedLabels = []string{"reason", "state", "source", "kind", "window"}
+var closedLabels = []string{"reason", "state", "source", "kind", "window", "result"}
 
 // targetLabels are added by Prometheus to every scraped series.
 var targetLabels = []string{"job", "instance"}

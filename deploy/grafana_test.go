@@ -490,6 +490,9 @@ func TestDashboardCoversOnCall(t *testing.T) {
 		"respawnd_program_memory_recycle_bytes", "respawnd_program_memory_recycles_total",
 		"respawnd_program_memory_pressure_seconds_total", "respawnd_program_restart_held",
 		"respawnd_host_memory_available_bytes", "respawnd_host_memory_pressure_ratio",
+		"respawnd_program_health_checks_total", "respawnd_program_health_check_duration_seconds",
+		"respawnd_program_ready", "respawnd_program_watchdog_last_ping_timestamp_seconds",
+		"respawnd_notify_rejected_total", `reason=~"health_check|watchdog"`,
 		`program=~"$program"`,
 	} {
 		if !strings.Contains(all, want) {
@@ -502,21 +505,26 @@ func TestDashboardCoversOnCall(t *testing.T) {
 }
 
 // TestDashboardKnowsEveryStateAndReason checks that the Programs table
-// names every state respawnd exports and that the exits panel gives every
-// exit reason its own colour, so that a state or reason added to the
-// contract (oom_loop, memory_recycle) is not shown as a bare value.
+// names every state respawnd exports, that the exits panel gives every
+// exit reason its own colour and the health checks panel every result,
+// so that a state, reason or result added to the contract (oom_loop,
+// memory_recycle, watchdog) is not shown as a bare value.
 func TestDashboardKnowsEveryStateAndReason(t *testing.T) {
 	d := loadDashboard(t)
 	c := loadContract(t)
 	mapped := map[string]bool{}   // states with a value mapping in a table
 	coloured := map[string]bool{} // series names with a fixed colour in the exits panel
+	results := map[string]bool{}  // series names with a fixed colour in the health checks panel
 	for _, p := range allPanels(d.Panels) {
 		if p.FieldConfig == nil {
 			continue
 		}
-		exits := false
+		// The panels that show every series of a metric by the closed
+		// label alone (legend {{reason}}, {{result}}).
+		exits, checks := false, false
 		for _, tg := range p.Targets {
-			exits = exits || strings.Contains(tg.Expr, "respawnd_program_exits")
+			exits = exits || strings.Contains(tg.Expr, "respawnd_program_exits") && tg.LegendFormat == "{{reason}}"
+			checks = checks || strings.Contains(tg.Expr, "respawnd_program_health_checks_total") && tg.LegendFormat == "{{result}}"
 		}
 		for _, o := range p.FieldConfig.Overrides {
 			for _, prop := range o.Properties {
@@ -534,6 +542,8 @@ func TestDashboardKnowsEveryStateAndReason(t *testing.T) {
 					}
 				case exits && prop.ID == "color":
 					coloured[o.Matcher.Options] = true
+				case checks && prop.ID == "color":
+					results[o.Matcher.Options] = true
 				}
 			}
 		}
@@ -545,6 +555,7 @@ func TestDashboardKnowsEveryStateAndReason(t *testing.T) {
 	}{
 		{"respawnd_program_state", "state", mapped, "the Programs table has no mapping for state"},
 		{"respawnd_program_exits_total", "reason", coloured, "the exits panel has no colour for reason"},
+		{"respawnd_program_health_checks_total", "result", results, "the health checks panel has no colour for result"},
 	} {
 		values := c[want.metric][want.label]
 		if len(values) == 0 {
@@ -719,13 +730,18 @@ func TestDashboardLegendsNameTheInstance(t *testing.T) {
 	}
 }
 
-// TestDashboardUptime checks that uptime is computed only for programs that
-// have a start time: respawnd exports 0 for a program that does not run,
-// and time() - 0 reads as 56 years.
+// zeroTimestamps are the gauges that hold a time since the epoch, and 0
+// where there is none: a program that does not run has no start time, one
+// that has not pinged its watchdog yet no last ping.
+var zeroTimestamps = []string{"respawnd_program_start_time_seconds", "respawnd_program_watchdog_last_ping_timestamp_seconds"}
+
+// TestDashboardUptime checks that uptime, and the time since a watchdog
+// ping, are computed only where there is a time: respawnd exports 0
+// otherwise, and time() - 0 reads as 56 years.
 func TestDashboardUptime(t *testing.T) {
 	d := loadDashboard(t)
 	pc := newPromQLChecker(t)
-	n := 0
+	n := map[string]int{}
 	for _, tg := range dashboardTargets(d) {
 		e, err := pc.parser.ParseExpr(checkable(tg.Expr))
 		if err != nil {
@@ -733,10 +749,10 @@ func TestDashboardUptime(t *testing.T) {
 		}
 		parser.Inspect(e, func(node parser.Node, path []parser.Node) error {
 			vs, ok := node.(*parser.VectorSelector)
-			if !ok || vs.Name != "respawnd_program_start_time_seconds" {
+			if !ok || !slices.Contains(zeroTimestamps, vs.Name) {
 				return nil
 			}
-			n++
+			n[vs.Name]++
 			var parent parser.Node
 			for i := len(path) - 1; i >= 0; i-- {
 				if _, paren := path[i].(*parser.ParenExpr); !paren {
@@ -758,8 +774,10 @@ func TestDashboardUptime(t *testing.T) {
 			return nil
 		})
 	}
-	if n == 0 {
-		t.Error("no panel shows uptime")
+	for _, name := range zeroTimestamps {
+		if n[name] == 0 {
+			t.Errorf("no panel reads %s (uptime, time since the last watchdog ping)", name)
+		}
 	}
 }
 
