@@ -81,15 +81,23 @@ func (r *Recorder) NotifyRejected(program, reason string) {
 	r.live.rejected.WithLabelValues(program, reason).Inc()
 }
 
-// SetProbed starts the health check series of the named programs (those
-// with a health section) at 0. Call it after SetPrograms.
-func (r *Recorder) SetProbed(names []string) {
-	for _, n := range names {
-		if !r.known(n) {
-			continue
+// SetLiveness starts at 0 the health check series of the programs named
+// in probed (those with a health section) and the sd_notify rejection
+// series of those in notifying (with a notify section), so that alerts on
+// their increase see the first one. Call it after SetPrograms.
+func (r *Recorder) SetLiveness(probed, notifying []string) {
+	for _, n := range probed {
+		if r.known(n) {
+			for _, res := range HealthResults {
+				r.live.checks.WithLabelValues(n, res)
+			}
 		}
-		for _, res := range HealthResults {
-			r.live.checks.WithLabelValues(n, res)
+	}
+	for _, n := range notifying {
+		if r.known(n) {
+			for _, why := range NotifyRejections {
+				r.live.rejected.WithLabelValues(n, why)
+			}
 		}
 	}
 }

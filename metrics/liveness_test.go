@@ -46,7 +46,7 @@ respawnd_program_watchdog_last_ping_timestamp_seconds{program="pinging"} 1234.5
 func TestHealthCheckAndNotifyCounters(t *testing.T) {
 	rec := metrics.NewRecorder()
 	rec.SetPrograms([]string{"api", "db"})
-	rec.SetProbed([]string{"api", "gone"})
+	rec.SetLiveness([]string{"api", "gone"}, []string{"db"})
 	rec.HealthCheck("api", "failure", 30*time.Millisecond)
 	rec.HealthCheck("api", "timeout", time.Second)
 	rec.HealthCheck("api", "bogus", time.Second) // dropped
@@ -61,7 +61,11 @@ respawnd_program_health_checks_total{program="api",result="success"} 0
 respawnd_program_health_checks_total{program="api",result="timeout"} 1
 # HELP respawnd_notify_rejected_total sd_notify datagrams dropped, by reason (foreign_sender: not from the program's processes; foreign_mainpid: MAINPID outside the program; no_credentials, malformed, truncated).
 # TYPE respawnd_notify_rejected_total counter
+respawnd_notify_rejected_total{program="db",reason="foreign_mainpid"} 0
 respawnd_notify_rejected_total{program="db",reason="foreign_sender"} 1
+respawnd_notify_rejected_total{program="db",reason="malformed"} 0
+respawnd_notify_rejected_total{program="db",reason="no_credentials"} 0
+respawnd_notify_rejected_total{program="db",reason="truncated"} 0
 `
 	if err := testutil.CollectAndCompare(rec, strings.NewReader(want), "respawnd_program_health_checks_total", "respawnd_notify_rejected_total"); err != nil {
 		t.Error(err)

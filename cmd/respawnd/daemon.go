@@ -221,7 +221,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	// Named before the apply, so that the first exits of new programs are
 	// counted and the last words of removed ones are not.
 	d.rec.SetPrograms(programNames(cfg))
-	d.rec.SetProbed(probed(cfg))
+	d.rec.SetLiveness(liveNames(cfg))
 	d.outputs.set(cfg)
 	if err := d.sup.Apply(ctx, cfg); err != nil {
 		return err

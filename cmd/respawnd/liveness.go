@@ -89,15 +89,18 @@ func (lv *liveness) run(ctx context.Context, log *slog.Logger) {
 	<-done
 }
 
-// probed lists the programs of cfg with a health section.
-func probed(cfg *config.Config) []string {
-	var out []string
+// liveNames lists the programs of cfg with a health section, and those
+// with a notify section.
+func liveNames(cfg *config.Config) (probed, notifying []string) {
 	for _, p := range cfg.Programs {
 		if p.Health != nil {
-			out = append(out, p.Name)
+			probed = append(probed, p.Name)
+		}
+		if p.Notify != nil {
+			notifying = append(notifying, p.Name)
 		}
 	}
-	return out
+	return probed, notifying
 }
 
 // proberAdapter makes the health Checker the supervisor's Prober.

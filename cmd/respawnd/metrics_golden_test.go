@@ -32,13 +32,15 @@ const metricsGoldenHeader = `# The metrics respawnd exports: the contract the da
 # the recording rules are checked against (see deploy/contract_test.go).
 # Generated from a scrape of the real respawnd supervising one program with a
 # memory limit, warn_above and recycle (the _warn_bytes and _recycle_bytes
-# gauges exist only for programs that set them) on a host with cgroup v2 and
-# PSI (the memory pressure metrics); do not edit. Regenerate with:
+# gauges exist only for programs that set them), a health check and an
+# sd_notify watchdog (the health check and notify series likewise) on a host
+# with cgroup v2 and PSI (the memory pressure metrics); do not edit.
+# Regenerate with:
 #   go test ./cmd/respawnd -run MetricsGolden -update
 # Only names, types, help texts, label names and bounded label values are the
 # contract: every value is written as 0, and label values that vary from one
 # build to the next (versions, revisions, platforms) as "*". Label values that
-# come from a fixed set (reason, state, source, kind, window) are listed in full:
+# come from a fixed set (reason, result, state, source, kind, window) are listed in full:
 # queries may only match on those values. The metrics handler's own promhttp_*
 # series are left out: nothing in the deployment may depend on them.
 `
@@ -57,12 +59,16 @@ var goldenBuildLabels = []string{"branch", "goarch", "goos", "goversion", "revis
 func TestMetricsGolden(t *testing.T) {
 	testenv.RequireRoot(t, "running respawnd with a memory cgroup")
 	dir := t.TempDir()
+	// The health check probes respawnd's own listener.
+	web := freePort(t)
 	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
   - name: golden
     command: %s
     memory: {max: 64MiB, warn_above: 80%%, recycle: {above: 90%%, for: 30s}}
-`, helperCommand("sleep")))
-	d := startRespawnd(t, "--config", cfg)
+    health: {tcp: {address: "%s"}, period: 1s}
+    notify: {watchdog: 24h}
+`, helperCommand("sleep"), web))
+	d := startRespawnd(t, "--config", cfg, "--web.listen-address", web)
 	l, _ := d.waitLog(0, map[string]any{"msg": "Listening on"})
 	addr, _ := l["address"].(string)
 	l, _ = d.waitLog(0, map[string]any{"msg": "state changed", "program": "golden", "state": "running"})
