@@ -9,19 +9,19 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
-	"github.com/respawnd/respawnd/health"
+	probe "github.com/respawnd/respawnd/health"
 	"github.com/respawnd/respawnd/metrics"
-	"github.com/respawnd/respawnd/notify"
+	sdnotify "github.com/respawnd/respawnd/notify"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
 	"github.com/respawnd/respawnd/watch"
 )
 
-// liveness wires the health checks (health.Checker) and sd_notify
-// (notify.Server) into the supervisor.
+// liveness wires the health checks (probe.Checker) and sd_notify
+// (sdnotify.Server) into the supervisor.
 type liveness struct {
-	checker *health.Checker
-	server  *notify.Server // nil when sd_notify is unavailable
+	checker *probe.Checker
+	server  *sdnotify.Server // nil when sd_notify is unavailable
 	scan    *watch.Scanner
 	cgroups *cgroupsAdapter
 	rec     *metrics.Recorder
@@ -38,14 +38,14 @@ var (
 // works.
 func newLiveness(l *restart.Launcher, scan *watch.Scanner, cg *cgroupsAdapter, rec *metrics.Recorder, namespace string, logger *slog.Logger) *liveness {
 	lv := &liveness{scan: scan, cgroups: cg, rec: rec}
-	lv.checker = health.New(health.Config{
+	lv.checker = probe.New(probe.Config{
 		Launcher: l,
 		Logger:   logger,
-		Observe: func(program string, r health.Result, took time.Duration) {
+		Observe: func(program string, r probe.Result, took time.Duration) {
 			rec.HealthCheck(program, string(r), took)
 		},
 	})
-	s, err := notify.New(notify.Config{Namespace: namespace, Logger: logger.With("component", "notify"), Rejected: rec.NotifyRejected})
+	s, err := sdnotify.New(sdnotify.Config{Namespace: namespace, Logger: logger.With("component", "notify"), Rejected: rec.NotifyRejected})
 	if err != nil {
 		logger.Warn("sd_notify unavailable: programs with a notify section run without it", "err", err)
 	} else {
@@ -104,12 +104,12 @@ func liveNames(cfg *config.Config) (probed, notifying []string) {
 }
 
 // proberAdapter makes the health Checker the supervisor's Prober.
-type proberAdapter struct{ c *health.Checker }
+type proberAdapter struct{ c *probe.Checker }
 
 // Probe implements supervisor.Prober.
 func (a proberAdapter) Probe(program string, h config.Health, base restart.Command, notify func(supervisor.ProbeEvent)) func() {
-	return a.c.Watch(program, h, base, func(ev health.Event) {
-		notify(supervisor.ProbeEvent{Unhealthy: ev.Kind == health.Unhealthy, Failures: ev.Failures, Reason: ev.Reason})
+	return a.c.Watch(program, h, base, func(ev probe.Event) {
+		notify(supervisor.ProbeEvent{Unhealthy: ev.Kind == probe.Unhealthy, Failures: ev.Failures, Reason: ev.Reason})
 	})
 }
 
@@ -133,7 +133,7 @@ func (lv *liveness) Open(program string, who func() (int, string), deliver func(
 		}
 		return main > 0 && lv.scan != nil && lv.scan.Descends(pid, main)
 	}
-	addr, closeSock, err := lv.server.Open(program, member, func(m notify.Message) {
+	addr, closeSock, err := lv.server.Open(program, member, func(m sdnotify.Message) {
 		out := supervisor.NotifyMessage{
 			PID: m.PID, Time: time.Now(),
 			Ready: m.Ready, Reloading: m.Reloading, Stopping: m.Stopping,

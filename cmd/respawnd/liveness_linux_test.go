@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/respawnd/respawnd/api"
 	"github.com/respawnd/respawnd/internal/testenv"
 )
 
@@ -202,7 +203,7 @@ func TestNotifyReadyAndWatchdog(t *testing.T) {
 		"-watchdog-every", "100ms", "-watchdog-for", "3s", "-abort-file", abort)))
 	stateDir := filepath.Join(dir, "state")
 	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
-	if p := programStatus(t, stateDir, "svc"); p.State != "starting" || p.Ready {
+	if p := launched(t, d, stateDir, "svc"); p.State != "starting" || p.Ready {
 		t.Fatalf("before READY=1: %+v, want starting, not ready", p)
 	}
 	if v := scrape(t, d.addr(t))["respawnd_program_ready"][`program="svc"`]; v != 0 {
@@ -255,21 +256,15 @@ func TestNotifyForeignSenderAndSystemdNotify(t *testing.T) {
 `, strconv.Quote(script)))
 	stateDir := filepath.Join(dir, "state")
 	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
-	d.waitLog(0, map[string]any{"msg": "state changed", "program": "sh", "state": "starting"})
+	p := launched(t, d, stateDir, "sh")
 
 	// The socket's name is in the program's environment.
 	var socket string
-	deadline := time.Now().Add(30 * time.Second)
-	for socket == "" && time.Now().Before(deadline) {
-		if pid := programStatus(t, stateDir, "sh").PID; pid != 0 {
-			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-			for _, kv := range strings.Split(string(env), "\x00") {
-				if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
-					socket = v
-				}
-			}
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+			socket = v
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	if socket == "" {
 		t.Fatal("the program has no NOTIFY_SOCKET")
@@ -281,7 +276,7 @@ func TestNotifyForeignSenderAndSystemdNotify(t *testing.T) {
 	if out, err := foreign.CombinedOutput(); err != nil {
 		t.Fatalf("systemd-notify from outside: %v\n%s", err, out)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for scrape(t, d.addr(t))["respawnd_notify_rejected_total"][`program="sh",reason="foreign_sender"`] < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the foreign datagram was not counted")
@@ -298,6 +293,23 @@ func TestNotifyForeignSenderAndSystemdNotify(t *testing.T) {
 	runningPID(d, 0, "sh")
 	if p := programStatus(t, stateDir, "sh"); !p.Ready || p.Status != "up" {
 		t.Errorf("after the program's own systemd-notify: %+v, want ready, status up", p)
+	}
+}
+
+// launched waits until program's first instance was launched (it has a
+// pid, ready or not) and returns its status.
+func launched(t *testing.T, d *daemonProc, stateDir, program string) api.Program {
+	t.Helper()
+	d.waitLog(0, map[string]any{"msg": "configuration applied"})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if p := programStatus(t, stateDir, program); p.PID != 0 {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was never launched", program)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
