@@ -243,11 +243,14 @@ func (p *program) logExit(e Exit) {
 		attrs = append(attrs, "signal", e.SignalName())
 	case ReasonExitError, ReasonExitSuccess:
 		attrs = append(attrs, "exit_code", e.Code)
-	case ReasonMemoryRecycle:
+	case ReasonMemoryRecycle, ReasonHealthCheck, ReasonWatchdog:
 		if e.Signal != 0 {
 			attrs = append(attrs, "signal", e.SignalName())
 		} else {
 			attrs = append(attrs, "exit_code", e.Code)
+		}
+		if e.Err != "" {
+			attrs = append(attrs, "check", e.Err)
 		}
 	}
 	if e.Recycle {

@@ -23,7 +23,8 @@ type Exit struct {
 	Signal syscall.Signal `json:"-"`
 	// Code is the exit code for ReasonExitError and ReasonExitSuccess.
 	Code int `json:"-"`
-	// Err says what failed for ReasonStartFailure.
+	// Err says what failed for ReasonStartFailure, and what the failed
+	// check saw for ReasonHealthCheck and ReasonWatchdog.
 	Err string `json:"error,omitempty"`
 	// OOM holds the kernel's report when it is known.
 	OOM *oom.Kill `json:"oom,omitempty"`

@@ -421,10 +421,9 @@ func (p *program) checkedExit(e *Exit, started, died time.Time) {
 		return
 	}
 	if e.Reason != ReasonOOMKill {
-		e.Reason = r
-		if r == ReasonStartFailure {
-			e.Err = p.live.why
-		}
+		// The reason, and what the check saw: the failed probe's answer,
+		// the missed ping, the missing READY=1.
+		e.Reason, e.Err = r, p.live.why
 	}
 	p.live.failedStart, p.live.failedDeath = started, died
 }

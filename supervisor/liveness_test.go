@@ -132,8 +132,8 @@ func TestUnhealthyStopsGracefullyAndRestartsWithBackoff(t *testing.T) {
 		t.Errorf("unhealthy instance got %v, want its stop signal first", got)
 	}
 	ex := exitsWith(h, ReasonHealthCheck)
-	if len(ex) != 1 || ex[0].Stopped {
-		t.Fatalf("health_check exits = %+v, want one, not marked an operator's stop", ex)
+	if len(ex) != 1 || ex[0].Stopped || !strings.Contains(ex[0].Err, "refused") {
+		t.Fatalf("health_check exits = %+v, want one, not marked an operator's stop, saying what failed", ex)
 	}
 	if !slices.ContainsFunc(h.sup.Events(), func(e Event) bool {
 		return e.Kind == EventUnhealthy && strings.Contains(e.Error, "refused")

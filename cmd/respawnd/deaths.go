@@ -98,7 +98,7 @@ func (a deathsAdapter) Settled(e supervisor.Exit) {
 	case supervisor.ReasonExitError, supervisor.ReasonExitSuccess:
 		code := e.Code
 		f.ExitCode = &code
-	case supervisor.ReasonMemoryRecycle:
+	case supervisor.ReasonMemoryRecycle, supervisor.ReasonHealthCheck, supervisor.ReasonWatchdog:
 		if e.Signal == 0 {
 			code := e.Code
 			f.ExitCode = &code
