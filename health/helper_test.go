@@ -3,6 +3,8 @@ package health
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +27,8 @@ const localHelperArg = "respawnd-health-test-helper"
 //	lock DIR HOLD   append "PID" to DIR/starts; take an exclusive flock of
 //	                DIR/lock without waiting (create DIR/overlap-PID if
 //	                another probe holds it); hold it for HOLD, exit 0
+//	serve DIR       serve HTTP on 127.0.0.1 (200 "ok" to every request),
+//	                its address written to DIR/addr, until killed
 func localHelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -101,6 +105,21 @@ func runLocalHelper(mode string, args []string) error {
 			}
 		}
 		time.Sleep(hold)
+	case "serve":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		tmp := filepath.Join(arg(0), ".tmp-addr")
+		if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(arg(0), "addr")); err != nil {
+			return err
+		}
+		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		}))
 	default:
 		return errors.New("unknown mode " + mode)
 	}
