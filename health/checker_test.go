@@ -366,7 +366,7 @@ func TestNoEventsAfterStop(t *testing.T) {
 		program := fmt.Sprintf("p%d", i)
 		stop := c.Watch(program, h, restart.Command{}, func(Event) { report(program) })
 		wg.Go(func() {
-			time.Sleep(time.Duration(80+i) * time.Millisecond)
+			time.Sleep(time.Duration(60+3*i) * time.Millisecond)
 			stop()
 			stopped[i].Store(true)
 		})
