@@ -1,11 +1,14 @@
 package health
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/restart"
 )
 
@@ -184,8 +188,8 @@ func TestUnhealthyAfterFailures(t *testing.T) {
 	// The server hung from the request after the last good one; that
 	// request came a period after the last good one.
 	hang := srv.requests()[good-1]
-	if took := ev.at.Sub(hang); took < failures*period || took > (failures+1)*period+period {
-		t.Errorf("Unhealthy %s after the hang, want within [%s, %s] (+ a period of slack)", took, failures*period, (failures+1)*period)
+	if took := ev.at.Sub(hang); took < failures*period || took > (failures+1)*period+period/2 {
+		t.Errorf("Unhealthy %s after the hang, want within [%s, %s] (+ half a period of slack)", took, failures*period, (failures+1)*period)
 	}
 	want := []Result{ResultSuccess, ResultSuccess, ResultSuccess, ResultTimeout, ResultTimeout, ResultTimeout}
 	if got := rec.getResults(); !slices.Equal(got, want) {
@@ -362,7 +366,7 @@ func TestNoEventsAfterStop(t *testing.T) {
 		program := fmt.Sprintf("p%d", i)
 		stop := c.Watch(program, h, restart.Command{}, func(Event) { report(program) })
 		wg.Go(func() {
-			time.Sleep(time.Duration(80+i) * time.Millisecond)
+			time.Sleep(time.Duration(60+3*i) * time.Millisecond)
 			stop()
 			stopped[i].Store(true)
 		})
@@ -405,4 +409,51 @@ func TestNoGoroutineLeft(t *testing.T) {
 		stop()
 	}
 	end() // ends the other 25
+}
+
+func TestLogs(t *testing.T) {
+	verifyNoLeaks(t)
+	const period = 100 * time.Millisecond
+	// pass, fail, fail, pass, pass, pass, then fail for good.
+	srv := newSwitchServer(t, func(n int) int {
+		if n == 2 || n == 3 || n >= 7 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	out := &testenv.Buffer{}
+	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rec := &recorder{}
+	c, _ := startChecker(t, Config{Logger: logger}, rec)
+	h := config.Health{HTTP: &config.HTTPProbe{URL: srv.URL}, Period: period, Timeout: period, Failures: 3}
+	t.Cleanup(c.Watch("prog", h, restart.Command{}, rec.notify))
+	eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
+
+	type record struct {
+		Level, Msg, Component, Program, Probe, Result, Reason string
+		Consecutive, Failures, FailedBefore                   int
+	}
+	var got []record
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		num := func(k string) int { f, _ := m[k].(float64); return int(f) }
+		got = append(got, record{str("level"), str("msg"), str("component"), str("program"), str("probe"), str("result"), str("reason"),
+			num("consecutive"), num("failures"), num("failed_before")})
+	}
+	status := "GET " + srv.URL + ": status 500"
+	want := []record{
+		{"WARN", "health check failed", "health", "prog", "http", "failure", status, 1, 3, 0},
+		{"WARN", "health check failed", "health", "prog", "http", "failure", status, 2, 3, 0},
+		{"INFO", "health check passed again", "health", "prog", "http", "", "", 0, 0, 2},
+		{"WARN", "health check failed", "health", "prog", "http", "failure", status, 1, 3, 0},
+		{"WARN", "health check failed", "health", "prog", "http", "failure", status, 2, 3, 0},
+		{"WARN", "health check failed", "health", "prog", "http", "failure", status, 3, 3, 0},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("logs:\n%+v\nwant\n%+v", got, want)
+	}
 }

@@ -3,8 +3,11 @@ package health
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -25,6 +28,12 @@ const localHelperArg = "respawnd-health-test-helper"
 //	lock DIR HOLD   append "PID" to DIR/starts; take an exclusive flock of
 //	                DIR/lock without waiting (create DIR/overlap-PID if
 //	                another probe holds it); hold it for HOLD, exit 0
+//	whoami UID GID DIR KEY=VALUE
+//	                exit 0 if the process runs as UID and GID in DIR with
+//	                KEY=VALUE and without NOTIFY_SOCKET in its environment;
+//	                otherwise say what differs and exit 1
+//	serve DIR       serve HTTP on 127.0.0.1 (200 "ok" to every request),
+//	                its address written to DIR/addr, until killed
 func localHelperArgv(mode string, args ...string) []string {
 	exe, err := os.Executable()
 	if err != nil {
@@ -101,6 +110,29 @@ func runLocalHelper(mode string, args []string) error {
 			}
 		}
 		time.Sleep(hold)
+	case "whoami":
+		wd, _ := os.Getwd()
+		got := fmt.Sprintf("%d %d %s %v %v", os.Getuid(), os.Getgid(), wd,
+			slices.Contains(os.Environ(), arg(3)), os.Getenv("NOTIFY_SOCKET") != "")
+		if want := fmt.Sprintf("%s %s %s true false", arg(0), arg(1), arg(2)); got != want {
+			fmt.Fprintf(os.Stderr, "got %s, want %s\n", got, want)
+			os.Exit(1)
+		}
+	case "serve":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		tmp := filepath.Join(arg(0), ".tmp-addr")
+		if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(arg(0), "addr")); err != nil {
+			return err
+		}
+		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		}))
 	default:
 		return errors.New("unknown mode " + mode)
 	}

@@ -2,7 +2,9 @@ package health
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -230,4 +232,31 @@ func killLocalHelper(pid int) {
 		args := strings.Split(string(b), "\x00")
 		return len(args) >= 2 && args[1] == localHelperArg
 	})
+}
+
+func TestExecProbeRunsAsTheProgram(t *testing.T) {
+	testenv.RequireRoot(t, "exec probes as another user")
+	verifyNoLeaks(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		testenv.Skip(t, "no user nobody: %v", err)
+	}
+	exe, dir := testenv.ExeForOthers(t, "probe")
+	l, _ := newLauncher(t)
+	base := restart.Command{Name: "prog", User: "nobody", Dir: dir, Env: []string{"APP=1", "NOTIFY_SOCKET=/run/notify"}}
+	run := func(uid string) (Result, string) {
+		argv := localHelperArgv("whoami", uid, nobody.Gid, dir, "APP=1")
+		argv[0] = exe
+		ep := newExecProbe(l, "prog", &config.ExecProbe{Command: argv}, base)
+		r, reason, _ := ep.run(context.Background(), 10*time.Second, &watch{})
+		return r, reason
+	}
+	if r, reason := run(nobody.Uid); r != ResultSuccess {
+		t.Errorf("probe = %s %q, want success as nobody in %s", r, reason, dir)
+	}
+	// The check can fail: expecting root's uid.
+	want := fmt.Sprintf(`exit status 1; last output: "got %s %s %s true false, want 0 %s %s true false"`, nobody.Uid, nobody.Gid, dir, nobody.Gid, dir)
+	if r, reason := run("0"); r != ResultFailure || reason != want {
+		t.Errorf("probe = %s %q, want failure %q", r, reason, want)
+	}
 }
