@@ -116,7 +116,7 @@ type Event struct {
 	// Comm is the process name, when the kernel reported it.
 	Comm string `json:"comm"`
 	// Reason is one of oom_kill, signal, exit_error, exit_success,
-	// start_failure, memory_recycle, unknown for an exit or an OOM kill;
+	// start_failure, memory_recycle, health_check, watchdog, unknown for an exit or an OOM kill;
 	// for a memory watchdog event it is its Kind.
 	Reason string `json:"reason"`
 	// Kind is set for memory watchdog events: memory_warn,

@@ -317,3 +317,38 @@ func TestNotifySocketClosedWithTheProgram(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Probes stop the moment a stop begins, not when the instance is gone: a
+// program slow to stop is not probed (nor restarted for it) meanwhile.
+func TestProbesStopWhenTheStopBegins(t *testing.T) {
+	pr := &fakeProber{}
+	h := newHarness(t, func(c *Config) { c.Prober = pr })
+	h.launcher.obeyStop = false
+	h.apply(prog("p", probed))
+	running(h, "p")
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("p", StateStopping)
+	h.sync()
+	if n := pr.live(); n != 0 {
+		t.Errorf("%d probe watches run on a stopping program", n)
+	}
+}
+
+// A program whose restart policy is never stays down after a failed check.
+func TestUnhealthyWithPolicyNeverStaysDown(t *testing.T) {
+	pr := &fakeProber{}
+	h := newHarness(t, func(c *Config) { c.Prober = pr })
+	h.apply(prog("p", probed, func(p *config.Program) { p.Restart.Policy = config.PolicyNever }))
+	running(h, "p")
+	pr.last(t).notify(ProbeEvent{Unhealthy: true, Failures: 3})
+	h.waitState("p", StateExited)
+	h.sync()
+	if n := h.launcher.started(); n != 1 {
+		t.Errorf("started %d times, want once", n)
+	}
+	if ex := exitsWith(h, ReasonHealthCheck); len(ex) != 1 {
+		t.Errorf("health_check exits = %+v, want one", ex)
+	}
+}

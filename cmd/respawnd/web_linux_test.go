@@ -147,29 +147,35 @@ func TestMetricsAfterRealDeaths(t *testing.T) {
 	}
 	p.waitProgram(t, "sleeper", func(pr api.Program) bool { return pr.Restarts == 1 && pr.State == "running" })
 	want := `
-# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, unknown).
+# HELP respawnd_program_exits_total Exits of a program's main process, by final reason (oom_kill, signal, exit_error, exit_success, start_failure, memory_recycle, health_check, watchdog, unknown).
 # TYPE respawnd_program_exits_total counter
 respawnd_program_exits_total{program="failer",reason="exit_error"} 1
 respawnd_program_exits_total{program="failer",reason="exit_success"} 0
+respawnd_program_exits_total{program="failer",reason="health_check"} 0
 respawnd_program_exits_total{program="failer",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="failer",reason="oom_kill"} 0
 respawnd_program_exits_total{program="failer",reason="signal"} 0
 respawnd_program_exits_total{program="failer",reason="start_failure"} 0
 respawnd_program_exits_total{program="failer",reason="unknown"} 0
+respawnd_program_exits_total{program="failer",reason="watchdog"} 0
 respawnd_program_exits_total{program="hog",reason="exit_error"} 0
 respawnd_program_exits_total{program="hog",reason="exit_success"} 0
+respawnd_program_exits_total{program="hog",reason="health_check"} 0
 respawnd_program_exits_total{program="hog",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="hog",reason="oom_kill"} 1
 respawnd_program_exits_total{program="hog",reason="signal"} 0
 respawnd_program_exits_total{program="hog",reason="start_failure"} 0
 respawnd_program_exits_total{program="hog",reason="unknown"} 0
+respawnd_program_exits_total{program="hog",reason="watchdog"} 0
 respawnd_program_exits_total{program="sleeper",reason="exit_error"} 0
 respawnd_program_exits_total{program="sleeper",reason="exit_success"} 0
+respawnd_program_exits_total{program="sleeper",reason="health_check"} 0
 respawnd_program_exits_total{program="sleeper",reason="memory_recycle"} 0
 respawnd_program_exits_total{program="sleeper",reason="oom_kill"} 0
 respawnd_program_exits_total{program="sleeper",reason="signal"} 1
 respawnd_program_exits_total{program="sleeper",reason="start_failure"} 0
 respawnd_program_exits_total{program="sleeper",reason="unknown"} 0
+respawnd_program_exits_total{program="sleeper",reason="watchdog"} 0
 # HELP respawnd_program_oom_kills_total OOM kills of a program's processes, workers included.
 # TYPE respawnd_program_oom_kills_total counter
 respawnd_program_oom_kills_total{program="failer"} 0
@@ -180,7 +186,7 @@ respawnd_program_oom_kills_total{program="sleeper"} 0
 respawnd_program_restarts_total{program="failer"} 0
 respawnd_program_restarts_total{program="hog"} 0
 respawnd_program_restarts_total{program="sleeper"} 1
-# HELP respawnd_program_up Whether the program's main process is running (1) or not (0).
+# HELP respawnd_program_up Whether the program's main process is running and ready (1) or not (0); a program with a health check or notify.ready is ready once it passed a check or sent READY=1.
 # TYPE respawnd_program_up gauge
 respawnd_program_up{program="failer"} 0
 respawnd_program_up{program="hog"} 0
