@@ -176,6 +176,13 @@ func (p *program) beginStop(after afterStop) {
 	if err := p.proc.Signal(sig); err != nil && !errors.Is(err, restart.ErrProcessDone) {
 		p.log.Warn("sending stop signal", "err", err)
 	}
+	// A stopped process (SIGSTOP, a debugger's) acts on its stop signal
+	// only once it runs again: SIGCONT follows, as systemd sends it, so a
+	// hung program stopped that way exits now rather than at the timeout.
+	cont := sig != syscall.SIGKILL && sig != syscall.SIGCONT
+	if cont {
+		_ = p.proc.Signal(syscall.SIGCONT)
+	}
 	p.stop.timer = p.s.clock.After(timeout)
 	if p.group != nil {
 		// Processes that left the process group (setsid) are still in the
@@ -183,6 +190,9 @@ func (p *program) beginStop(after afterStop) {
 		// once the cgroup is empty.
 		if err := p.group.Signal(sig); err != nil {
 			p.log.Warn("sending stop signal to the cgroup", "err", err)
+		}
+		if cont {
+			_ = p.group.Signal(syscall.SIGCONT)
 		}
 		// Buffered: the drain never waits on the loop, which stays in
 		// stopping (and so receives) until the drain is in.

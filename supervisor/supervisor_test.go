@@ -452,8 +452,8 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 	h.clock.Advance(3 * time.Second)
 	h.waitState("p", StateStopped)
 	h.sync()
-	if got := proc.gotSignals(); len(got) < 2 || !slices.Equal(got[:2], []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) {
-		t.Errorf("signals %v, want SIGTERM then SIGKILL", got)
+	if got := proc.gotSignals(); len(got) < 3 || !slices.Equal(got[:3], []syscall.Signal{syscall.SIGTERM, syscall.SIGCONT, syscall.SIGKILL}) {
+		t.Errorf("signals %v, want SIGTERM, SIGCONT (for a stopped process) then SIGKILL", got)
 	}
 	if n := h.launcher.started(); n != 1 {
 		t.Errorf("a stopped program restarted (%d starts)", n)

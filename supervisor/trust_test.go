@@ -166,8 +166,8 @@ func TestStopWaitsForCgroupToEmpty(t *testing.T) {
 		t.Fatalf("state %v with processes left in the cgroup, want stopping", s)
 	}
 	g := cg.group("p")
-	if sigs := g.gotSignals(); !slices.Equal(sigs, []syscall.Signal{syscall.SIGTERM}) {
-		t.Errorf("cgroup got %v, want the stop signal once", sigs)
+	if sigs := g.gotSignals(); !slices.Equal(sigs, []syscall.Signal{syscall.SIGTERM, syscall.SIGCONT}) {
+		t.Errorf("cgroup got %v, want the stop signal once, then SIGCONT", sigs)
 	}
 	drain <- nil
 	h.waitState("p", StateStopped)
@@ -193,7 +193,7 @@ func TestStopLingersWithoutCgroup(t *testing.T) {
 	if !slices.Equal(l.lingers, []time.Duration{7 * time.Second}) {
 		t.Errorf("lingers %v, want the stop timeout once", l.lingers)
 	}
-	if want := []string{"linger 7s", "signal terminated"}; !slices.Equal(l.calls, want) {
+	if want := []string{"linger 7s", "signal terminated", "signal continued"}; !slices.Equal(l.calls, want) {
 		t.Errorf("calls %q, want %q", l.calls, want)
 	}
 }
