@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,17 +49,7 @@ func notifyprog(t *testing.T) string {
 	return p
 }
 
-// freePort returns a local TCP address nothing listens on (now).
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+
 
 func quoteArgs(argv ...string) string {
 	q := make([]string, len(argv))
@@ -96,7 +85,7 @@ func TestHealthCheckRestartsHungProgram(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			addr := freePort(t)
+			addr := freeAddr(t)
 			argv := append([]string{notifyprog(t), "-http", addr}, tc.flags...)
 			cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
   - name: web
@@ -154,7 +143,7 @@ func TestHealthCheckRestartsHungProgram(t *testing.T) {
 func TestHealthCheckStartupGrace(t *testing.T) {
 	testenv.RequireRoot(t, "supervising real programs")
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr := freeAddr(t)
 	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
   - name: slow
     command: %s

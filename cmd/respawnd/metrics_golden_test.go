@@ -60,7 +60,7 @@ func TestMetricsGolden(t *testing.T) {
 	testenv.RequireRoot(t, "running respawnd with a memory cgroup")
 	dir := t.TempDir()
 	// The health check probes respawnd's own listener.
-	web := freePort(t)
+	web := freeAddr(t)
 	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
   - name: golden
     command: %s
