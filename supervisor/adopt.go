@@ -101,7 +101,7 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 		}
 		p.setMember(p.pid, cgroup)
 	}
-	p.watchLiveness(true)
+	p.watchLiveness(how)
 	p.setState(StateRunning)
 	p.hostBaseOK = false
 	// Without a cgroup of its own to decide (see gather), the host's

@@ -197,9 +197,13 @@ func (p *program) launchedState() State {
 	return StateRunning
 }
 
-// watchLiveness begins the checks of the instance just started (adopted
-// says respawnd took it over running: it counts as ready).
-func (p *program) watchLiveness(adopted bool) {
+// watchLiveness begins the checks of the instance just started, or of one
+// adopted running (how says how it was found): an adopted instance counts
+// as ready, and its watchdog runs only if respawnd started it, in an
+// earlier life, with the same NOTIFY_SOCKET; a process found by match may
+// never have had one.
+func (p *program) watchLiveness(how string) {
+	adopted := how != ""
 	p.unwatchLiveness()
 	l := &p.live
 	l.ready, l.reloading, l.stoppingN, l.status, l.errno, l.notifyMain = false, false, false, "", 0, 0
@@ -209,10 +213,13 @@ func (p *program) watchLiveness(adopted bool) {
 	// instance, or a first passing health check.
 	l.ready = true
 	if n := p.spec.Notify; n != nil && l.closeSock != nil {
-		if n.Ready && !adopted {
+		switch {
+		case n.Ready && !adopted:
 			l.ready = false
 			l.readyDeadline = now.Add(n.StartTimeout)
-		} else {
+		case how == "match" && n.Watchdog > 0:
+			p.log.Warn("adopted by match, without a NOTIFY_SOCKET of respawnd's: its watchdog starts with its next start", "pid", p.pid)
+		default:
 			l.armWatchdog(n.Watchdog, now)
 		}
 	}

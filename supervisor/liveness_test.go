@@ -352,3 +352,34 @@ func TestUnhealthyWithPolicyNeverStaysDown(t *testing.T) {
 		t.Errorf("health_check exits = %+v, want one", ex)
 	}
 }
+
+// An instance adopted from respawnd's earlier life counts as ready and
+// keeps its watchdog (it has the same NOTIFY_SOCKET); one found by match
+// may never have had a NOTIFY_SOCKET: its watchdog waits for its next
+// start, rather than kill a program that cannot ping.
+func TestAdoptedNotifyPrograms(t *testing.T) {
+	clock := newFakeClock()
+	src := newFakeSource(clock)
+	mine := src.run(555, 42, "api")
+	found := src.run(600, 20, "worker")
+	nf := newFakeNotifier()
+	api := prog("api", notifying(true, 10*time.Second))
+	h := newHarness(t, withSource(src, map[string]Instance{"api": {Program: "api", PID: 555, StartTime: 42, ConfigHash: api.Hash(), Generation: 7, Child: true}}),
+		func(c *Config) { c.Notifier = nf; c.Clock = clock })
+	h.clock = clock
+	h.apply(api, prog("w", notifying(true, 10*time.Second), func(p *config.Program) { p.Match = &config.Match{Comm: "worker"} }))
+	for _, name := range []string{"api", "w"} {
+		if st := h.waitState(name, StateRunning); !st.Ready {
+			t.Errorf("adopted %s: %+v, want running and ready", name, st)
+		}
+	}
+	h.sync()
+	waitReceived(t, h.clock.fire(11*time.Second))
+	h.sync()
+	if got := mine.gotSignals(); len(got) == 0 || got[0] != syscall.SIGABRT {
+		t.Errorf("silent instance of respawnd's earlier life got %v, want SIGABRT", got)
+	}
+	if got := found.gotSignals(); len(got) != 0 {
+		t.Errorf("instance adopted by match got %v; it never had a NOTIFY_SOCKET", got)
+	}
+}

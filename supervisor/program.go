@@ -451,7 +451,7 @@ func (p *program) start() {
 		p.s.rec.Restarted(p.name, p.latency)
 		p.lastDeath = time.Time{}
 	}
-	p.watchLiveness(false)
+	p.watchLiveness("")
 	p.setState(p.launchedState())
 	p.s.stateChanged()
 	p.watchMemory()
