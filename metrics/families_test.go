@@ -263,7 +263,7 @@ respawnd_program_restart_held{program="web"} 1
 # TYPE respawnd_program_up gauge
 respawnd_program_up{program="api"} 1
 respawnd_program_up{program="web"} 0
-# HELP respawnd_restart_duration_seconds Time from a program's death being detected to its new process running; a program's series appear with its first restart.
+# HELP respawnd_restart_duration_seconds Time from a program's death being detected to its new process running, less the wait on purpose (backoff, restart bucket, memory hold) that respawnd_restart_wait_seconds counts; a program's series appear with its first restart.
 # TYPE respawnd_restart_duration_seconds histogram
 respawnd_restart_duration_seconds_bucket{program="api",le="0.001"} 1
 respawnd_restart_duration_seconds_bucket{program="api",le="0.003"} 1

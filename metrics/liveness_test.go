@@ -79,3 +79,32 @@ respawnd_notify_rejected_total{program="db",reason="truncated"} 0
 		t.Errorf("%d health series left after api was removed", n)
 	}
 }
+
+func TestRestartWait(t *testing.T) {
+	rec := metrics.NewRecorder()
+	rec.SetPrograms([]string{"api"})
+	rec.RestartWaited("api", 0)
+	rec.RestartWaited("api", 45*time.Second)
+	rec.RestartWaited("gone", time.Second)
+	want := `
+# HELP respawnd_restart_wait_seconds Time a program waited on purpose between a death and its restart: the crash backoff, a token of the global restart bucket, a hold until the host's memory recovered; 0 for a restart at once. A program's series appear with its first restart.
+# TYPE respawnd_restart_wait_seconds histogram
+respawnd_restart_wait_seconds_bucket{program="api",le="0"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="0.1"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="0.3"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="1"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="3"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="10"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="30"} 1
+respawnd_restart_wait_seconds_bucket{program="api",le="100"} 2
+respawnd_restart_wait_seconds_bucket{program="api",le="300"} 2
+respawnd_restart_wait_seconds_bucket{program="api",le="1000"} 2
+respawnd_restart_wait_seconds_bucket{program="api",le="3600"} 2
+respawnd_restart_wait_seconds_bucket{program="api",le="+Inf"} 2
+respawnd_restart_wait_seconds_sum{program="api"} 45
+respawnd_restart_wait_seconds_count{program="api"} 2
+`
+	if err := testutil.CollectAndCompare(rec, strings.NewReader(want), "respawnd_restart_wait_seconds"); err != nil {
+		t.Error(err)
+	}
+}

@@ -93,7 +93,7 @@ func newOldRecorder() *oldRecorder {
 		restartLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: oldNamespace,
 			Name:      "restart_duration_seconds",
-			Help:      "Time from a program's death being detected to its new process running; a program's series appear with its first restart.",
+			Help:      "Time from a program's death being detected to its new process running, less the wait on purpose (backoff, restart bucket, memory hold) that respawnd_restart_wait_seconds counts; a program's series appear with its first restart.",
 			Buckets:   oldRestartBuckets,
 		}, []string{"program"}),
 		hostOOMKills: prometheus.NewCounter(prometheus.CounterOpts{

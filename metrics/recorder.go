@@ -38,7 +38,7 @@ var (
 		"Restarts of a program after an exit.",
 		dto.MetricType_COUNTER, "program")
 	restartLatencyFamily = newFamily("restart_duration_seconds",
-		"Time from a program's death being detected to its new process running; a program's series appear with its first restart.",
+		"Time from a program's death being detected to its new process running, less the wait on purpose (backoff, restart bucket, memory hold) that respawnd_restart_wait_seconds counts; a program's series appear with its first restart.",
 		dto.MetricType_HISTOGRAM, "program")
 	recyclesFamily = newFamily("program_memory_recycles_total",
 		"Graceful restarts of a program because its memory stayed above its recycle threshold (memory.recycle).",
@@ -76,7 +76,7 @@ type Recorder struct {
 	// sorted is programs in name order; nil when it must be rebuilt.
 	sorted []*programCounters
 
-	live liveness
+	live vecs
 }
 
 // programCounters are one program's event series. They are guarded by the
@@ -128,7 +128,7 @@ func init() {
 // NewRecorder returns a Recorder. Export it with NewRegistry, or register
 // it with a prometheus.Registerer.
 func NewRecorder() *Recorder {
-	return &Recorder{programs: map[string]*programCounters{}, live: newLiveness()}
+	return &Recorder{programs: map[string]*programCounters{}, live: newVecs()}
 }
 
 // Describe implements prometheus.Collector.

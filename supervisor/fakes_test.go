@@ -367,16 +367,24 @@ type fakeRecorder struct {
 	mu       sync.Mutex
 	exits    []Exit
 	restarts int
-	kills    map[string]int
+	// latencies and waits are those of each restart, in order.
+	latencies, waits []time.Duration
+	kills            map[string]int
 	loops    int
 }
 
 func (r *fakeRecorder) RecycleLoop(string) { r.mu.Lock(); r.loops++; r.mu.Unlock() }
 
 func (r *fakeRecorder) Exited(e Exit) { r.mu.Lock(); r.exits = append(r.exits, e); r.mu.Unlock() }
-func (r *fakeRecorder) Restarted(string, time.Duration) {
+func (r *fakeRecorder) Restarted(_ string, latency time.Duration) {
 	r.mu.Lock()
 	r.restarts++
+	r.latencies = append(r.latencies, latency)
+	r.mu.Unlock()
+}
+func (r *fakeRecorder) RestartWaited(_ string, wait time.Duration) {
+	r.mu.Lock()
+	r.waits = append(r.waits, wait)
 	r.mu.Unlock()
 }
 func (r *fakeRecorder) OOMKill(program string, _ oom.Kill) {

@@ -87,8 +87,12 @@ type Recorder interface {
 	// Exited is called once per exit, when its reason is final.
 	Exited(e Exit)
 	// Restarted is called after a restart with the time from death noticed
-	// to the new process running.
+	// to the new process running, less the wait on purpose.
 	Restarted(program string, latency time.Duration)
+	// RestartWaited is called after each restart with how long the program
+	// waited on purpose before it (backoff, the restart bucket, a hold
+	// for memory), 0 for a restart at once; latency excludes it.
+	RestartWaited(program string, wait time.Duration)
 	// OOMKill is called once per OOM kill: program is "" for a process
 	// that belongs to no program.
 	OOMKill(program string, k oom.Kill)
@@ -125,7 +129,8 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 type nopRecorder struct{}
 
 func (nopRecorder) Exited(Exit)                     {}
-func (nopRecorder) Restarted(string, time.Duration) {}
+func (nopRecorder) Restarted(string, time.Duration)     {}
+func (nopRecorder) RestartWaited(string, time.Duration) {}
 func (nopRecorder) OOMKill(string, oom.Kill)        {}
 func (nopRecorder) RecycleLoop(string)              {}
 

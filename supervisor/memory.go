@@ -287,6 +287,7 @@ func (p *program) onReleased(timedOut bool) {
 	held := p.s.clock.Now().Sub(p.mem.heldSince)
 	p.log.Info("held restart released", "held", held.Round(time.Millisecond).String(), "timed_out", timedOut)
 	p.s.events.add(Event{Time: p.s.clock.Now(), Program: p.name, Kind: EventReleased, Error: timeoutNote(timedOut)})
+	p.waitEnd = p.s.clock.Now() // a backoff still due moves it on
 	p.schedule(max(0, p.mem.holdDelay-held))
 }
 

@@ -72,7 +72,11 @@ type program struct {
 	started   time.Time
 	restarts  uint64
 	lastDeath time.Time
-	latency   time.Duration // death to running, for the latest restart
+	latency   time.Duration // death to running, less the wait, for the latest restart
+	// waitEnd is when the wait on purpose before the next start ended (a
+	// backoff timer, a restart bucket token, a hold released); zero when
+	// the start follows the death at once.
+	waitEnd time.Time
 
 	group     Group
 	ledger    ledger
@@ -447,10 +451,18 @@ func (p *program) start() {
 	p.latency = 0
 	if !p.lastDeath.IsZero() {
 		p.restarts++
-		p.latency = p.started.Sub(p.lastDeath)
+		// The latency is respawnd's own: from the death, or from the end
+		// of a deliberate wait, to the new process.
+		from := p.lastDeath
+		if p.waitEnd.After(from) {
+			from = p.waitEnd
+		}
+		p.latency = p.started.Sub(from)
 		p.s.rec.Restarted(p.name, p.latency)
+		p.s.rec.RestartWaited(p.name, from.Sub(p.lastDeath))
 		p.lastDeath = time.Time{}
 	}
+	p.waitEnd = time.Time{}
 	p.watchLiveness("")
 	p.setState(p.launchedState())
 	p.s.stateChanged()
@@ -517,6 +529,7 @@ func (p *program) onTimer() {
 		}
 	}
 	p.reserved, p.cancelRes = false, nil
+	p.waitEnd = p.s.clock.Now()
 	p.setState(StateStarting)
 	p.start()
 }

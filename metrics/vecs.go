@@ -19,17 +19,28 @@ var HealthResults = []string{"success", "failure", "timeout"}
 // respawnd_notify_rejected_total: why an sd_notify datagram was dropped.
 var NotifyRejections = []string{"foreign_sender", "foreign_mainpid", "no_credentials", "malformed", "truncated"}
 
-// liveness holds the series of health checks and sd_notify, kept with
-// client_golang's vectors: they are few (programs with checks only) and
-// change at probe rate, not at scrape rate.
-type liveness struct {
+// RestartWaitBuckets are the buckets of respawnd_restart_wait_seconds: from
+// 0 (a restart at once) to an hour, past the default backoff.max (30s) and
+// oom_hold_max (2m); longer configured waits land in +Inf.
+var RestartWaitBuckets = []float64{0, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3600}
+
+// vecs holds the series kept with client_golang's vectors: health checks,
+// sd_notify and restart waits. They are few (programs with checks, programs
+// that restarted) and change at event rate, not at scrape rate.
+type vecs struct {
 	checks   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	rejected *prometheus.CounterVec
+	wait     *prometheus.HistogramVec
 }
 
-func newLiveness() liveness {
-	return liveness{
+func newVecs() vecs {
+	return vecs{
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "restart_wait_seconds",
+			Help:    "Time a program waited on purpose between a death and its restart: the crash backoff, a token of the global restart bucket, a hold until the host's memory recovered; 0 for a restart at once. A program's series appear with its first restart.",
+			Buckets: RestartWaitBuckets,
+		}, []string{"program"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "program_health_checks_total",
 			Help: "Health checks of a program, by result (success, failure, timeout); the series of a program with a health section start at 0.",
@@ -46,16 +57,25 @@ func newLiveness() liveness {
 	}
 }
 
-func (l liveness) collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.checks, l.duration, l.rejected}
+func (l vecs) collectors() []prometheus.Collector {
+	return []prometheus.Collector{l.checks, l.duration, l.rejected, l.wait}
 }
 
 // forget deletes a removed program's series.
-func (l liveness) forget(program string) {
+func (l vecs) forget(program string) {
 	m := prometheus.Labels{"program": program}
 	l.checks.DeletePartialMatch(m)
 	l.duration.DeletePartialMatch(m)
 	l.rejected.DeletePartialMatch(m)
+	l.wait.DeletePartialMatch(m)
+}
+
+// RestartWaited observes how long program waited on purpose before a
+// restart (see RestartWaitBuckets).
+func (r *Recorder) RestartWaited(program string, wait time.Duration) {
+	if r.known(program) {
+		r.live.wait.WithLabelValues(program).Observe(max(0, wait.Seconds()))
+	}
 }
 
 // HealthCheck counts one health check of program with result (one of
