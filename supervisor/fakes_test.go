@@ -370,7 +370,7 @@ type fakeRecorder struct {
 	// latencies and waits are those of each restart, in order.
 	latencies, waits []time.Duration
 	kills            map[string]int
-	loops    int
+	loops            int
 }
 
 func (r *fakeRecorder) RecycleLoop(string) { r.mu.Lock(); r.loops++; r.mu.Unlock() }

@@ -128,11 +128,11 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 type nopRecorder struct{}
 
-func (nopRecorder) Exited(Exit)                     {}
+func (nopRecorder) Exited(Exit)                         {}
 func (nopRecorder) Restarted(string, time.Duration)     {}
 func (nopRecorder) RestartWaited(string, time.Duration) {}
-func (nopRecorder) OOMKill(string, oom.Kill)        {}
-func (nopRecorder) RecycleLoop(string)              {}
+func (nopRecorder) OOMKill(string, oom.Kill)            {}
+func (nopRecorder) RecycleLoop(string)                  {}
 
 type nopDeaths struct{}
 

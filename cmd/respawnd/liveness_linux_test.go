@@ -49,8 +49,6 @@ func notifyprog(t *testing.T) string {
 	return p
 }
 
-
-
 func quoteArgs(argv ...string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
