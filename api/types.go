@@ -64,6 +64,11 @@ type Program struct {
 	Status string `json:"status,omitempty"`
 	// NotifyMainPID is the last MAINPID= the program reported.
 	NotifyMainPID int `json:"notify_main_pid,omitempty"`
+	// NotifyState is "reloading" (RELOADING=1 until READY=1) or "stopping"
+	// (STOPPING=1), as the program said over sd_notify.
+	NotifyState string `json:"notify_state,omitempty"`
+	// NotifyErrno is the last ERRNO= the program reported.
+	NotifyErrno int `json:"notify_errno,omitempty"`
 	// WatchdogLastPing is when the program last sent WATCHDOG=1 (or its
 	// watchdog started), for a program with notify.watchdog.
 	WatchdogLastPing *time.Time `json:"watchdog_last_ping,omitempty"`
@@ -176,6 +181,8 @@ func NewProgram(st supervisor.Status, mem Memory, now time.Time) Program {
 		Ready:            st.Ready,
 		Status:           st.NotifyStatus,
 		NotifyMainPID:    st.NotifyMainPID,
+		NotifyState:      st.NotifyState,
+		NotifyErrno:      st.NotifyErrno,
 	}
 	if !st.WatchdogLastPing.IsZero() {
 		t := st.WatchdogLastPing

@@ -383,3 +383,30 @@ func TestAdoptedNotifyPrograms(t *testing.T) {
 		t.Errorf("instance adopted by match got %v; it never had a NOTIFY_SOCKET", got)
 	}
 }
+
+// RELOADING=1 shows until the next READY=1, STOPPING=1 from then on, and
+// the last ERRNO= with them.
+func TestNotifyStates(t *testing.T) {
+	nf := newFakeNotifier()
+	h := newHarness(t, func(c *Config) { c.Notifier = nf })
+	h.apply(prog("p", notifying(false, time.Minute)))
+	running(h, "p")
+	pid := h.launcher.last().pid
+	send := func(m NotifyMessage) {
+		m.PID, m.Time = pid, h.clock.Now()
+		nf.send(t, "p", m)
+		h.sync()
+	}
+	send(NotifyMessage{Reloading: true})
+	if st := h.status("p"); st.NotifyState != "reloading" {
+		t.Errorf("after RELOADING=1: %q, want reloading", st.NotifyState)
+	}
+	send(NotifyMessage{Ready: true})
+	if st := h.status("p"); st.NotifyState != "" || !st.Ready {
+		t.Errorf("after READY=1: %q ready %v, want none, ready", st.NotifyState, st.Ready)
+	}
+	send(NotifyMessage{Stopping: true, Errno: 5, HasErrno: true})
+	if st := h.status("p"); st.NotifyState != "stopping" || st.NotifyErrno != 5 {
+		t.Errorf("after STOPPING=1 ERRNO=5: %q %d", st.NotifyState, st.NotifyErrno)
+	}
+}

@@ -233,7 +233,13 @@ func (p *program) publish() Status {
 	if p.proc != nil {
 		st.Started = p.started
 		st.Ready = p.live.ready && p.state == StateRunning
-		st.NotifyStatus, st.NotifyMainPID = p.live.status, p.live.notifyMain
+		st.NotifyStatus, st.NotifyMainPID, st.NotifyErrno = p.live.status, p.live.notifyMain, p.live.errno
+		switch {
+		case p.live.stoppingN:
+			st.NotifyState = "stopping"
+		case p.live.reloading:
+			st.NotifyState = "reloading"
+		}
 		if p.live.watchdog > 0 {
 			st.WatchdogLastPing = p.live.lastPing
 		}

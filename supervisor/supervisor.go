@@ -133,6 +133,11 @@ type Status struct {
 	// NotifyMainPID is the last MAINPID= the program reported, when it
 	// named a process in its tree.
 	NotifyMainPID int `json:"notify_main_pid,omitempty"`
+	// NotifyState is "reloading" after RELOADING=1 until the next READY=1,
+	// "stopping" after STOPPING=1, "" otherwise.
+	NotifyState string `json:"notify_state,omitempty"`
+	// NotifyErrno is the last ERRNO= the program reported, 0 for none.
+	NotifyErrno int `json:"notify_errno,omitempty"`
 	// WatchdogLastPing is when the program last sent WATCHDOG=1 (or its
 	// watchdog started), for one with notify.watchdog.
 	WatchdogLastPing time.Time `json:"watchdog_last_ping,omitzero"`

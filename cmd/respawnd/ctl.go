@@ -142,7 +142,10 @@ func writeStatusTable(w io.Writer, ps []api.Program, orphans []api.Orphan, now t
 			uptime = now.Sub(*p.StartTime).Round(time.Second).String()
 		}
 		state := p.State
-		if p.State == "running" && !p.Ready {
+		switch {
+		case p.NotifyState != "":
+			state += " (" + p.NotifyState + ")"
+		case p.State == "running" && !p.Ready:
 			state += " (not ready)"
 		}
 		if p.Status != "" {
