@@ -106,12 +106,12 @@ func TestSchedule(t *testing.T) {
 
 			want := []time.Duration{tt.first}
 			for probes := 1; probes <= 3; probes++ {
-				eventually(t, "the next wait", func() bool { return len(clock.asked()) == len(want) })
+				testenv.Eventually(t, "the next wait", func() bool { return len(clock.asked()) == len(want) })
 				if got := clock.asked(); !slices.Equal(got, want) {
 					t.Fatalf("waits %v, want %v", got, want)
 				}
 				clock.fire()
-				eventually(t, "the probe", func() bool { return len(rec.getResults()) == probes })
+				testenv.Eventually(t, "the probe", func() bool { return len(rec.getResults()) == probes })
 				// The fake clock does not move during a probe: the next
 				// starts a whole period later.
 				want = append(want, tt.period)
@@ -177,7 +177,7 @@ func TestUnhealthyAfterFailures(t *testing.T) {
 	h := config.Health{HTTP: &config.HTTPProbe{URL: srv.URL}, Period: period, Timeout: timeout, Failures: failures}
 	t.Cleanup(c.Watch("prog", h, restart.Command{}, rec.notify))
 
-	eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
+	testenv.Eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
 	ev, _ := rec.first(Unhealthy)
 	if ev.Failures != failures || ev.Reason != "timed out after 100ms" {
 		t.Errorf("Unhealthy %+v, want %d failures, timed out after 100ms", ev.Event, failures)
@@ -236,7 +236,7 @@ func TestStartupGrace(t *testing.T) {
 		mu.Unlock()
 		t.Cleanup(c.Watch("prog", h, restart.Command{}, rec.notify))
 
-		eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
+		testenv.Eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
 		if got := rec.kinds(); !slices.Equal(got, []EventKind{Ready, Unhealthy}) {
 			t.Fatalf("events %v, want Ready then Unhealthy", got)
 		}
@@ -263,7 +263,7 @@ func TestStartupGrace(t *testing.T) {
 		c, _ := startChecker(t, Config{}, rec)
 		h := config.Health{HTTP: &config.HTTPProbe{URL: srv.URL}, Period: period, Timeout: period, Failures: 1}
 		t.Cleanup(c.Watch("prog", h, restart.Command{}, rec.notify))
-		eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
+		testenv.Eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
 		if got := rec.getResults(); len(got) != 1 {
 			t.Errorf("results %v, want a single failure", got)
 		}
@@ -288,7 +288,7 @@ func TestNewWatchStartsFromZero(t *testing.T) {
 
 	first := &recorder{}
 	stop := c.Watch("prog", h, restart.Command{}, first.notify)
-	eventually(t, "Unhealthy", func() bool { _, ok := first.first(Unhealthy); return ok })
+	testenv.Eventually(t, "Unhealthy", func() bool { _, ok := first.first(Unhealthy); return ok })
 	stop()
 	if ev, _ := first.first(Unhealthy); ev.Failures != 2 {
 		t.Fatalf("Unhealthy %+v, want 2 failures", ev.Event)
@@ -298,7 +298,7 @@ func TestNewWatchStartsFromZero(t *testing.T) {
 	before := len(srv.requests())
 	second := &recorder{}
 	t.Cleanup(c.Watch("prog", h, restart.Command{}, second.notify))
-	eventually(t, "six probes of the new instance", func() bool { return len(srv.requests())-before >= 6 })
+	testenv.Eventually(t, "six probes of the new instance", func() bool { return len(srv.requests())-before >= 6 })
 	if got := second.kinds(); !slices.Equal(got, []EventKind{Ready}) {
 		t.Errorf("events of the new instance %v, want Ready alone: its first failure followed the old instance's two", got)
 	}
@@ -427,7 +427,7 @@ func TestLogs(t *testing.T) {
 	c, _ := startChecker(t, Config{Logger: logger}, rec)
 	h := config.Health{HTTP: &config.HTTPProbe{URL: srv.URL}, Period: period, Timeout: period, Failures: 3}
 	t.Cleanup(c.Watch("prog", h, restart.Command{}, rec.notify))
-	eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
+	testenv.Eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
 
 	type record struct {
 		Level, Msg, Component, Program, Probe, Result, Reason string

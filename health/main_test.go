@@ -25,19 +25,6 @@ func TestMain(m *testing.M) {
 // poll against it rather than sleep.
 const waitTimeout = 20 * time.Second
 
-// eventually polls cond until it holds, failing the test after
-// waitTimeout.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // verifyNoLeaks checks for leaked goroutines after every cleanup
 // registered later (cleanups run last-registered first).
 func verifyNoLeaks(t *testing.T) {

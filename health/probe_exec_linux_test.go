@@ -87,7 +87,7 @@ func TestProbeEnv(t *testing.T) {
 func readTree(t *testing.T, dir string) (pid, gc int) {
 	t.Helper()
 	var files []string
-	eventually(t, "the probe's pid file", func() bool {
+	testenv.Eventually(t, "the probe's pid file", func() bool {
 		files, _ = filepath.Glob(filepath.Join(dir, "tree-*"))
 		return len(files) > 0
 	})
@@ -116,7 +116,7 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 	t.Cleanup(c.Watch("prog", h, restart.Command{Env: os.Environ()}, rec.notify))
 
 	pid, gc := readTree(t, dir)
-	eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
+	testenv.Eventually(t, "Unhealthy", func() bool { _, ok := rec.first(Unhealthy); return ok })
 	if ev, _ := rec.first(Unhealthy); ev.Reason != "timed out after 1s" {
 		t.Errorf("Unhealthy %+v, want timed out after 1s", ev.Event)
 	}
@@ -124,7 +124,7 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 	if !testenv.Gone(pid) {
 		t.Errorf("probe %d still runs after its timeout", pid)
 	}
-	eventually(t, "the probe's child to be gone", func() bool { return testenv.Gone(gc) })
+	testenv.Eventually(t, "the probe's child to be gone", func() bool { return testenv.Gone(gc) })
 }
 
 func TestExecProbesNeverOverlap(t *testing.T) {
@@ -147,7 +147,7 @@ func TestExecProbesNeverOverlap(t *testing.T) {
 				b, _ := os.ReadFile(filepath.Join(dir, "starts"))
 				return strings.Count(string(b), "\n")
 			}
-			eventually(t, "five probes to take the lock", func() bool { return starts() >= 5 })
+			testenv.Eventually(t, "five probes to take the lock", func() bool { return starts() >= 5 })
 
 			overlaps, _ := filepath.Glob(filepath.Join(dir, "overlap-*"))
 			if len(overlaps) > 0 {
@@ -172,7 +172,7 @@ func TestStopKillsExecProbe(t *testing.T) {
 	stop := c.Watch("prog", h, restart.Command{Env: os.Environ()}, rec.notify)
 	pid, gc := readTree(t, dir)
 	stop()
-	eventually(t, "the probe and its child to be gone", func() bool { return testenv.Gone(pid) && testenv.Gone(gc) })
+	testenv.Eventually(t, "the probe and its child to be gone", func() bool { return testenv.Gone(pid) && testenv.Gone(gc) })
 	if ev, res := rec.getEvents(), rec.getResults(); len(ev) != 0 || len(res) != 0 {
 		t.Errorf("after stop: events %v, results %v, want none", ev, res)
 	}
@@ -202,7 +202,7 @@ func TestRunEndKillsExecProbes(t *testing.T) {
 			t.Errorf("probe %d still runs after Run returned", pids[i])
 		}
 	}
-	eventually(t, "the probes' children to be gone", func() bool {
+	testenv.Eventually(t, "the probes' children to be gone", func() bool {
 		return testenv.Gone(pids[1]) && testenv.Gone(pids[3]) && testenv.Gone(pids[5])
 	})
 	if ev := rec.getEvents(); len(ev) != 0 {

@@ -62,7 +62,7 @@ func readReport(t *testing.T, dir string, gen int) report {
 	t.Helper()
 	path := filepath.Join(dir, "report-"+strconv.Itoa(gen))
 	var b []byte
-	eventually(t, path, func() bool {
+	testenv.Eventually(t, path, func() bool {
 		var err error
 		b, err = os.ReadFile(path)
 		return err == nil
@@ -122,7 +122,7 @@ func TestHookRunsOnceWithItsEnvironment(t *testing.T) {
 			r.Set("api", &hook.Spec{Argv: localHelperArgv(exe, "report", dir, recordPath), User: tt.user, Group: tt.group})
 			gen := 10 + i
 			r.Fire(hook.Exit{Program: "api", Reason: "oom_kill", Signal: "SIGKILL", PID: 4242, Generation: uint64(gen), Record: record, RecordPath: recordPath})
-			eventually(t, "the hook's result", func() bool { return len(out.get()) == 1 })
+			testenv.Eventually(t, "the hook's result", func() bool { return len(out.get()) == 1 })
 			stop()
 			if got := out.get(); !slices.Equal(got, []string{"api success"}) {
 				t.Errorf("outcomes %v, want one success", got)
@@ -211,7 +211,7 @@ func TestCoalescing(t *testing.T) {
 		}
 		return m
 	}
-	eventually(t, "the first hook", func() bool { return len(started()) == 1 })
+	testenv.Eventually(t, "the first hook", func() bool { return len(started()) == 1 })
 	if got := out.get(); !slices.Equal(got, []string{"api skipped", "api skipped", "api skipped"}) {
 		t.Errorf("outcomes while the first runs: %v, want 3 skipped", got)
 	}
@@ -224,7 +224,7 @@ func TestCoalescing(t *testing.T) {
 		}
 	}
 	release(1)
-	eventually(t, "the last exit's hook", func() bool { return len(started()) == 2 })
+	testenv.Eventually(t, "the last exit's hook", func() bool { return len(started()) == 2 })
 	if got := started(); !slices.Equal(got, []string{"started-1", "started-5"}) {
 		t.Errorf("started %v, want the first and the last exit's hooks", got)
 	}
@@ -232,7 +232,7 @@ func TestCoalescing(t *testing.T) {
 		t.Errorf("%d successes before the second run ended", n)
 	}
 	release(5)
-	eventually(t, "two successes", func() bool { return out.count("api", hook.ResultSuccess) == 2 })
+	testenv.Eventually(t, "two successes", func() bool { return out.count("api", hook.ResultSuccess) == 2 })
 	if got := out.get(); len(got) != 5 || out.count("api", hook.ResultSkipped) != 3 {
 		t.Errorf("outcomes %v, want 3 skipped and 2 successes", got)
 	}
@@ -243,7 +243,7 @@ func treePIDs(t *testing.T, dir string, gen int) (pid, grandchild int) {
 	t.Helper()
 	path := filepath.Join(dir, "tree-"+strconv.Itoa(gen))
 	var b []byte
-	eventually(t, path, func() bool {
+	testenv.Eventually(t, path, func() bool {
 		var err error
 		b, err = os.ReadFile(path)
 		return err == nil
@@ -277,11 +277,11 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 		t.Errorf("timeout %v, want the spec's 3s", d)
 	}
 	expire <- time.Now()
-	eventually(t, "the timeout", func() bool { return len(out.get()) == 1 })
+	testenv.Eventually(t, "the timeout", func() bool { return len(out.get()) == 1 })
 	if got := out.get(); !slices.Equal(got, []string{"api timeout"}) {
 		t.Errorf("outcomes %v, want timeout", got)
 	}
-	eventually(t, "the hook and its grandchild gone", func() bool { return testenv.Gone(pid) && testenv.Gone(gc) })
+	testenv.Eventually(t, "the hook and its grandchild gone", func() bool { return testenv.Gone(pid) && testenv.Gone(gc) })
 }
 
 // TestRunStopKillsHooks stops the Runner while a hook runs: the hook's
@@ -306,7 +306,7 @@ func TestRunStopKillsHooks(t *testing.T) {
 	if !testenv.Gone(pid) {
 		t.Errorf("hook %d still runs after Run returned", pid)
 	}
-	eventually(t, "the grandchild gone", func() bool { return testenv.Gone(gc) })
+	testenv.Eventually(t, "the grandchild gone", func() bool { return testenv.Gone(gc) })
 	if got := out.get(); !slices.Equal(got, []string{"api skipped"}) {
 		t.Errorf("outcomes %v, want the waiting exit skipped", got)
 	}
@@ -322,7 +322,7 @@ func TestFailure(t *testing.T) {
 	r, out, _ := newRunner(t, hook.Config{})
 	r.Set("api", &hook.Spec{Argv: testenv.HelperArgv("exit", "3")})
 	r.Fire(hook.Exit{Program: "api", Reason: "signal"})
-	eventually(t, "the failure", func() bool { return len(out.get()) == 1 })
+	testenv.Eventually(t, "the failure", func() bool { return len(out.get()) == 1 })
 	if got := out.get(); !slices.Equal(got, []string{"api failure"}) {
 		t.Errorf("outcomes %v, want failure", got)
 	}
@@ -338,9 +338,9 @@ func TestLeftoversKilled(t *testing.T) {
 	r.Set("api", &hook.Spec{Argv: localHelperArgv("", "tree", dir, "exit")})
 	r.Fire(hook.Exit{Program: "api", Reason: "signal", Generation: 1})
 	_, gc := treePIDs(t, dir, 1)
-	eventually(t, "the hook's result", func() bool { return len(out.get()) == 1 })
+	testenv.Eventually(t, "the hook's result", func() bool { return len(out.get()) == 1 })
 	if got := out.get(); !slices.Equal(got, []string{"api success"}) {
 		t.Errorf("outcomes %v, want success", got)
 	}
-	eventually(t, "the grandchild gone", func() bool { return testenv.Gone(gc) })
+	testenv.Eventually(t, "the grandchild gone", func() bool { return testenv.Gone(gc) })
 }

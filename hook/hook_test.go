@@ -11,6 +11,7 @@ import (
 
 	"github.com/respawnd/respawnd/config"
 	"github.com/respawnd/respawnd/hook"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/restart"
 	"github.com/respawnd/respawnd/supervisor"
 )
@@ -75,7 +76,7 @@ func TestEnvironment(t *testing.T) {
 	code := 3
 	r.Fire(hook.Exit{Program: "api", Reason: "exit_error", ExitCode: &code, PID: 4242, Generation: 7, RecordPath: "/run/respawnd/records/api-7.json"})
 	r.Fire(hook.Exit{Program: "api", Reason: "start_failure", Generation: 8}) // waits, then runs
-	eventually(t, "two start failures", func() bool { return out.count("api", hook.ResultStartFailure) == 2 })
+	testenv.Eventually(t, "two start failures", func() bool { return out.count("api", hook.ResultStartFailure) == 2 })
 
 	cmds := l.started()
 	if len(cmds) != 2 {
@@ -114,7 +115,7 @@ func TestEnvironment(t *testing.T) {
 	startRunner(t, r2)
 	r2.Set("db", &hook.Spec{Argv: []string{"notify"}})
 	r2.Fire(hook.Exit{Program: "db", Reason: "signal", Signal: "SIGKILL", PID: 9, Generation: 1})
-	eventually(t, "a start failure", func() bool { return out2.count("db", hook.ResultStartFailure) == 1 })
+	testenv.Eventually(t, "a start failure", func() bool { return out2.count("db", hook.ResultStartFailure) == 1 })
 	want = []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"RESPAWND_PROGRAM=db", "RESPAWND_REASON=signal", "RESPAWND_EXIT_CODE=", "RESPAWND_SIGNAL=SIGKILL",
@@ -145,7 +146,7 @@ func TestReasons(t *testing.T) {
 			if slices.Contains(wanted[program], reason) {
 				// One at a time, so that no exit waits for another.
 				n++
-				eventually(t, "the hook of "+program, func() bool { return len(out.get()) == n })
+				testenv.Eventually(t, "the hook of "+program, func() bool { return len(out.get()) == n })
 			}
 		}
 	}
@@ -164,7 +165,7 @@ func TestReasons(t *testing.T) {
 	}
 	// Exits of the unwanted reasons (fired last) ran nothing.
 	r.Fire(hook.Exit{Program: "listed", Reason: "exit_success"})
-	eventually(t, "the last hook", func() bool { return len(out.get()) == 10 })
+	testenv.Eventually(t, "the last hook", func() bool { return len(out.get()) == 10 })
 	if got := out.get(); slices.Contains(got, "none start_failure") || len(got) != 10 {
 		t.Errorf("outcomes %v", got)
 	}
@@ -205,7 +206,7 @@ func TestSetNilRemoves(t *testing.T) {
 	r.Set("api", &hook.Spec{Argv: []string{"/bin/again"}})
 	r.Fire(hook.Exit{Program: "api", Reason: "signal", Generation: 4})
 	close(l.gate)
-	eventually(t, "two runs", func() bool { return out.count("api", hook.ResultStartFailure) == 2 })
+	testenv.Eventually(t, "two runs", func() bool { return out.count("api", hook.ResultStartFailure) == 2 })
 	cmds := l.started()
 	if len(cmds) != 2 || cmds[0].Argv[0] != "/bin/n" || envValue(cmds[0].Env, "RESPAWND_GENERATION") != "1" ||
 		cmds[1].Argv[0] != "/bin/again" || envValue(cmds[1].Env, "RESPAWND_GENERATION") != "4" {
@@ -217,7 +218,7 @@ func TestSetNilRemoves(t *testing.T) {
 	r.Fire(hook.Exit{Program: "api", Reason: "signal"})
 	r.Fire(hook.Exit{Program: "off", Reason: "signal"})
 	r.Fire(hook.Exit{Program: "db", Reason: "signal"})
-	eventually(t, "db's run", func() bool { return out.count("db", hook.ResultStartFailure) == 1 })
+	testenv.Eventually(t, "db's run", func() bool { return out.count("db", hook.ResultStartFailure) == 1 })
 	if n := len(l.started()); n != 3 {
 		t.Errorf("%d starts, want 3", n)
 	}
@@ -253,7 +254,7 @@ func TestFireNeverBlocks(t *testing.T) {
 		t.Errorf("%d skipped, want 96: %v", n, out.get())
 	}
 	close(l.gate)
-	eventually(t, "b's waiting exit", func() bool { return out.count("b", hook.ResultStartFailure) == 2 })
+	testenv.Eventually(t, "b's waiting exit", func() bool { return out.count("b", hook.ResultStartFailure) == 2 })
 	stop()
 	if n := len(out.get()); n != 100 {
 		t.Errorf("%d outcomes for 100 exits: %v", n, out.get())
@@ -274,7 +275,7 @@ func TestStartFailure(t *testing.T) {
 	startRunner(t, r)
 	r.Set("api", &hook.Spec{Argv: []string{"/nonexistent/notify"}})
 	r.Fire(hook.Exit{Program: "api", Reason: "signal"})
-	eventually(t, "start_failure", func() bool { return out.count("api", hook.ResultStartFailure) == 1 })
+	testenv.Eventually(t, "start_failure", func() bool { return out.count("api", hook.ResultStartFailure) == 1 })
 	_, err := restart.NewLauncher(restart.LauncherConfig{}).Start(restart.Command{Argv: []string{"/nonexistent/notify"}})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the launcher's own error: %v", err)

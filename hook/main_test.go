@@ -162,17 +162,6 @@ func (o *outcomes) count(program, result string) int {
 
 const waitTimeout = 20 * time.Second
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // verifyNoLeaks checks for leaked goroutines after every other cleanup.
 func verifyNoLeaks(t *testing.T) {
 	t.Helper()

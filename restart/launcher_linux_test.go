@@ -73,23 +73,12 @@ func waitOutput(t *testing.T, p *restart.Process) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // readPIDFile waits for a helper to write a pid to path and registers a
 // cleanup that SIGKILLs that pid if it is still one of the test's helpers.
 func readPIDFile(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	eventually(t, "pid file "+path, func() bool {
+	testenv.Eventually(t, "pid file "+path, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil || len(b) == 0 {
 			return false
@@ -471,7 +460,7 @@ func TestSignalKillsGroup(t *testing.T) {
 	if st := waitDone(t, p); !st.Signaled || st.Signal != syscall.SIGTERM {
 		t.Errorf("exit status %+v, want SIGTERM", st)
 	}
-	eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return testenv.Gone(grandchild) })
+	testenv.Eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return testenv.Gone(grandchild) })
 	waitOutput(t, p)
 	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, restart.ErrProcessDone) {
 		t.Errorf("Signal after reap: %v, want ErrProcessDone", err)
@@ -506,7 +495,7 @@ func TestKillGroupOnExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return testenv.Gone(grandchild) })
+	testenv.Eventually(t, fmt.Sprintf("grandchild %d to die", grandchild), func() bool { return testenv.Gone(grandchild) })
 	waitOutput(t, p)
 }
 

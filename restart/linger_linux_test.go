@@ -36,7 +36,7 @@ func groupWithStubbornMember(t *testing.T, l *restart.Launcher) (*restart.Proces
 
 func waitIgnoresTerm(t *testing.T, pid int) {
 	t.Helper()
-	eventually(t, "the member to ignore SIGTERM", func() bool {
+	testenv.Eventually(t, "the member to ignore SIGTERM", func() bool {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 		if err != nil {
 			return false
@@ -66,7 +66,7 @@ func TestLingerKeepsGroupUntilMembersExit(t *testing.T) {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the leader to exit and stay unreaped", func() bool { return zombie(p.PID()) })
+	testenv.Eventually(t, "the leader to exit and stay unreaped", func() bool { return zombie(p.PID()) })
 	select {
 	case <-p.Done():
 		t.Fatal("the leader was reaped while a member of its group was alive")
@@ -93,7 +93,7 @@ func TestLingerTimeoutKillsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	eventually(t, "the member to be killed", func() bool { return testenv.Gone(member) })
+	testenv.Eventually(t, "the member to be killed", func() bool { return testenv.Gone(member) })
 }
 
 // Without Linger, the rest of the group goes the moment the leader exits.
@@ -106,7 +106,7 @@ func TestNoLingerKillsGroupAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	eventually(t, "the member to be killed", func() bool { return testenv.Gone(member) })
+	testenv.Eventually(t, "the member to be killed", func() bool { return testenv.Gone(member) })
 }
 
 // DrainOrphans ends descendants that escaped their group (setsid) and were

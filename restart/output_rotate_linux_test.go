@@ -255,11 +255,11 @@ func TestOutputFullDisk(t *testing.T) {
 	// the disk is full long before rotation would remove anything.
 	p := start(t, l, restart.Command{Name: "full", Argv: localHelperArgv("flood", ctl, "40000", "100", "100"),
 		OutputFile: path, OutputMaxSize: 256 << 10, OutputMaxFiles: 8})
-	eventually(t, "the program wrote all its output onto a full disk", func() bool {
+	testenv.Eventually(t, "the program wrote all its output onto a full disk", func() bool {
 		_, err := os.Stat(ctl + "/flooded")
 		return err == nil
 	})
-	eventually(t, "lines counted as dropped", func() bool { return l.OutputDroppedLines("full") > 0 })
+	testenv.Eventually(t, "lines counted as dropped", func() bool { return l.OutputDroppedLines("full") > 0 })
 	select {
 	case <-p.Done():
 		t.Fatalf("the program ended early: %+v", p.Exit())
@@ -342,7 +342,7 @@ func TestOutputRotationAttack(t *testing.T) {
 	}
 	p := start(t, l, restart.Command{Name: "victim", Argv: tr.argv("flood", ctl, "100", "100", "20000"),
 		OutputFile: path, OutputMaxSize: 64 << 10, OutputMaxFiles: 3})
-	eventually(t, "the first burst", func() bool {
+	testenv.Eventually(t, "the first burst", func() bool {
 		_, err := os.Stat(ctl + "/flooded")
 		return err == nil
 	})
@@ -400,7 +400,7 @@ func TestOutputRotationAfterCopytruncate(t *testing.T) {
 	for i := range 500 {
 		burst += int64(len(fmt.Sprintf("flood %d %s\n", i, strings.Repeat("x", 100))))
 	}
-	eventually(t, "the first burst written", func() bool {
+	testenv.Eventually(t, "the first burst written", func() bool {
 		fi, err := os.Stat(path)
 		return err == nil && fi.Size() == burst
 	})

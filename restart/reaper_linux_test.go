@@ -75,7 +75,7 @@ func TestReaperReapsOrphan(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("output %q, want one orphan pid", out)
 	}
-	eventually(t, fmt.Sprintf("orphan %d to be reaped", pids[0]), func() bool { return reaped(pids[0]) })
+	testenv.Eventually(t, fmt.Sprintf("orphan %d to be reaped", pids[0]), func() bool { return reaped(pids[0]) })
 }
 
 // Many short-lived supervised children and orphans at once: every
@@ -118,7 +118,7 @@ func TestReaperNeverStealsSupervisedStatus(t *testing.T) {
 		t.Fatalf("%d orphan pids, want %d", len(pids), want)
 	}
 	for _, pid := range pids {
-		eventually(t, fmt.Sprintf("orphan %d to be reaped", pid), func() bool { return reaped(pid) })
+		testenv.Eventually(t, fmt.Sprintf("orphan %d to be reaped", pid), func() bool { return reaped(pid) })
 	}
 }
 

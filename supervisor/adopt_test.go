@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 )
 
 // fakeSource is a /proc with processes the test puts there.
@@ -135,7 +136,7 @@ func TestAdoptFromStateFile(t *testing.T) {
 	if n := h.launcher.started(); n != 0 {
 		t.Fatalf("started %d processes, want 0", n)
 	}
-	eventually(t, "state saved", func() bool {
+	testenv.Eventually(t, "state saved", func() bool {
 		s := src.lastSave()
 		return len(s) == 1 && s[0].PID == 555 && s[0].StartTime == 42 && s[0].ConfigHash == spec.Hash()
 	})
@@ -146,7 +147,7 @@ func TestAdoptFromStateFile(t *testing.T) {
 	if st.Generation != 8 || st.Restarts != 4 {
 		t.Errorf("after restart: generation %d restarts %d, want 8 and 4", st.Generation, st.Restarts)
 	}
-	eventually(t, "state has the child", func() bool {
+	testenv.Eventually(t, "state has the child", func() bool {
 		s := src.lastSave()
 		return len(s) == 1 && s[0].PID == st.PID && s[0].Child
 	})
@@ -164,7 +165,7 @@ func TestAdoptRejectsReusedPID(t *testing.T) {
 	if st.PID == 555 {
 		t.Fatal("adopted a reused pid")
 	}
-	eventually(t, "unknown exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "unknown exit", func() bool { return len(h.rec.exitList()) == 1 })
 	if e := h.rec.exitList()[0]; e.Reason != ReasonUnknown || e.PID != 555 {
 		t.Errorf("exit %+v, want unknown for pid 555", e)
 	}
@@ -223,7 +224,7 @@ func TestOnMissingWait(t *testing.T) {
 		t.Error("a waiting program says nothing about why")
 	}
 	src.run(900, 5, "worker")
-	eventually(t, "adopted once it appears", func() bool {
+	testenv.Eventually(t, "adopted once it appears", func() bool {
 		h.clock.Advance(rescanInterval)
 		return h.status("w").PID == 900
 	})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
 )
 
@@ -26,12 +27,12 @@ func TestAdoptedDeathNotJudgedByEmptyCgroup(t *testing.T) {
 	}
 	outside.die(sigkill) // OOM-killed in its own memory cgroup: ours did not move
 	// The exit status is handled first, then the report comes.
-	eventually(t, "the exit status handled", func() bool {
+	testenv.Eventually(t, "the exit status handled", func() bool {
 		e := h.status("w").LastExit
 		return e != nil && e.PID == 700
 	})
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: 700, Comm: "worker", TaskMemcg: "/elsewhere"})
-	eventually(t, "the exit settled", func() bool {
+	testenv.Eventually(t, "the exit settled", func() bool {
 		e := h.status("w").LastExit
 		return e != nil && e.PID == 700 && !e.Settled.IsZero()
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 )
@@ -75,13 +76,13 @@ func TestPendingExitsSettleAtTheirOwnDeadline(t *testing.T) {
 	h.waitStarts(3)
 	h.sync()
 	h.clock.Advance(time.Second) // the first window closes
-	eventually(t, "the first exit settled", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "the first exit settled", func() bool { return len(h.rec.exitList()) == 1 })
 	h.sync()
 	if n := len(h.rec.exitList()); n != 1 {
 		t.Fatalf("%d exits settled, want only the first: the second's window is still open", n)
 	}
 	h.clock.Advance(10 * time.Second) // well past the second window
-	eventually(t, "the second exit settled", func() bool { return len(h.rec.exitList()) == 2 })
+	testenv.Eventually(t, "the second exit settled", func() bool { return len(h.rec.exitList()) == 2 })
 	for _, e := range h.rec.exitList() {
 		if e.Reason != ReasonUnknown {
 			t.Errorf("exit %v, want unknown (no report came)", e.Describe())

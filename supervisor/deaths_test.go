@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
 )
 
@@ -57,7 +58,7 @@ func TestDeathsAreHandedOverBeforeTheRestart(t *testing.T) {
 	cg.group("p").oom() // the cgroup saw the OOM kill
 	h.launcher.last().die(sigkill)
 	h.waitStarts(2)
-	eventually(t, "the exit settled", func() bool { _, s := d.snapshot(); return len(s) == 1 })
+	testenv.Eventually(t, "the exit settled", func() bool { _, s := d.snapshot(); return len(s) == 1 })
 	ds, ss := d.snapshot()
 	if len(ds) != 1 {
 		t.Fatalf("Died called %d times, want 1", len(ds))
@@ -84,13 +85,13 @@ func TestDeathsSettleAfterTheKernelReport(t *testing.T) {
 	st := h.waitState("p", StateRunning)
 	host = 1
 	h.launcher.last().die(sigkill)
-	eventually(t, "Died", func() bool { ds, _ := d.snapshot(); return len(ds) == 1 })
+	testenv.Eventually(t, "Died", func() bool { ds, _ := d.snapshot(); return len(ds) == 1 })
 	h.sync()
 	if _, ss := d.snapshot(); len(ss) != 0 {
 		t.Fatalf("settled before the report: %v", ss[0].Describe())
 	}
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, Comm: "p"})
-	eventually(t, "the exit settled", func() bool { _, s := d.snapshot(); return len(s) == 1 })
+	testenv.Eventually(t, "the exit settled", func() bool { _, s := d.snapshot(); return len(s) == 1 })
 	h.sync()
 	_, ss := d.snapshot()
 	if len(ss) != 1 || ss[0].Reason != ReasonOOMKill || ss[0].OOM == nil || ss[0].OOM.Comm != "p" {
@@ -110,7 +111,7 @@ func TestDeathsOfStartFailures(t *testing.T) {
 	h.launcher.fail = errors.New("exec: no such file")
 	h.launcher.mu.Unlock()
 	h.apply(prog("p"))
-	eventually(t, "the start failure settled", func() bool { _, s := d.snapshot(); return len(s) >= 1 })
+	testenv.Eventually(t, "the start failure settled", func() bool { _, s := d.snapshot(); return len(s) >= 1 })
 	ds, ss := d.snapshot()
 	if len(ds) != 0 || ss[0].Reason != ReasonStartFailure || ss[0].Err == "" {
 		t.Fatalf("died %d, settled %+v", len(ds), ss[0])
@@ -133,7 +134,7 @@ func TestDeathsOfAdoptedInstancesHaveNoGroup(t *testing.T) {
 	h.apply(spec)
 	h.waitState("api", StateRunning)
 	old.die(sigkill)
-	eventually(t, "Died", func() bool { ds, _ := d.snapshot(); return len(ds) == 1 })
+	testenv.Eventually(t, "Died", func() bool { ds, _ := d.snapshot(); return len(ds) == 1 })
 	ds, _ := d.snapshot()
 	if ds[0].group != nil || ds[0].pid != 555 || ds[0].generation != 7 {
 		t.Fatalf("Died(%+v): want pid 555 generation 7 without a group", ds[0])
@@ -160,7 +161,7 @@ func TestDeathsOfProvenOOMKillsCarryTheReport(t *testing.T) {
 		t.Fatalf("settled before the kernel's report: %+v", ss[0])
 	}
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, Comm: "p", MemcgStats: map[string]uint64{"anon": 1}})
-	eventually(t, "the exit settled", func() bool { _, s := d.snapshot(); return len(s) == 1 })
+	testenv.Eventually(t, "the exit settled", func() bool { _, s := d.snapshot(); return len(s) == 1 })
 	_, ss := d.snapshot()
 	if e := ss[0]; e.Reason != ReasonOOMKill || e.OOM == nil || e.OOM.MemcgStats["anon"] != 1 {
 		t.Fatalf("settled %+v, want oom_kill with the report", e)

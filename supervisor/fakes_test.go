@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 )
@@ -79,7 +80,7 @@ func (c *fakeClock) fire(d time.Duration) []chan time.Time {
 // loop still waits on: an abandoned one is never received.
 func waitReceived(t *testing.T, fired []chan time.Time) {
 	t.Helper()
-	eventually(t, "the loops to take their timers", func() bool {
+	testenv.Eventually(t, "the loops to take their timers", func() bool {
 		for _, c := range fired {
 			if len(c) > 0 {
 				return false
@@ -296,7 +297,7 @@ func (g *fakeGroup) event() {
 // answers a ping; see harness.sync).
 func (g *fakeGroup) waitTaken(t *testing.T) {
 	t.Helper()
-	eventually(t, "the loop to take the cgroup's counters", func() bool {
+	testenv.Eventually(t, "the loop to take the cgroup's counters", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.delivered == g.events && g.out != nil && len(g.out) == 0
@@ -406,18 +407,6 @@ func (r *fakeRecorder) killCount(program string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.kills[program]
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func prog(name string, mod ...func(*config.Program)) config.Program {

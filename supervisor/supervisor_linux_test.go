@@ -102,7 +102,7 @@ func (h *realHarness) status(name string) Status {
 func (h *realHarness) running(name string, notPID int) Status {
 	h.t.Helper()
 	var st Status
-	eventually(h.t, name+" running", func() bool {
+	testenv.Eventually(h.t, name+" running", func() bool {
 		st = h.status(name)
 		return st.State == StateRunning && st.PID != 0 && st.PID != notPID
 	})
@@ -190,7 +190,7 @@ func TestRealSIGKILLRestarts(t *testing.T) {
 		}
 		st = next
 	}
-	eventually(t, "three exits", func() bool { return len(h.rec.exitList()) == 3 })
+	testenv.Eventually(t, "three exits", func() bool { return len(h.rec.exitList()) == 3 })
 	for _, e := range h.rec.exitList() {
 		if e.Reason != ReasonSignal || e.Signal != syscall.SIGKILL {
 			t.Errorf("exit %s, want signal SIGKILL", e.Describe())
@@ -218,14 +218,14 @@ func TestRealCrashLoop(t *testing.T) {
 			p.Restart.Backoff = config.Backoff{Initial: initial, Max: maxDelay, Multiplier: 2, Jitter: 0}
 			p.Restart.Limit = config.Limit{Burst: 4, Interval: time.Minute, Action: tc.action}
 			h.apply(p)
-			eventually(t, fmt.Sprintf("%d exits", tc.exits), func() bool {
+			testenv.Eventually(t, fmt.Sprintf("%d exits", tc.exits), func() bool {
 				if tc.action == config.ActionBackoff && h.status("crasher").State == StateFatal {
 					t.Fatal("action backoff reached fatal")
 				}
 				return len(h.rec.exitList()) >= tc.exits
 			})
 			if tc.action == config.ActionGiveUp {
-				eventually(t, "fatal", func() bool { return h.status("crasher").State == StateFatal })
+				testenv.Eventually(t, "fatal", func() bool { return h.status("crasher").State == StateFatal })
 				// Nothing may start after fatal: once the loop is done with
 				// the exit that gave up, no start is scheduled.
 				h.sync()
@@ -261,7 +261,7 @@ func TestRealStopKillsTree(t *testing.T) {
 	h.apply(helperProgram("tree", "fork-sleep", pidfile))
 	st := h.running("tree", 0)
 	var gc proc
-	eventually(t, "grandchild pid", func() bool {
+	testenv.Eventually(t, "grandchild pid", func() bool {
 		b, err := os.ReadFile(pidfile)
 		if err != nil {
 			return false
@@ -278,8 +278,8 @@ func TestRealStopKillsTree(t *testing.T) {
 	if err := h.sup.Control(h.ctx, "tree", ActionStop, 0); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "stopped", func() bool { return h.status("tree").State == StateStopped })
-	eventually(t, "whole tree gone", func() bool { return !alive(st.PID) && !alive(gc.pid) })
+	testenv.Eventually(t, "stopped", func() bool { return h.status("tree").State == StateStopped })
+	testenv.Eventually(t, "whole tree gone", func() bool { return !alive(st.PID) && !alive(gc.pid) })
 }
 
 func TestRealStartFailureBacksOff(t *testing.T) {
@@ -290,7 +290,7 @@ func TestRealStartFailureBacksOff(t *testing.T) {
 	p.Command = []string{"/nonexistent/respawnd-test-binary"}
 	p.Restart.Backoff = config.Backoff{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2}
 	h.apply(p)
-	eventually(t, "five start failures", func() bool { return len(h.rec.exitList()) >= 5 })
+	testenv.Eventually(t, "five start failures", func() bool { return len(h.rec.exitList()) >= 5 })
 	exits := h.rec.exitList()
 	if e := exits[0]; e.Reason != ReasonStartFailure || !strings.Contains(e.Err, "/nonexistent/respawnd-test-binary") || !strings.Contains(e.Err, restart.OpLookupCommand) && !strings.Contains(e.Err, restart.OpExec) {
 		t.Errorf("exit %+v, want start_failure naming the step and the binary", e)

@@ -95,7 +95,7 @@ func (h *harness) status(name string) Status {
 func (h *harness) waitState(name string, want State) Status {
 	h.t.Helper()
 	var st Status
-	eventually(h.t, name+" "+want.String(), func() bool {
+	testenv.Eventually(h.t, name+" "+want.String(), func() bool {
 		st = h.status(name)
 		return st.State == want
 	})
@@ -125,7 +125,7 @@ func (h *harness) routed() {
 	h.markers++
 	pid := 900_000 + h.markers
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: pid, Comm: "marker", TaskMemcg: "/marker"})
-	eventually(h.t, "the marker report routed", func() bool {
+	testenv.Eventually(h.t, "the marker report routed", func() bool {
 		return slices.ContainsFunc(h.sup.Events(), func(e Event) bool { return e.PID == pid && e.Program == "" })
 	})
 }
@@ -135,7 +135,7 @@ func (h *harness) routed() {
 // right after its start, in the same handler).
 func (h *harness) waitStarts(n int) {
 	h.t.Helper()
-	eventually(h.t, "start count", func() bool { return h.launcher.started() >= n })
+	testenv.Eventually(h.t, "start count", func() bool { return h.launcher.started() >= n })
 	h.sync()
 }
 
@@ -195,10 +195,10 @@ func TestLimitGiveUpReachesFatal(t *testing.T) {
 		p.Restart.Limit = config.Limit{Burst: 3, Interval: time.Minute, Action: config.ActionGiveUp}
 	}))
 	for i := 1; ; i++ {
-		eventually(t, "a process", func() bool { return h.launcher.started() >= i })
+		testenv.Eventually(t, "a process", func() bool { return h.launcher.started() >= i })
 		h.waitState("api", StateRunning)
 		h.launcher.last().die(restart.ExitStatus{Code: 1})
-		eventually(t, "backoff or fatal", func() bool {
+		testenv.Eventually(t, "backoff or fatal", func() bool {
 			s := h.status("api").State
 			return s == StateBackoff || s == StateFatal || (s == StateRunning && h.launcher.started() > i)
 		})
@@ -244,10 +244,10 @@ func TestLimitBackoffKeepsGoingAtMax(t *testing.T) {
 	}))
 	var delays []time.Duration
 	for i := 1; i <= 6; i++ {
-		eventually(t, "a process", func() bool { return h.launcher.started() >= i })
+		testenv.Eventually(t, "a process", func() bool { return h.launcher.started() >= i })
 		h.waitState("api", StateRunning)
 		h.launcher.last().die(restart.ExitStatus{Code: 1})
-		eventually(t, "next", func() bool {
+		testenv.Eventually(t, "next", func() bool {
 			return h.status("api").State == StateBackoff || h.launcher.started() > i
 		})
 		if st := h.status("api"); st.State == StateBackoff {
@@ -294,7 +294,7 @@ func TestPolicies(t *testing.T) {
 			} else {
 				h.waitState("p", StateExited)
 			}
-			eventually(t, "the exit", func() bool { return len(h.rec.exitList()) == 1 })
+			testenv.Eventually(t, "the exit", func() bool { return len(h.rec.exitList()) == 1 })
 			if e := h.rec.exitList()[0]; e.Reason != tc.reason || e.PID != st.PID || e.Code != tc.exit.Code || e.Signal != tc.exit.Signal {
 				t.Errorf("exit %s of pid %d, want %v of pid %d", e.Describe(), e.PID, tc.reason, st.PID)
 			}
@@ -339,7 +339,7 @@ func TestAttributionByCgroupCounter(t *testing.T) {
 	h.waitStarts(2)
 	h.waitState("p", StateRunning)
 	h.launcher.last().die(sigkill) // a plain kill -9: the counter did not move
-	eventually(t, "two exits", func() bool { return len(h.rec.exitList()) == 2 })
+	testenv.Eventually(t, "two exits", func() bool { return len(h.rec.exitList()) == 2 })
 	exits := h.rec.exitList()
 	if exits[0].Reason != ReasonOOMKill || exits[1].Reason != ReasonSignal || exits[1].Signal != syscall.SIGKILL {
 		t.Fatalf("reasons %v %v, want oom_kill then signal SIGKILL", exits[0].Describe(), exits[1].Describe())
@@ -371,7 +371,7 @@ func TestAttributionByKernelLog(t *testing.T) {
 		t.Fatalf("exit recorded before evidence: %d", n)
 	}
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, Comm: "p"})
-	eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
 	if r := h.rec.exitList()[0].Reason; r != ReasonOOMKill {
 		t.Fatalf("reason %v, want oom_kill", r)
 	}
@@ -383,7 +383,7 @@ func TestAttributionByKernelLog(t *testing.T) {
 	h.launcher.last().die(sigkill)
 	// Move the clock in steps until the window closes; the loop sees the
 	// death at its own pace.
-	eventually(t, "second exit", func() bool {
+	testenv.Eventually(t, "second exit", func() bool {
 		h.clock.Advance(100 * time.Millisecond)
 		return len(h.rec.exitList()) == 2
 	})
@@ -396,7 +396,7 @@ func TestAttributionByKernelLog(t *testing.T) {
 	h.waitStarts(3)
 	st = h.waitState("p", StateRunning)
 	h.launcher.last().die(sigkill)
-	eventually(t, "third exit", func() bool { return len(h.rec.exitList()) == 3 })
+	testenv.Eventually(t, "third exit", func() bool { return len(h.rec.exitList()) == 3 })
 	if e := h.rec.exitList()[2]; e.Reason != ReasonSignal || e.Signal != syscall.SIGKILL || e.PID != st.PID || !e.Settled.Equal(e.Time) {
 		t.Fatalf("third exit %v of pid %d settled %v after the death, want signal SIGKILL of %d, final at once", e.Describe(), e.PID, e.Settled.Sub(e.Time), st.PID)
 	}
@@ -408,7 +408,7 @@ func TestAttributionByKernelLog(t *testing.T) {
 	// reason is the same.
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID})
 	h.launcher.last().die(sigkill)
-	eventually(t, "fourth exit", func() bool { return len(h.rec.exitList()) == 4 })
+	testenv.Eventually(t, "fourth exit", func() bool { return len(h.rec.exitList()) == 4 })
 	if r := h.rec.exitList()[3].Reason; r != ReasonOOMKill {
 		t.Errorf("early report: reason %v, want oom_kill", r)
 	}
@@ -423,7 +423,7 @@ func TestWorkerAndHostOOMKills(t *testing.T) {
 	h.sup.cfg.Cgroups.(*fakeCgroups).groups["p"].oom()
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: 99999, Comm: "worker", TaskMemcg: "/respawnd/p"})
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: 88888, Comm: "stranger", TaskMemcg: "/other"})
-	eventually(t, "two events", func() bool { return len(h.sup.Events()) == 2 })
+	testenv.Eventually(t, "two events", func() bool { return len(h.sup.Events()) == 2 })
 	for _, ev := range h.sup.Events() {
 		ok := ev.PID == 99999 && ev.Program == "p" && ev.Worker ||
 			ev.PID == 88888 && ev.Program == "" && ev.Comm == "stranger" && !ev.Worker
@@ -469,7 +469,7 @@ func TestReloadKeepsUnchanged(t *testing.T) {
 	changed := prog("b", func(p *config.Program) { p.Command = []string{"/bin/b", "--new"} })
 	h.apply(prog("a"), changed, prog("c"))
 	h.waitState("c", StateRunning)
-	eventually(t, "b restarted", func() bool {
+	testenv.Eventually(t, "b restarted", func() bool {
 		s := h.status("b")
 		return s.State == StateRunning && s.PID != b.PID
 	})
@@ -484,7 +484,7 @@ func TestReloadKeepsUnchanged(t *testing.T) {
 	}
 
 	h.apply(prog("a"))
-	eventually(t, "b and c gone", func() bool { return len(h.sup.Snapshot()) == 1 })
+	testenv.Eventually(t, "b and c gone", func() bool { return len(h.sup.Snapshot()) == 1 })
 }
 
 func TestStartFailureBacksOff(t *testing.T) {
@@ -492,7 +492,7 @@ func TestStartFailureBacksOff(t *testing.T) {
 	h.launcher.fail = &restart.StartError{Program: "p", Op: "lookup command", Err: errTest}
 	h.apply(prog("p"))
 	h.waitState("p", StateBackoff)
-	eventually(t, "exit", func() bool { return len(h.rec.exitList()) >= 1 })
+	testenv.Eventually(t, "exit", func() bool { return len(h.rec.exitList()) >= 1 })
 	e := h.rec.exitList()[0]
 	if e.Reason != ReasonStartFailure || e.Err == "" {
 		t.Fatalf("exit %+v, want start_failure with an error", e)
@@ -529,7 +529,7 @@ func TestGlobalLimiterQueuesInOrder(t *testing.T) {
 	for _, p := range first {
 		p.die(sigkill)
 	}
-	eventually(t, "two restarted, two queued", func() bool {
+	testenv.Eventually(t, "two restarted, two queued", func() bool {
 		run, wait := 0, 0
 		for _, s := range h.sup.Snapshot() {
 			switch s.State {
@@ -552,7 +552,7 @@ func TestGlobalLimiterQueuesInOrder(t *testing.T) {
 		t.Errorf("queued delays %v, want 1s and 2s", delays)
 	}
 	h.clock.Advance(2 * time.Second)
-	eventually(t, "all running", func() bool {
+	testenv.Eventually(t, "all running", func() bool {
 		for _, s := range h.sup.Snapshot() {
 			if s.State != StateRunning {
 				return false
@@ -584,7 +584,7 @@ func TestWorkerOOMFromCgroupCounters(t *testing.T) {
 	g := h.sup.cfg.Cgroups.(*fakeCgroups).groups["p"]
 
 	g.event() // a worker dies; the main process lives on
-	eventually(t, "worker oom counted", func() bool {
+	testenv.Eventually(t, "worker oom counted", func() bool {
 		h.clock.Advance(100 * time.Millisecond)
 		return h.rec.killCount("p") == 1
 	})
@@ -596,7 +596,7 @@ func TestWorkerOOMFromCgroupCounters(t *testing.T) {
 	// the death explains it, so it is counted once, as the exit.
 	g.event()
 	h.launcher.last().die(sigkill)
-	eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "oom exit", func() bool { return len(h.rec.exitList()) == 1 })
 	// Every piece of evidence is handled (the counters, whichever came
 	// first), and so is every check for workers' kills that they armed.
 	g.waitTaken(t)
@@ -617,7 +617,7 @@ func TestStatusShowsLastExitAfterImmediateRestart(t *testing.T) {
 	h.waitState("p", StateRunning)
 	h.launcher.last().die(restart.ExitStatus{Code: 3})
 	h.waitStarts(2)
-	eventually(t, "last exit published", func() bool {
+	testenv.Eventually(t, "last exit published", func() bool {
 		e := h.status("p").LastExit
 		return e != nil && e.Reason == ReasonExitError && e.Code == 3
 	})

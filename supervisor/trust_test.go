@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
 	"github.com/respawnd/respawnd/restart"
 )
@@ -44,7 +45,7 @@ func TestReAddDuringStopWaitsForOldIncarnation(t *testing.T) {
 	old := h.launcher.last()
 
 	h.apply() // removed: SIGTERM, the process dies, the cgroup drains
-	eventually(t, "old instance signalled", func() bool { return len(old.gotSignals()) > 0 })
+	testenv.Eventually(t, "old instance signalled", func() bool { return len(old.gotSignals()) > 0 })
 	h.apply(prog("x")) // back before the old stop is complete
 	if got := cg.created("x"); got != 1 {
 		t.Fatalf("cgroup created %d times before the old incarnation finished, want 1", got)
@@ -127,7 +128,7 @@ func TestStartAfterGiveUpResetsHistory(t *testing.T) {
 			st := h.waitState("p", StateRunning)
 			h.launcher.last().die(restart.ExitStatus{Code: 1})
 			n++
-			eventually(t, "next state", func() bool {
+			testenv.Eventually(t, "next state", func() bool {
 				s := h.status("p")
 				return s.State == StateFatal || s.State == StateBackoff || s.PID != st.PID && s.State == StateRunning
 			})
@@ -161,7 +162,7 @@ func TestStopWaitsForCgroupToEmpty(t *testing.T) {
 	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "main process gone", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "main process gone", func() bool { return len(h.rec.exitList()) == 1 })
 	if s := h.status("p").State; s != StateStopping {
 		t.Fatalf("state %v with processes left in the cgroup, want stopping", s)
 	}
@@ -273,7 +274,7 @@ func TestOOMCounterClaimedOnce(t *testing.T) {
 			// process dying and waits for another window.
 			for i := range 5 {
 				var p []time.Duration
-				eventually(t, "the check for workers' kills to be armed", func() bool {
+				testenv.Eventually(t, "the check for workers' kills to be armed", func() bool {
 					p = h.clock.pendingTimers()
 					return len(p) > 0
 				})
@@ -283,7 +284,7 @@ func TestOOMCounterClaimedOnce(t *testing.T) {
 				waitReceived(t, h.clock.fire(p[0]))
 			}
 			h.launcher.last().die(sigkill)
-			eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
+			testenv.Eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
 			// The death is handled; so is the check it leaves armed.
 			h.sync()
 			waitReceived(t, h.clock.fire(time.Hour))
@@ -313,7 +314,7 @@ func TestWorkerOOMKillCountedOnce(t *testing.T) {
 	h.waitState("p", StateRunning)
 	g := cg.group("p")
 	g.event()
-	eventually(t, "worker claimed after the window", func() bool {
+	testenv.Eventually(t, "worker claimed after the window", func() bool {
 		h.clock.Advance(500 * time.Millisecond)
 		return h.rec.killCount("p") == 1
 	})
@@ -357,11 +358,11 @@ func TestOrphansStoppedOrKept(t *testing.T) {
 		gone := src.run(777, 9, "old")
 		h := newHarness(t, withSource(src, map[string]Instance{"old": {Program: "old", PID: 777, StartTime: 9, Child: true, StopSignal: syscall.SIGINT, StopTimeout: 4 * time.Second}}))
 		h.apply(prog("api"))
-		eventually(t, "orphan signalled", func() bool { return len(gone.gotSignals()) > 0 })
+		testenv.Eventually(t, "orphan signalled", func() bool { return len(gone.gotSignals()) > 0 })
 		if sigs := gone.gotSignals(); sigs[0] != syscall.SIGINT {
 			t.Errorf("orphan got %v, want its recorded stop signal SIGINT", sigs)
 		}
-		eventually(t, "orphan's exit event", func() bool {
+		testenv.Eventually(t, "orphan's exit event", func() bool {
 			return slices.ContainsFunc(h.sup.Events(), func(e Event) bool { return e.Program == "old" && e.PID == 777 })
 		})
 		if o := h.sup.Orphans(); len(o) != 0 {
@@ -379,7 +380,7 @@ func TestOrphansStoppedOrKept(t *testing.T) {
 		if len(o) != 1 || o[0].Program != "old" || o[0].PID != 777 {
 			t.Fatalf("orphans %+v, want old pid 777", o)
 		}
-		eventually(t, "orphan in the state file", func() bool {
+		testenv.Eventually(t, "orphan in the state file", func() bool {
 			return slices.ContainsFunc(src.lastSave(), func(i Instance) bool { return i.Program == "old" && i.PID == 777 })
 		})
 		if sigs := kept.gotSignals(); len(sigs) != 0 {
@@ -418,7 +419,7 @@ func TestPanicInProgramLoopIsRecovered(t *testing.T) {
 	l.clock = h.clock
 	h.apply(prog("bad"), prog("good"))
 	h.waitState("good", StateRunning)
-	eventually(t, "panic counted", func() bool { return h.sup.Panics() >= 1 })
+	testenv.Eventually(t, "panic counted", func() bool { return h.sup.Panics() >= 1 })
 	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()
 	if err := h.sup.Alive(ctx); err != nil {
@@ -428,7 +429,7 @@ func TestPanicInProgramLoopIsRecovered(t *testing.T) {
 	h.launcher.mu.Lock()
 	h.launcher.mu.Unlock()
 	l.last().die(sigkill)
-	eventually(t, "good restarted", func() bool { return l.started() >= 2 })
+	testenv.Eventually(t, "good restarted", func() bool { return l.started() >= 2 })
 }
 
 type panicLauncher struct {
@@ -451,7 +452,7 @@ func TestAliveNamesStuckLoop(t *testing.T) {
 	t.Cleanup(func() { close(l.release) })
 	h.apply(prog("stuck"), prog("fine"))
 	h.waitState("fine", StateRunning)
-	eventually(t, "the stuck loop named", func() bool {
+	testenv.Eventually(t, "the stuck loop named", func() bool {
 		err := h.sup.Alive(h.ctx)
 		return err != nil && strings.Contains(err.Error(), "stuck") && !strings.Contains(err.Error(), "fine")
 	})
@@ -514,7 +515,7 @@ func TestExitPeakMemory(t *testing.T) {
 	g.peak, g.resets = 3<<20, 0
 	g.mu.Unlock()
 	h.launcher.last().die(restart.ExitStatus{Code: 1})
-	eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
 	if e := h.rec.exitList()[0]; e.PeakMemory != 3<<20 || e.PeakMemorySource != PeakFromCgroup {
 		t.Errorf("peak %d from %q, want the cgroup's 3 MiB", e.PeakMemory, e.PeakMemorySource)
 	}
@@ -532,7 +533,7 @@ func TestExitPeakMemory(t *testing.T) {
 	g.oom() // the kernel raises the counter, kills, then reports
 	h.launcher.last().die(sigkill)
 	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, AnonRSSBytes: &anon})
-	eventually(t, "the report attached to the exit", func() bool {
+	testenv.Eventually(t, "the report attached to the exit", func() bool {
 		e := h.status("p").LastExit
 		return e != nil && e.PID == st.PID && e.OOM != nil
 	})

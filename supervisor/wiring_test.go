@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/oom"
 )
 
@@ -54,7 +55,7 @@ func TestOnOOMLateDecision(t *testing.T) {
 			h.waitStarts(2)
 			continue
 		}
-		eventually(t, "the window to close", func() bool {
+		testenv.Eventually(t, "the window to close", func() bool {
 			h.clock.Advance(500 * time.Millisecond)
 			return len(h.rec.exitList()) == 1
 		})
@@ -87,7 +88,7 @@ func TestDiedWhileDownUsesRetainedReports(t *testing.T) {
 		})
 		h.apply(prog("api"))
 		h.waitStarts(1)
-		eventually(t, "the exit", func() bool { return len(h.rec.exitList()) == 1 })
+		testenv.Eventually(t, "the exit", func() bool { return len(h.rec.exitList()) == 1 })
 		e := h.rec.exitList()[0]
 		want := ReasonUnknown
 		if retained {
