@@ -336,6 +336,23 @@ func TestProbesStopWhenTheStopBegins(t *testing.T) {
 	}
 }
 
+// A program is ready only while it runs: not while it stops.
+func TestNotReadyWhileStopping(t *testing.T) {
+	h := newHarness(t)
+	h.launcher.obeyStop = false
+	h.apply(prog("p"))
+	running(h, "p")
+	if st := h.status("p"); !st.Ready {
+		t.Fatalf("a running program without checks is not ready: %+v", st)
+	}
+	if err := h.sup.Control(h.ctx, "p", ActionStop, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.waitState("p", StateStopping); st.Ready {
+		t.Errorf("ready while stopping: %+v", st)
+	}
+}
+
 // A program whose restart policy is never stays down after a failed check.
 func TestUnhealthyWithPolicyNeverStaysDown(t *testing.T) {
 	pr := &fakeProber{}
