@@ -344,3 +344,29 @@ func (d *daemonProc) addr(t *testing.T) string {
 	a, _ := l["address"].(string)
 	return a
 }
+
+// A daemon written for systemd's Type=notify runs unchanged: Debian's
+// dbus-daemon sends READY=1 once its socket listens, and respawnd holds it
+// in starting until then.
+func TestNotifyRealDaemon(t *testing.T) {
+	testenv.RequireRoot(t, "supervising real programs")
+	bus, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Skip("dbus-daemon is not installed here: a dimension of the test matrix, which the host run covers")
+	}
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
+  - name: bus
+    command: %s
+    notify: {ready: true, start_timeout: 30s}
+`, quoteArgs(bus, "--session", "--nofork", "--nopidfile", "--address=unix:path="+filepath.Join(dir, "bus"))))
+	stateDir := filepath.Join(dir, "state")
+	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
+	pid, _ := runningPID(d, 0, "bus")
+	if p := programStatus(t, stateDir, "bus"); !p.Ready || p.PID != pid {
+		t.Errorf("dbus-daemon after READY=1: %+v, want ready, pid %d", p, pid)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bus")); err != nil {
+		t.Errorf("ready before its socket exists: %v", err)
+	}
+}
