@@ -18,7 +18,7 @@ type ownCounter struct {
 }
 
 func (c *ownCounter) read() (uint64, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.n, nil }
-func (c *ownCounter) add(d uint64)         { c.mu.Lock(); c.n += d; c.mu.Unlock() }
+func (c *ownCounter) add(d uint64)          { c.mu.Lock(); c.n += d; c.mu.Unlock() }
 
 // The rows judge adds for an instance in respawnd's own cgroup: the counter
 // decides a SIGKILL, final at once, whatever the host's counter or the
