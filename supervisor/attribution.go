@@ -77,9 +77,9 @@ func judge(e evidence) (r Reason, final bool) {
 		// The instance ran in respawnd's own cgroup (a sidecar's: the
 		// container's). The kernel raises the counter of the victim's
 		// cgroup for every OOM kill, limit or host-wide, before it sends
-		// the SIGKILL; respawnd is alive, so a rise is a kill of one of the
-		// processes it started. No rise: no OOM kill in the cgroup, whatever
-		// the host's counter says.
+		// the SIGKILL; respawnd is alive, so a rise is a kill of another
+		// process in its cgroup, most likely this one (see ownLedger). No
+		// rise: no OOM kill in the cgroup, whatever the host's counter says.
 		if e.ownOOMs > 0 {
 			return ReasonOOMKill, true
 		}
