@@ -437,30 +437,24 @@ func TestExecEntrypointExample(t *testing.T) {
 	if len(cmd) < 3 || cmd[0] != "/usr/bin/respawnd" || cmd[1] != "exec" || sep < 0 || sep == len(cmd)-1 {
 		t.Fatalf("command %q, want /usr/bin/respawnd exec [flags] -- PROGRAM [ARGS]", cmd)
 	}
-	var memMax string
 	for _, f := range cmd[2:sep] {
-		if v, ok := strings.CutPrefix(f, "--memory.max="); ok {
-			memMax = v
+		// A restricted pod's cgroup fs is read-only: respawnd cannot make
+		// the program cgroup that --memory.max asks for.
+		if strings.HasPrefix(f, "--memory.") {
+			t.Errorf("flag %q: a restricted pod cannot create the program's memory cgroup", f)
 		}
 		if !strings.HasPrefix(f, "--") || !strings.Contains(f, "=") {
 			t.Errorf("flag %q: write respawnd's flags as --name=value", f)
 		}
 	}
-	if memMax == "" {
-		t.Fatal("no --memory.max")
-	}
 	// respawnd exec serves metrics only when asked for.
 	if !slices.Contains(cmd[2:sep], "--web.listen-address=:"+strconv.Itoa(int(port))) {
 		t.Errorf("command %q: respawnd exec needs --web.listen-address=:%d to serve metrics", cmd, port)
 	}
-	// kingpin's byte sizes are IEC for MiB and GiB; Kubernetes spells them Mi and Gi.
-	q, err := resource.ParseQuantity(strings.TrimSuffix(strings.TrimSuffix(memMax, "B"), "i") + "i")
-	if err != nil {
-		t.Fatalf("--memory.max=%s: %v", memMax, err)
-	}
-	lim := c.Resources.Limits[corev1.ResourceMemory]
-	if lim.IsZero() || q.Cmp(lim) >= 0 {
-		t.Errorf("--memory.max=%s must be below the container's memory limit %s, so that the program is OOM-killed before the container", memMax, lim.String())
+	// The container's limit is the one enforced; respawnd reads its
+	// memory.events.
+	if lim := c.Resources.Limits[corev1.ResourceMemory]; lim.IsZero() {
+		t.Errorf("no memory limit on the container")
 	}
 	if p, ok := podPort(&pod.Spec, "metrics"); !ok || p != port {
 		t.Errorf("metrics port %d, want %d (web-listen-address)", p, port)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"sync"
 	"syscall"
 
 	"github.com/respawnd/respawnd/oom"
@@ -25,6 +26,13 @@ type evidence struct {
 	// its value at start; hostOOMs is the rise since then.
 	hostKnown bool
 	hostOOMs  uint64
+	// ownKnown is true for an instance without a cgroup of its own that
+	// respawnd started, so that it ran in respawnd's own cgroup, when that
+	// cgroup's oom_kill counter could be compared with its value at the
+	// start; ownOOMs is the rise since then that no other death claimed
+	// (see ownLedger).
+	ownKnown bool
+	ownOOMs  uint64
 	// kernelLog is true while the kernel log source is live, so a missing
 	// record may still arrive.
 	kernelLog bool
@@ -65,6 +73,18 @@ func judge(e evidence) (r Reason, final bool) {
 		}
 		return ReasonSignal, true
 	}
+	if e.ownKnown {
+		// The instance ran in respawnd's own cgroup (a sidecar's: the
+		// container's). The kernel raises the counter of the victim's
+		// cgroup for every OOM kill, limit or host-wide, before it sends
+		// the SIGKILL; respawnd is alive, so a rise is a kill of another
+		// process in its cgroup, most likely this one (see ownLedger). No
+		// rise: no OOM kill in the cgroup, whatever the host's counter says.
+		if e.ownOOMs > 0 {
+			return ReasonOOMKill, true
+		}
+		return ReasonSignal, true
+	}
 	if e.hostKnown && e.hostOOMs == 0 {
 		// No OOM kill anywhere on the host since the instance started.
 		return ReasonSignal, true
@@ -80,4 +100,34 @@ func judge(e evidence) (r Reason, final bool) {
 		return ReasonSignal, false
 	}
 	return ReasonUnknown, true
+}
+
+// ownLedger is the share of the oom_kill counter of respawnd's own cgroup
+// that deaths have claimed. Every program without a cgroup of its own runs
+// there, so their loops share one ledger: each rise is claimed by one death
+// at most, and a SIGKILL that comes after a rise another death explained
+// is a plain signal. A rise is claimed only by an instance that was
+// running when it happened (its start baseline is below it).
+//
+// An ownLedger is safe for concurrent use; its zero value is ready.
+type ownLedger struct {
+	mu sync.Mutex
+	// claimed is the counter value up to which rises are claimed.
+	claimed uint64
+}
+
+// claim returns the rise of the counter, now at n, above base (its value
+// at the instance's start) that no death claimed yet, and claims one of
+// it: the OOM kill of the instance whose SIGKILL is being judged. The rest
+// stays for other instances that died of it (several processes killed in
+// one OOM, or OOMs close together).
+func (l *ownLedger) claim(n, base uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from := max(base, l.claimed)
+	if n <= from {
+		return 0
+	}
+	l.claimed = from + 1
+	return n - from
 }

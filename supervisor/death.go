@@ -154,7 +154,9 @@ func (p *program) onDeath() {
 }
 
 // gather collects the side evidence for a death at wait time. It reads the
-// cgroup counter but claims nothing: onDeath decides whose kills they are.
+// program cgroup's counter but claims nothing: onDeath decides whose kills
+// they are. The counter of respawnd's own cgroup, which programs without a
+// cgroup share, is claimed here (see ownLedger).
 //
 // The cgroup's counter speaks only for an instance that respawnd started in
 // the cgroup (inGroup): one adopted from elsewhere (another memory cgroup, a
@@ -177,6 +179,17 @@ func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBa
 	}
 	if !st.Unknown && (!st.Signaled || st.Signal != syscall.SIGKILL) {
 		return ev
+	}
+	if p.ownBaseOK && p.group == nil && inGroup && p.s.cfg.OwnOOMKills != nil {
+		// The counter of respawnd's own cgroup alone decides a SIGKILL
+		// (see judge), so its rise is claimed here, at once: another
+		// program's death judged a moment later must not take it too.
+		if n, err := p.s.cfg.OwnOOMKills(); err == nil {
+			ev.ownKnown = true
+			ev.ownOOMs = p.s.own.claim(n, p.ownBase)
+		} else {
+			p.log.Warn("reading the oom counter of respawnd's own cgroup", "err", err)
+		}
 	}
 	if hostBaseOK && p.s.cfg.HostOOMKills != nil {
 		if n, err := p.s.cfg.HostOOMKills(); err == nil {

@@ -85,6 +85,10 @@ type program struct {
 
 	hostBase   uint64
 	hostBaseOK bool
+	// ownBase is the oom_kill counter of respawnd's own cgroup at the
+	// current instance's start, for an instance without a program cgroup.
+	ownBase   uint64
+	ownBaseOK bool
 
 	timerC    <-chan time.Time
 	reserved  bool
@@ -438,6 +442,12 @@ func (p *program) start() {
 	if p.group == nil && p.s.cfg.HostOOMKills != nil {
 		if n, err := p.s.cfg.HostOOMKills(); err == nil {
 			p.hostBase, p.hostBaseOK = n, true
+		}
+	}
+	p.ownBaseOK = false
+	if p.group == nil && p.s.cfg.OwnOOMKills != nil {
+		if n, err := p.s.cfg.OwnOOMKills(); err == nil {
+			p.ownBase, p.ownBaseOK = n, true
 		}
 	}
 	now := p.s.clock.Now()

@@ -43,6 +43,13 @@ type Config struct {
 	// HostOOMKills reads the host-wide oom_kill counter (/proc/vmstat);
 	// nil means unknown.
 	HostOOMKills func() (uint64, error)
+	// OwnOOMKills reads the oom_kill counter of the memory cgroup respawnd
+	// itself runs in (a sidecar's: its container's), where the programs
+	// without a cgroup of their own run; nil means unknown. With it, a
+	// SIGKILL of such a program that respawnd started is an OOM kill when
+	// the counter rose since the program's start (each rise claimed once),
+	// and a plain signal when it did not.
+	OwnOOMKills func() (uint64, error)
 	// AttributionWindow bounds how long an exit's reason may stay open
 	// waiting for kernel evidence; default 2s.
 	AttributionWindow time.Duration
@@ -158,6 +165,8 @@ type Supervisor struct {
 	// kernelLog says the kernel log source is live (Config.KernelLog until
 	// SetKernelLog says otherwise).
 	kernelLog atomic.Bool
+	// own is the claimed share of Config.OwnOOMKills (see ownLedger).
+	own ownLedger
 
 	applyC chan applyReq
 	killC  chan oom.Kill

@@ -127,6 +127,15 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 		sources = append(sources, "vmstat", "up")
 	}
 	d.obs.setSource("vmstat", hostOOM != nil)
+	// Programs that get no cgroup of their own run in respawnd's: its
+	// counter settles their SIGKILLs (a sidecar's only OOM evidence).
+	ownOOM, err := newOwnOOMKills(procfs)
+	if err != nil {
+		logger.Warn("oom source unavailable: own cgroup", "err", err)
+		sources = append(sources, "own_cgroup", "down")
+	} else {
+		sources = append(sources, "own_cgroup", "up")
+	}
 	cg, cgErr := newCgroups(filepath.Join(f.sysfs, "fs", "cgroup"), logger.With("component", "cgroup"))
 	if cgErr != nil {
 		logger.Warn("cgroups unavailable: memory limits are not applied, and a stop waits for a program's process group only", "err", cgErr)
@@ -145,6 +154,7 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 		Env:          o.env,
 		KernelLog:    d.kmsg != nil,
 		HostOOMKills: hostOOM,
+		OwnOOMKills:  ownOOM,
 		OnTransition: func(st supervisor.Status) {
 			d.settle.changed()
 			if o.onTransition != nil {
