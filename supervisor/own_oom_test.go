@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/respawnd/respawnd/config"
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/restart"
 )
 
@@ -87,7 +88,7 @@ func TestOwnCgroupCounterDecidesSIGKILL(t *testing.T) {
 	own.add(1)
 	host.add(1)
 	h.launcher.last().die(sigkill)
-	eventually(t, "first exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "first exit", func() bool { return len(h.rec.exitList()) == 1 })
 	if e := h.rec.exitList()[0]; e.Reason != ReasonOOMKill || !e.Settled.Equal(e.Time) {
 		t.Fatalf("OOM kill in the own cgroup: %s settled %v after the death, want oom_kill at once", e.Describe(), e.Settled.Sub(e.Time))
 	}
@@ -100,7 +101,7 @@ func TestOwnCgroupCounterDecidesSIGKILL(t *testing.T) {
 	h.waitState("p", StateRunning)
 	host.add(5)
 	h.launcher.last().die(sigkill)
-	eventually(t, "second exit", func() bool { return len(h.rec.exitList()) == 2 })
+	testenv.Eventually(t, "second exit", func() bool { return len(h.rec.exitList()) == 2 })
 	if e := h.rec.exitList()[1]; e.Reason != ReasonSignal || e.Signal != syscall.SIGKILL {
 		t.Fatalf("kill -9 with the host's counter risen: %s, want signal SIGKILL", e.Describe())
 	}
@@ -122,7 +123,7 @@ func TestOwnCgroupCounterLeavesProgramCgroupsAlone(t *testing.T) {
 	h.waitState("p", StateRunning)
 	own.add(1)
 	h.launcher.last().die(sigkill)
-	eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "exit", func() bool { return len(h.rec.exitList()) == 1 })
 	if e := h.rec.exitList()[0]; e.Reason != ReasonSignal {
 		t.Errorf("program cgroup counter still, own counter rose: %s, want signal", e.Describe())
 	}
@@ -142,7 +143,7 @@ func TestOwnCgroupRiseIsClaimedOnce(t *testing.T) {
 	own.add(1) // a's worker
 	own.add(1) // a's main process
 	h.launcher.last().die(sigkill)
-	eventually(t, "a's exit", func() bool { return len(h.rec.exitList()) == 1 })
+	testenv.Eventually(t, "a's exit", func() bool { return len(h.rec.exitList()) == 1 })
 	if e := h.rec.exitList()[0]; e.Reason != ReasonOOMKill {
 		t.Fatalf("a: %s, want oom_kill", e.Describe())
 	}
@@ -153,13 +154,13 @@ func TestOwnCgroupRiseIsClaimedOnce(t *testing.T) {
 	a := h.waitState("a", StateRunning)
 	// The new instance does not inherit the worker's rise.
 	h.launcher.last().die(sigkill)
-	eventually(t, "a's second exit", func() bool { return len(h.rec.exitList()) == 2 })
+	testenv.Eventually(t, "a's second exit", func() bool { return len(h.rec.exitList()) == 2 })
 	if e := h.rec.exitList()[1]; e.Reason != ReasonSignal || e.PID != a.PID {
 		t.Fatalf("a's next instance, kill -9: %s, want signal", e.Describe())
 	}
 
 	// The second restart in a row waits for its backoff.
-	eventually(t, "a's third start", func() bool {
+	testenv.Eventually(t, "a's third start", func() bool {
 		h.clock.Advance(100 * time.Millisecond)
 		return h.launcher.started() >= 3
 	})
@@ -180,7 +181,7 @@ func TestOwnCgroupRiseIsClaimedOnce(t *testing.T) {
 	own.add(1)
 	procA.die(sigkill)
 	procB.die(sigkill)
-	eventually(t, "two more exits", func() bool { return len(h.rec.exitList()) == 4 })
+	testenv.Eventually(t, "two more exits", func() bool { return len(h.rec.exitList()) == 4 })
 	reasons := map[Reason]int{}
 	for _, e := range h.rec.exitList()[2:] {
 		reasons[e.Reason]++
