@@ -13,5 +13,5 @@ COPY server /app/server
 EXPOSE 8080 8571
 USER 65532:65532
 # respawnd exec serves metrics only when given --web.listen-address.
-ENTRYPOINT ["/usr/bin/respawnd", "exec", "--name=app", "--web.listen-address=:8571", "--memory.max=200MiB", "--"]
+ENTRYPOINT ["/usr/bin/respawnd", "exec", "--name=app", "--web.listen-address=:8571", "--"]
 CMD ["/app/server", "--listen=:8080"]
