@@ -27,7 +27,8 @@ type Record struct {
 	// when it exited.
 	Signal   string `json:"signal,omitempty"`
 	ExitCode *int   `json:"exit_code,omitempty"`
-	// Error says what failed, for start_failure.
+	// Error says what failed, for start_failure, and what the failed check
+	// saw, for health_check and watchdog.
 	Error string `json:"error,omitempty"`
 	// Recycle says respawnd was stopping the instance for its memory.
 	Recycle bool `json:"recycle,omitempty"`
