@@ -194,10 +194,7 @@ func (v *validator) program(pf string, p *Program) {
 	f := func(name string) string { return childField(pf, name) }
 
 	switch {
-	case p.Name == "" && v.isSet(f("name")):
-		v.errorf(f("name"), "must not be empty")
-	case p.Name == "":
-		v.errorf(f("name"), "is required")
+	case !v.required(f("name"), p.Name == ""):
 	case p.Name == "." || p.Name == "..":
 		v.errorf(f("name"), "must not be %q", p.Name)
 	case len(p.Name) > MaxNameLen:
@@ -328,12 +325,24 @@ func (v *validator) output(pf string, o *Output) {
 	v.intRange(maxFiles, o.MaxFiles, 1, MaxOutputFiles)
 }
 
+// required reports a field whose value is empty: "is required" when the
+// file leaves it out, "must not be empty" when it gives it empty. It
+// returns whether the value is there.
+func (v *validator) required(field string, empty bool) bool {
+	switch {
+	case !empty:
+		return true
+	case v.isSet(field):
+		v.errorf(field, "must not be empty")
+	default:
+		v.errorf(field, "is required")
+	}
+	return false
+}
+
 func (v *validator) command(field string, argv []string) {
 	switch {
-	case len(argv) == 0 && v.isSet(field):
-		v.errorf(field, "must not be empty")
-	case len(argv) == 0:
-		v.errorf(field, "is required")
+	case !v.required(field, len(argv) == 0):
 	case len(argv) > MaxCommandArgs:
 		v.errorf(field, "must have at most %d arguments, not %d", MaxCommandArgs, len(argv))
 	case argv[0] == "":
@@ -834,11 +843,7 @@ func probeSet(h *Health, key string) bool {
 // probeURL checks an HTTP probe's URL: absolute, http or https, with a host.
 func (v *validator) probeURL(field, s string) {
 	switch {
-	case s == "" && v.isSet(field):
-		v.errorf(field, "must not be empty")
-		return
-	case s == "":
-		v.errorf(field, "is required")
+	case !v.required(field, s == ""):
 		return
 	case len(s) > MaxURLLen:
 		v.errorf(field, "must be at most %d bytes, not %d", MaxURLLen, len(s))
@@ -923,11 +928,7 @@ func (v *validator) headers(field string, hs map[string]string) {
 // tcpAddress checks a TCP probe's address: host:port with a numeric port.
 func (v *validator) tcpAddress(field, a string) {
 	switch {
-	case a == "" && v.isSet(field):
-		v.errorf(field, "must not be empty")
-		return
-	case a == "":
-		v.errorf(field, "is required")
+	case !v.required(field, a == ""):
 		return
 	case len(a) > MaxAddressLen:
 		v.errorf(field, "must be at most %d bytes, not %d", MaxAddressLen, len(a))

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"context"
 	"os"
 	"slices"
 	"sync"
@@ -100,23 +99,5 @@ func startChecker(t *testing.T, cfg Config, rec *recorder) (*Checker, func()) {
 		cfg.Observe = rec.observe
 	}
 	c := New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			case <-time.After(waitTimeout):
-				t.Errorf("Run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return c, stop
+	return c, testenv.Run(t, c.Run)
 }

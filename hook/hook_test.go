@@ -16,10 +16,6 @@ import (
 	"github.com/respawnd/respawnd/supervisor"
 )
 
-func contextWithCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
-}
-
 // fakeLauncher records the commands it is asked to start and fails each
 // start, after waiting for gate when it is set.
 type fakeLauncher struct {

@@ -172,23 +172,5 @@ func verifyNoLeaks(t *testing.T) {
 // function stops it earlier and waits for Run to return.
 func startRunner(t *testing.T, r *hook.Runner) (stop func()) {
 	t.Helper()
-	ctx, cancel := contextWithCancel()
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			case <-time.After(waitTimeout):
-				t.Errorf("Run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Run(t, r.Run)
 }
