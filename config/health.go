@@ -113,9 +113,3 @@ func (h *Health) Probe() string {
 	}
 	return ""
 }
-
-// WantsReady reports whether p counts as up only once it is ready: it has
-// a health check, or it says so with sd_notify's READY=1.
-func (p Program) WantsReady() bool {
-	return p.Health != nil || (p.Notify != nil && p.Notify.Ready)
-}

@@ -71,9 +71,6 @@ func TestParseHealth(t *testing.T) {
 			if !reflect.DeepEqual(p.Notify, tt.notify) {
 				t.Errorf("notify:\n got %#v\nwant %#v", p.Notify, tt.notify)
 			}
-			if want := tt.health != nil || tt.notify != nil && tt.notify.Ready; p.WantsReady() != want {
-				t.Errorf("WantsReady() = %v, want %v", p.WantsReady(), want)
-			}
 			if p.Health != nil && p.Health.Probe() == "" {
 				t.Error("Probe() names no probe")
 			}
@@ -110,7 +107,7 @@ func TestHealthDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := c.Programs[0]; p.Health != nil || p.Notify != nil || p.WantsReady() {
+	if p := c.Programs[0]; p.Health != nil || p.Notify != nil {
 		t.Errorf("a program without health and notify got %+v, %+v", p.Health, p.Notify)
 	}
 }

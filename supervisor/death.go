@@ -42,6 +42,7 @@ func (p *program) onDeath() {
 	if p.lastDeath.IsZero() {
 		p.lastDeath = p.s.clock.Now()
 	}
+	p.stop.started, p.stop.died = started, p.lastDeath
 
 	// The counters are up to date at wait time and cost a file read or two,
 	// so the reason is settled (for programs with a cgroup, or when the host
@@ -71,14 +72,8 @@ func (p *program) onDeath() {
 		} else {
 			e.Reason = ReasonMemoryRecycle
 		}
-		// A recycle counts as a restart, its latency from this death.
-		p.lastDeath = st.Time
-		if p.lastDeath.IsZero() {
-			p.lastDeath = p.s.clock.Now()
-		}
-		p.mem.recycledStart, p.mem.recycledDeath = started, p.lastDeath
 	}
-	p.checkedExit(&e, started, p.lastDeath)
+	p.checkedExit(&e)
 	p.clearOOMLoop(started, st.Time)
 	if reason == ReasonOOMKill && final {
 		p.noteOOM(e, p.hostWide(e))

@@ -86,10 +86,9 @@ type liveness struct {
 	mainPID atomic.Int64
 	cgroup  atomic.Pointer[string]
 
-	stopProbe   func()
-	sockEnv     string
-	closeSock   func()
-	sockProgram string
+	stopProbe func()
+	sockEnv   string
+	closeSock func()
 
 	ready      bool
 	reloading  bool
@@ -110,9 +109,6 @@ type liveness struct {
 	// check, watchdog, start timeout), ReasonUnknown when it was not.
 	reason Reason
 	why    string
-	// failedStart and failedDeath are the failed instance's start and
-	// death, for its restart once the stop is complete.
-	failedStart, failedDeath time.Time
 }
 
 type probeNews struct {
@@ -420,35 +416,24 @@ func (p *program) failStop(r Reason, why string, sig syscall.Signal) {
 }
 
 // checkedExit gives the exit of an instance stopped by a failed check its
-// reason (unless the OOM killer beat the stop), and keeps what its restart
-// needs.
-func (p *program) checkedExit(e *Exit, started, died time.Time) {
-	r := p.live.reason
-	if r == ReasonUnknown {
-		return
-	}
-	if e.Reason != ReasonOOMKill {
+// reason, unless the OOM killer beat the stop.
+func (p *program) checkedExit(e *Exit) {
+	if r := p.live.reason; r != ReasonUnknown && e.Reason != ReasonOOMKill {
 		// The reason, and what the check saw: the failed probe's answer,
 		// the missed ping, the missing READY=1.
 		e.Reason, e.Err = r, p.live.why
 	}
-	p.live.failedStart, p.live.failedDeath = started, died
 }
 
 // afterFailedCheck restarts a program stopped by a failed check, as a
 // crash: through the backoff and the burst limit, unless its restart
 // policy is never.
 func (p *program) afterFailedCheck() {
-	started, died := p.live.failedStart, p.live.failedDeath
 	p.live.reason, p.live.why = ReasonUnknown, ""
 	if p.spec.Restart.Policy == config.PolicyNever {
 		p.lastDeath = time.Time{}
 		p.setState(StateExited)
 		return
 	}
-	if died.IsZero() {
-		died = p.s.clock.Now()
-	}
-	p.lastDeath = died
-	p.restartAfter(started, died)
+	p.restartAfter(p.stop.started, p.stop.died)
 }

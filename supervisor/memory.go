@@ -91,9 +91,6 @@ type memoryState struct {
 	// recycleLoop says recycles came too often (more than maxRecycles
 	// within reset_after) and restart with the crash backoff.
 	recycleLoop bool
-	// recycledStart and recycledDeath are the recycled instance's start
-	// and death, for the restart once its stop is complete.
-	recycledStart, recycledDeath time.Time
 	// hold is the host-wide OOM kill whose restart waits for the gate;
 	// holdDelay the backoff delay still due once it is released.
 	hold      *pendingHold
@@ -214,7 +211,6 @@ func (p *program) memoryEvent(kind string, ev MemoryEvent) {
 // backoff; after more than maxRecycles within reset_after, through the
 // crash backoff instead.
 func (p *program) afterRecycle() {
-	started, died := p.mem.recycledStart, p.mem.recycledDeath
 	if len(p.mem.recycles) > maxRecycles {
 		if !p.mem.recycleLoop {
 			p.mem.recycleLoop = true
@@ -222,7 +218,7 @@ func (p *program) afterRecycle() {
 			p.s.events.add(Event{Time: p.s.clock.Now(), Program: p.name, Kind: EventRecycleLoop})
 			p.s.rec.RecycleLoop(p.name)
 		}
-		p.restartAfter(started, died)
+		p.restartAfter(p.stop.started, p.stop.died)
 		return
 	}
 	p.mem.recycleLoop = false

@@ -42,6 +42,10 @@ type stopState struct {
 	// drained receives the outcome of waiting for the program's cgroup to
 	// empty; nil when no such wait runs.
 	drained chan error
+	// started and died are the start and death of the instance last taken
+	// down, for a restart through the crash backoff once its stop is
+	// complete (a recycle loop, a failed check).
+	started, died time.Time
 }
 
 // setAfter decides what happens after the stop: the latest command wins,
