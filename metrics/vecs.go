@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,7 +82,7 @@ func (r *Recorder) RestartWaited(program string, wait time.Duration) {
 // HealthCheck counts one health check of program with result (one of
 // HealthResults; others are dropped) and observes how long it took.
 func (r *Recorder) HealthCheck(program, result string, took time.Duration) {
-	if !r.known(program) || !validResult(result) {
+	if !slices.Contains(HealthResults, result) || !r.known(program) {
 		return
 	}
 	r.live.checks.WithLabelValues(program, result).Inc()
@@ -91,11 +92,7 @@ func (r *Recorder) HealthCheck(program, result string, took time.Duration) {
 // NotifyRejected counts one sd_notify datagram of program dropped for
 // reason, one of NotifyRejections (others are dropped).
 func (r *Recorder) NotifyRejected(program, reason string) {
-	ok := false
-	for _, v := range NotifyRejections {
-		ok = ok || v == reason
-	}
-	if !ok || !r.known(program) {
+	if !slices.Contains(NotifyRejections, reason) || !r.known(program) {
 		return
 	}
 	r.live.rejected.WithLabelValues(program, reason).Inc()
@@ -120,15 +117,6 @@ func (r *Recorder) SetLiveness(probed, notifying []string) {
 			}
 		}
 	}
-}
-
-func validResult(res string) bool {
-	for _, v := range HealthResults {
-		if v == res {
-			return true
-		}
-	}
-	return false
 }
 
 // known reports whether program's events are counted (see counters).

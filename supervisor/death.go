@@ -186,7 +186,7 @@ func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBa
 			p.log.Warn("reading the oom counter of respawnd's own cgroup", "err", err)
 		}
 	}
-	if hostBaseOK && p.s.cfg.HostOOMKills != nil {
+	if hostBaseOK && !ev.ownKnown && p.s.cfg.HostOOMKills != nil {
 		if n, err := p.s.cfg.HostOOMKills(); err == nil {
 			ev.hostKnown = true
 			if n > hostBase {

@@ -438,16 +438,17 @@ func (p *program) start() {
 	}
 	// Every baseline is taken before the process can run: an OOM kill right
 	// after the start must already count against it.
-	p.hostBaseOK = false
-	if p.group == nil && p.s.cfg.HostOOMKills != nil {
-		if n, err := p.s.cfg.HostOOMKills(); err == nil {
-			p.hostBase, p.hostBaseOK = n, true
-		}
-	}
-	p.ownBaseOK = false
+	// Without a cgroup of its own, the counter of respawnd's cgroup decides
+	// a SIGKILL; the host's is read only when that one cannot be.
+	p.hostBaseOK, p.ownBaseOK = false, false
 	if p.group == nil && p.s.cfg.OwnOOMKills != nil {
 		if n, err := p.s.cfg.OwnOOMKills(); err == nil {
 			p.ownBase, p.ownBaseOK = n, true
+		}
+	}
+	if p.group == nil && !p.ownBaseOK && p.s.cfg.HostOOMKills != nil {
+		if n, err := p.s.cfg.HostOOMKills(); err == nil {
+			p.hostBase, p.hostBaseOK = n, true
 		}
 	}
 	now := p.s.clock.Now()
