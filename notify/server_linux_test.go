@@ -312,10 +312,7 @@ func parentOf(pid int) (int, error) {
 }
 
 func TestSystemdNotify(t *testing.T) {
-	const bin = "/usr/bin/systemd-notify"
-	if _, err := os.Stat(bin); err != nil {
-		testenv.Skip(t, "systemd-notify, a real sd_notify client, is not installed (Debian package systemd): %v", err)
-	}
+	bin := testenv.RequireProgram(t, "systemd-notify", "systemd")
 	rec := newRecorder()
 	s := startServer(t, Config{Namespace: testNamespace(t), Rejected: rec.rejected})
 	var pid atomic.Int64

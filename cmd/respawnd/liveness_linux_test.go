@@ -233,12 +233,7 @@ func TestNotifyForeignSender(t *testing.T) {
 	testenv.RequireRoot(t, "supervising real programs")
 	t.Run("notifyprog", func(t *testing.T) { testNotifyForeignSender(t, notifyprog(t), "-ready-after", "0", "-status") })
 	t.Run("systemd-notify", func(t *testing.T) {
-		sdNotify, err := exec.LookPath("systemd-notify")
-		if err != nil {
-			// The test guests are minimal systems without systemd; the
-			// host run covers this client.
-			t.Skip("systemd-notify is not installed here: a dimension of the test matrix, which the host run covers")
-		}
+		sdNotify := testenv.RequireProgram(t, "systemd-notify", "systemd")
 		testNotifyForeignSender(t, sdNotify, "--ready", "--status")
 	})
 }
@@ -350,10 +345,7 @@ func (d *daemonProc) addr(t *testing.T) string {
 // in starting until then.
 func TestNotifyRealDaemon(t *testing.T) {
 	testenv.RequireRoot(t, "supervising real programs")
-	bus, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("dbus-daemon is not installed here: a dimension of the test matrix, which the host run covers")
-	}
+	bus := testenv.RequireProgram(t, "dbus-daemon", "dbus-daemon")
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
   - name: bus

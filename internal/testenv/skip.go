@@ -3,6 +3,7 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -18,4 +19,24 @@ func Skip(t testing.TB, format string, args ...any) {
 		t.Fatalf("%s=1 but the test would skip: %s", RequireEnv, msg)
 	}
 	t.Skip(msg)
+}
+
+// RequireProgram returns the path of the program name, looked up in PATH,
+// for a test that runs a real client or daemon from a distribution package
+// (pkg names it). Where it is missing the test skips through Skip, a
+// failure under RequireEnv (CI installs it), except in the test guests
+// (RESPAWND_VM_GUEST=1): they are minimal systems by design, and the host
+// run covers the test, as for a cgroup version.
+func RequireProgram(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	switch {
+	case err == nil:
+		return p
+	case os.Getenv("RESPAWND_VM_GUEST") == "1":
+		t.Skipf("%s (Debian package %s) is not in the test guest: a dimension of the test matrix, which the host run covers", name, pkg)
+	default:
+		Skip(t, "%s (Debian package %s) is not installed: %v", name, pkg, err)
+	}
+	return ""
 }
