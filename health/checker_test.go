@@ -185,11 +185,14 @@ func TestUnhealthyAfterFailures(t *testing.T) {
 	if got := rec.kinds(); !slices.Equal(got, []EventKind{Ready, Unhealthy}) {
 		t.Errorf("events %v, want Ready then Unhealthy", got)
 	}
-	// The server hung from the request after the last good one; that
-	// request came a period after the last good one.
+	// The server hung from the request after the last good one, which
+	// came a period after it: Unhealthy cannot come before failures
+	// periods have passed. (How soon after it comes is a timing, measured
+	// by cmd/respawnd's BenchmarkHangRestart; the schedule itself is
+	// pinned on a fake clock by TestSchedule.)
 	hang := srv.requests()[good-1]
-	if took := ev.at.Sub(hang); took < failures*period || took > (failures+1)*period+period/2 {
-		t.Errorf("Unhealthy %s after the hang, want within [%s, %s] (+ half a period of slack)", took, failures*period, (failures+1)*period)
+	if took := ev.at.Sub(hang); took < failures*period {
+		t.Errorf("Unhealthy %s after the hang, before %d periods of %s", took, failures, period)
 	}
 	want := []Result{ResultSuccess, ResultSuccess, ResultSuccess, ResultTimeout, ResultTimeout, ResultTimeout}
 	if got := rec.getResults(); !slices.Equal(got, want) {
@@ -230,7 +233,9 @@ func TestStartupGrace(t *testing.T) {
 		})
 		rec := &recorder{}
 		c, _ := startChecker(t, Config{}, rec)
-		h := config.Health{HTTP: &config.HTTPProbe{URL: srv.URL}, Period: period, Timeout: period, Failures: 1, StartupGrace: 10 * period}
+		// The grace is long: the failure after the pass must fall inside
+		// it however slow the machine.
+		h := config.Health{HTTP: &config.HTTPProbe{URL: srv.URL}, Period: period, Timeout: period, Failures: 1, StartupGrace: 100 * period}
 		mu.Lock()
 		start = time.Now()
 		mu.Unlock()
@@ -247,8 +252,8 @@ func TestStartupGrace(t *testing.T) {
 		// The failure after the pass counted although the grace had not
 		// ended.
 		ev, _ := rec.first(Unhealthy)
-		if ev.at.Sub(start) >= 10*period {
-			t.Errorf("Unhealthy %s after the start, not inside the grace of %s: the test proves nothing", ev.at.Sub(start), 10*period)
+		if ev.at.Sub(start) >= 100*period {
+			t.Errorf("Unhealthy %s after the start, not inside the grace of %s: the test proves nothing", ev.at.Sub(start), 100*period)
 		}
 		if ev.Failures != 1 || ev.Reason != "GET "+srv.URL+": status 503" {
 			t.Errorf("Unhealthy %+v, want 1 failure, status 503", ev.Event)
