@@ -75,7 +75,9 @@ const (
 // liveness is a program's health check and sd_notify bookkeeping, owned by
 // its loop except where noted.
 type liveness struct {
-	// probeC carries the prober's news; wake says inbox has news.
+	// probeC carries the prober's news (two events at most per instance,
+	// so none is replaced); wake says inbox has news. Both are fed with
+	// offer, never blocking their senders.
 	probeC chan probeNews
 	wake   chan struct{}
 	// inboxMu guards inbox, filled by the notifier's goroutine.
@@ -132,10 +134,7 @@ func (l *liveness) deliver(m NotifyMessage) {
 	}
 	l.inbox = append(l.inbox, m)
 	l.inboxMu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	offer(l.wake, struct{}{})
 }
 
 func (l *liveness) who() (int, string) {
@@ -222,12 +221,7 @@ func (p *program) watchLiveness(how string) {
 	if h := p.spec.Health; h != nil && p.s.cfg.Prober != nil {
 		l.ready = false
 		gen, c := p.gen, l.probeC
-		l.stopProbe = p.s.cfg.Prober.Probe(p.name, *h, p.cmd, func(ev ProbeEvent) {
-			select {
-			case c <- probeNews{gen: gen, ev: ev}:
-			default:
-			}
-		})
+		l.stopProbe = p.s.cfg.Prober.Probe(p.name, *h, p.cmd, func(ev ProbeEvent) { offer(c, probeNews{gen: gen, ev: ev}) })
 	}
 	p.armLiveTimer()
 }
