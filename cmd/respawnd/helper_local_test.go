@@ -109,6 +109,15 @@ func runLocalHelper(mode string, args []string) int {
 }
 
 // yamlList is argv as a YAML flow list.
+// shellQuote quotes argv for sh, as one command line.
+func shellQuote(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
 func yamlList(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {

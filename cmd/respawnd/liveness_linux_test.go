@@ -49,14 +49,6 @@ func notifyprog(t *testing.T) string {
 	return p
 }
 
-func quoteArgs(argv ...string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = strconv.Quote(a)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
-}
-
 // exitOf waits for the exit of program's generation gen and returns its
 // log record.
 func exitOf(d *daemonProc, from int, program string, gen int) (map[string]any, int) {
@@ -94,7 +86,7 @@ func TestHealthCheckRestartsHungProgram(t *testing.T) {
       period: 200ms
       timeout: 150ms
       failures: 3
-`, quoteArgs(argv...), addr))
+`, yamlList(argv), addr))
 			stateDir := filepath.Join(dir, "state")
 			d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
 			first, mark := runningPID(d, 0, "web")
@@ -151,7 +143,7 @@ func TestHealthCheckStartupGrace(t *testing.T) {
       timeout: 100ms
       failures: 2
       startup_grace: 10s
-`, quoteArgs(notifyprog(t), "-http", addr, "-http-after", "5s"), addr))
+`, yamlList([]string{notifyprog(t), "-http", addr, "-http-after", "5s"}), addr))
 	stateDir := filepath.Join(dir, "state")
 	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
 	_, mark := runningPID(d, 0, "slow")
@@ -188,8 +180,8 @@ func TestNotifyReadyAndWatchdog(t *testing.T) {
     command: %s
     stop: {timeout: 5s}
     notify: {ready: true, watchdog: 500ms}
-`, quoteArgs(notifyprog(t), "-ready-after", "1s", "-status", "serving", "-mainpid", "1",
-		"-watchdog-every", "100ms", "-watchdog-for", "3s", "-abort-file", abort)))
+`, yamlList([]string{notifyprog(t), "-ready-after", "1s", "-status", "serving", "-mainpid", "1",
+		"-watchdog-every", "100ms", "-watchdog-for", "3s", "-abort-file", abort})))
 	stateDir := filepath.Join(dir, "state")
 	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
 	if p := launched(t, d, stateDir, "svc"); p.State != "starting" || p.Ready {
@@ -252,7 +244,7 @@ func testNotifyForeignSender(t *testing.T, client string, args ...string) {
 		}
 		return out
 	}
-	sdNotify := strings.Join(quoteShell(argv("up")), " ")
+	sdNotify := shellQuote(argv("up"))
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "go")
 	script := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.1; done; %s & wait $!; exec sleep 1000", gate, sdNotify)
@@ -323,15 +315,6 @@ func launched(t *testing.T, d *daemonProc, stateDir, program string) api.Program
 	}
 }
 
-// quoteShell quotes each argument for sh.
-func quoteShell(argv []string) []string {
-	out := make([]string, len(argv))
-	for i, a := range argv {
-		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return out
-}
-
 // addr is the address the daemon's HTTP listener took.
 func (d *daemonProc) addr(t *testing.T) string {
 	t.Helper()
@@ -351,7 +334,7 @@ func TestNotifyRealDaemon(t *testing.T) {
   - name: bus
     command: %s
     notify: {ready: true, start_timeout: 30s}
-`, quoteArgs(bus, "--session", "--nofork", "--nopidfile", "--address=unix:path="+filepath.Join(dir, "bus"))))
+`, yamlList([]string{bus, "--session", "--nofork", "--nopidfile", "--address=unix:path=" + filepath.Join(dir, "bus")})))
 	stateDir := filepath.Join(dir, "state")
 	d := startRespawnd(t, "--state.dir", stateDir, "--config", cfg)
 	pid, _ := runningPID(d, 0, "bus")

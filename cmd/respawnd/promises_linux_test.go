@@ -446,14 +446,7 @@ func TestWorkerOOMKillKeepsMainProcess(t *testing.T) {
 
 func testWorkerOOMKill(t *testing.T, args ...string) {
 	dir := t.TempDir()
-	sh := func(argv []string) string {
-		q := make([]string, len(argv))
-		for i, a := range argv {
-			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		return strings.Join(q, " ")
-	}
-	script := sh(testenv.HelperArgv("hog")) + " & exec " + sh(testenv.HelperArgv("sleep"))
+	script := shellQuote(testenv.HelperArgv("hog")) + " & exec " + shellQuote(testenv.HelperArgv("sleep"))
 	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf(`programs:
   - name: w
     command: [/bin/sh, -c, %q]

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/respawnd/respawnd/internal/testenv"
@@ -82,13 +81,4 @@ func limitCgroup(t *testing.T, dir string, limit int64) {
 			t.Fatalf("limiting respawnd's cgroup: %v", err)
 		}
 	}
-}
-
-// shellQuote quotes argv for sh.
-func shellQuote(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
 }
