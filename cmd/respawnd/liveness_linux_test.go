@@ -31,6 +31,7 @@ var notifyprogPath = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	notifyprogDir = dir
 	out := filepath.Join(dir, "notifyprog")
 	// The module root is two directories up from this package.
 	cmd := exec.Command("go", "build", "-o", out, "../../internal/notifyprog")

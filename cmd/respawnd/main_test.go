@@ -30,6 +30,16 @@ const mainEnv = "RESPAWND_TEST_RUN_MAIN"
 // before anything else (see startRespawnd).
 const cgroupEnv = "RESPAWND_TEST_CGROUP"
 
+// notifyprogDir is where the liveness tests built their test program, if
+// they did; it goes when the tests end (removeNotifyprog).
+var notifyprogDir string
+
+func removeNotifyprog() {
+	if notifyprogDir != "" {
+		_ = os.RemoveAll(notifyprogDir)
+	}
+}
+
 func TestMain(m *testing.M) {
 	restart.RunShimIfRequested()
 	testenv.RunHelperIfRequested()
@@ -40,7 +50,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(os.Args[1:]))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		removeNotifyprog()
+		os.Exit(code)
+	}))
 }
 
 // joinTestCgroup moves this process into the cgroup named by cgroupEnv,
