@@ -166,8 +166,12 @@ func goldenComplete(fams map[string]*dto.MetricFamily) bool {
 		}
 		return false
 	}
+	// The health check's histogram appears with the first check, the one
+	// that makes the program ready (up); a scrape gathers it before it reads
+	// up, so one scrape can hold up 1 without it: wait for both.
 	return has("respawnd_program_up", 1) && has("respawnd_program_memory_rss_bytes", -1) &&
-		has("respawnd_program_memory_usage_bytes", -1) && has("respawnd_program_memory_limit_bytes", -1)
+		has("respawnd_program_memory_usage_bytes", -1) && has("respawnd_program_memory_limit_bytes", -1) &&
+		has("respawnd_program_health_check_duration_seconds", -1)
 }
 
 // goldenNormalise writes the families other than promhttp_* in name order,
