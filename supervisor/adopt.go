@@ -91,7 +91,6 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 		p.restarts = restarts
 	}
 	p.s.ownPID(p.pid, p)
-	p.log.Info("adopted running instance", "pid", p.pid, "generation", p.gen, "how", how)
 	if p.notifyEnv() != nil {
 		// The instance kept the socket of respawnd's earlier life: the
 		// same name.
@@ -103,6 +102,9 @@ func (p *program) adopt(proc Process, started time.Time, gen, restarts uint64, h
 	}
 	p.watchLiveness(how)
 	p.setState(StateRunning)
+	// Logged once the status shows the instance: whoever reads the line
+	// and then asks for the status finds it there.
+	p.log.Info("adopted running instance", "pid", p.pid, "generation", p.gen, "how", how)
 	p.hostBaseOK = false
 	// Without a cgroup of its own to decide (see gather), the host's
 	// counter can still rule out an OOM kill.
