@@ -280,10 +280,11 @@ func (p *program) diedWhileDown(inst Instance) {
 		p.gen = inst.Generation
 	}
 	p.restarts = inst.Restarts + 1 // the start that follows is a restart
-	p.log.Warn("instance died while respawnd was down", "pid", inst.PID, "reason", e.Reason.String())
 	p.last = &e
 	p.finalize(e)
 	p.fileExit(e)
+	p.publish()
+	p.log.Warn("instance died while respawnd was down", "pid", inst.PID, "reason", e.Reason.String())
 }
 
 // instance is what the state file records for the program now, if it has

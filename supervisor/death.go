@@ -201,7 +201,6 @@ func (p *program) gather(st restart.ExitStatus, pid int, hostBase uint64, hostBa
 // once the kernel's report is in (or cannot come).
 func (p *program) record(e Exit, final, decideRestart bool) {
 	p.last = &e
-	defer p.publish()
 	wantKernel := p.s.kernelLog.Load() && e.OOM == nil && (e.Reason == ReasonOOMKill || !final)
 	if final {
 		p.finalize(e)
@@ -210,10 +209,12 @@ func (p *program) record(e Exit, final, decideRestart bool) {
 		if e.PID != 0 {
 			p.s.disownPID(e.PID, p)
 		}
-		p.fileExit(e)
 		if final {
-			p.logExit(e)
+			p.announce(e)
+			return
 		}
+		p.fileExit(e)
+		p.publish()
 		return
 	}
 	pe := &pendingExit{exit: e, final: final, deadline: p.s.clock.Now().Add(p.s.cfg.AttributionWindow), decideRestart: decideRestart}
@@ -221,6 +222,7 @@ func (p *program) record(e Exit, final, decideRestart bool) {
 	if p.attr.settle == nil {
 		p.attr.settle = p.s.clock.After(p.s.cfg.AttributionWindow)
 	}
+	p.publish()
 }
 
 // fileExit publishes a final exit, complete with the kernel's report when
@@ -228,6 +230,15 @@ func (p *program) record(e Exit, final, decideRestart bool) {
 func (p *program) fileExit(e Exit) {
 	p.s.events.add(exitEvent(e))
 	p.s.cfg.Deaths.Settled(e)
+}
+
+// announce files a final exit and logs it. The status shows the exit
+// before the line is logged: whoever reads the line and then asks for the
+// status finds the exit there.
+func (p *program) announce(e Exit) {
+	p.fileExit(e)
+	p.publish()
+	p.logExit(e)
 }
 
 // finalize is called once per exit when its reason is final.
@@ -301,8 +312,7 @@ func (p *program) onKill(k oom.Kill) {
 		if !wasFinal {
 			p.finalize(e)
 		}
-		p.fileExit(e)
-		p.logExit(e)
+		p.announce(e)
 		if pe.decideRestart {
 			p.decideOnOOM(e)
 		}
@@ -346,8 +356,7 @@ func (p *program) settleExpired() {
 			e.Settled = now
 			p.finalize(e)
 		}
-		p.fileExit(e)
-		p.logExit(e)
+		p.announce(e)
 		if pe.decideRestart {
 			p.decideOnOOM(e)
 		}

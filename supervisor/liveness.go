@@ -300,9 +300,9 @@ func (p *program) onProbe(n probeNews) {
 	if !n.ev.Unhealthy {
 		if !p.live.ready && (p.spec.Notify == nil || !p.spec.Notify.Ready) {
 			p.live.ready = true
-			p.log.Info("ready: first health check passed", "pid", p.pid)
 			p.s.events.add(Event{Time: p.s.clock.Now(), Program: p.name, PID: p.pid, Kind: EventReady})
 			p.publish()
+			p.log.Info("ready: first health check passed", "pid", p.pid)
 		}
 		return
 	}
@@ -392,6 +392,7 @@ func (p *program) becomeReady(at time.Time) {
 		p.setState(StateRunning)
 		return
 	}
+	p.publish()
 	p.log.Info("ready", "pid", p.pid)
 }
 

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"syscall"
 	"testing"
@@ -46,7 +47,16 @@ func newHarness(t *testing.T, mod ...func(*Config)) *harness {
 	for _, m := range mod {
 		m(&cfg)
 	}
+	checks := &checkErrors{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(&statusCheck{h: h, errs: checks})
+	}
 	h.sup = New(cfg)
+	t.Cleanup(func() { // after h.stop, which is registered later
+		for _, e := range checks.list() {
+			t.Error(e)
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	h.ctx = ctx
 	done := make(chan struct{})
