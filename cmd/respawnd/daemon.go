@@ -392,8 +392,9 @@ func (d *daemon) configLoop(ctx context.Context, initial *config.Config, reload 
 			}
 			notify(d.log, sdReady)
 			if err != nil {
-				d.log.Error("reload rejected, previous configuration stays in force", "err", err)
+				// Logged once the metrics say so, as every line is.
 				d.obs.applied(err, time.Now())
+				d.log.Error("reload rejected, previous configuration stays in force", "err", err)
 			} else {
 				d.obs.setConfig(cfg)
 				d.log.Info("configuration reloaded", "file", cfg.File)

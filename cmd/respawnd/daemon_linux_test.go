@@ -40,6 +40,12 @@ func TestDaemonReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, after := d.waitLog(mark, map[string]any{"msg": "configuration reloaded"})
+	// What a line says is already in the metrics when it is logged.
+	l, _ := d.waitLog(0, map[string]any{"msg": "Listening on"})
+	addr, _ := l["address"].(string)
+	if v := scrape(t, addr)["respawnd_config_last_reload_successful"][""]; v != 1 {
+		t.Errorf("after the reload was logged, respawnd_config_last_reload_successful = %v, want 1", v)
+	}
 	d.waitLog(mark, map[string]any{"msg": "state changed", "program": "c", "state": "running"})
 	nb, _ := d.waitLogFn(mark, "b running with a new pid", func(m map[string]any) bool {
 		return matches(m, map[string]any{"msg": "state changed", "program": "b", "state": "running"}) && pidOf(m) != bPID
@@ -69,6 +75,9 @@ func TestDaemonReload(t *testing.T) {
 	rej, rejected := d.waitLog(after, map[string]any{"msg": "reload rejected, previous configuration stays in force"})
 	if e, _ := rej["err"].(string); !strings.Contains(e, "programs[0].command") {
 		t.Errorf("rejection %q does not carry the check error", e)
+	}
+	if v := scrape(t, addr)["respawnd_config_last_reload_successful"][""]; v != 0 {
+		t.Errorf("after the rejection was logged, respawnd_config_last_reload_successful = %v, want 0", v)
 	}
 	d.mu.Lock()
 	for _, m := range d.log[after:rejected] {
