@@ -565,7 +565,18 @@ func (w *Watcher) setDue(e *entry, t time.Time) {
 }
 
 // armTimer sets the timer for the next tick or due check. w.mu is held.
+// With nothing watched it disarms the timer: a respawnd whose programs set
+// no memory thresholds is not woken every SampleInterval for nothing. Add
+// wakes the loop, whose round then ticks at once.
 func (w *Watcher) armTimer(now time.Time) {
+	if len(w.byID) == 0 {
+		w.tickAt = time.Time{}
+		var off unix.ItimerSpec
+		if err := unix.TimerfdSettime(w.timer, 0, &off, nil); err != nil {
+			w.log.Error("disarming memory watcher timer", "err", err)
+		}
+		return
+	}
 	next := w.tickAt
 	for e := range w.due {
 		if e.dueAt.Before(next) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/respawnd/respawnd/internal/testenv"
 )
@@ -600,5 +601,43 @@ func TestWatcherScale(t *testing.T) {
 	}
 	for _, r := range removes {
 		r()
+	}
+}
+
+// A watcher with nothing to watch sleeps: its timer is disarmed, so that
+// a respawnd whose programs set no memory thresholds is not woken every
+// SampleInterval. A watch arms it and is checked at once; once the last
+// watch is removed the timer is disarmed again.
+func TestWatcherIdleWithoutWatches(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	w, events := runWatcher(t, Config{SampleInterval: 10 * time.Millisecond})
+	armed := func() bool {
+		var cur unix.ItimerSpec
+		if err := unix.TimerfdGettime(w.timer, &cur); err != nil {
+			t.Fatal(err)
+		}
+		return cur.Value != unix.Timespec{}
+	}
+	var checks atomic.Int64
+	sample := func() (uint64, error) {
+		checks.Add(1)
+		return 500, nil
+	}
+	remove, err := w.Add("p", Target{Sample: sample}, Spec{Above: 100, Measure: RSS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, events, 5*time.Second); e.Kind != Recycle {
+		t.Fatalf("event %+v, want the recycle of the first check", e)
+	}
+	testenv.Eventually(t, "the timer armed for the next tick", armed)
+	n := checks.Load()
+	testenv.Eventually(t, "a tick after the first check", func() bool { return checks.Load() > n })
+	remove()
+	testenv.Eventually(t, "the timer disarmed once nothing is watched", func() bool { return !armed() })
+	n = checks.Load()
+	time.Sleep(50 * time.Millisecond) // five SampleIntervals
+	if armed() || checks.Load() != n {
+		t.Errorf("the watcher still ticks with nothing watched")
 	}
 }
