@@ -388,7 +388,11 @@ func (p *program) clearLeftovers() {
 // for each of them, threads it never gives back.
 func (p *program) safely(what string, f func()) {
 	p.busy.Store(time.Now().UnixNano())
-	defer p.busy.Store(0)
+	p.s.busyLoops.Add(1)
+	defer func() {
+		p.s.busyLoops.Add(-1)
+		p.busy.Store(0)
+	}()
 	p.s.work <- struct{}{}
 	defer func() { <-p.s.work }()
 	defer func() {

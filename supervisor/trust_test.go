@@ -449,7 +449,8 @@ func TestAliveNamesStuckLoop(t *testing.T) {
 	l := &blockLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, blockFor: "stuck", release: make(chan struct{})}
 	h := newHarness(t, func(c *Config) { c.Launcher = l; c.StuckAfter = time.Millisecond })
 	l.clock = h.clock
-	t.Cleanup(func() { close(l.release) })
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(l.release) }) })
 	h.apply(prog("stuck"), prog("fine"))
 	h.waitState("fine", StateRunning)
 	testenv.Eventually(t, "the stuck loop named", func() bool {
@@ -460,6 +461,13 @@ func TestAliveNamesStuckLoop(t *testing.T) {
 	h.clock.Advance(time.Hour)
 	if err := h.sup.Alive(h.ctx); err == nil || strings.Contains(err.Error(), "fine") {
 		t.Errorf("Alive = %v, want only the stuck loop", err)
+	}
+	// Unstuck, every loop idle again: Alive is fine, and it reads one
+	// counter rather than every program's.
+	release.Do(func() { close(l.release) })
+	testenv.Eventually(t, "no loop busy", func() bool { return h.sup.busyLoops.Load() == 0 })
+	if err := h.sup.Alive(h.ctx); err != nil {
+		t.Errorf("Alive = %v once the loop is released", err)
 	}
 }
 
