@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,34 +23,60 @@ const lingerPoll = 20 * time.Millisecond
 // other live process is in its process group or deadline passes.
 func (l *Launcher) lingerGroup(pgid int, deadline time.Time) {
 	for time.Now().Before(deadline) {
-		if !groupHasMembers(pgid) {
+		if !census.hasMembers(pgid, time.Now()) {
 			return
 		}
 		time.Sleep(min(lingerPoll, time.Until(deadline)))
 	}
 }
 
-// groupHasMembers reports whether a live process other than pgid itself is
-// in process group pgid. Once the leader has exited, its children belong to
-// respawnd (the subreaper), so respawnd's own children are enough to look
-// at; where the kernel does not list children, every process is.
-func groupHasMembers(pgid int) bool {
+// census is the look at respawnd's children that every lingering group
+// shares. Children are the process's, not one Launcher's, so it is too.
+var census groupCensus
+
+// groupCensus tells which process groups have live members, from one look
+// at respawnd's children shared by every group that waits: when a thousand
+// programs stop at once (respawnd's own stop, a reload that removes them),
+// a look per group would read a thousand stat files each, a million in all.
+type groupCensus struct {
+	mu      sync.Mutex
+	started time.Time    // when the last look began
+	live    map[int]bool // process groups with a live member other than their leader
+	looks   atomic.Uint64
+}
+
+// hasMembers reports whether a live process other than pgid itself is in
+// process group pgid, from a look begun at since or later: one begun
+// earlier may have missed a member forked since, so it is taken again.
+// Once the leader has exited, its children belong to respawnd (the
+// subreaper), so respawnd's own children are enough to look at; where the
+// kernel does not list children, every process is.
+func (c *groupCensus) hasMembers(pgid int, since time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live == nil || c.started.Before(since) {
+		c.look()
+	}
+	return c.live[pgid]
+}
+
+// look takes the census; c.mu is held. A look that cannot list processes
+// finds no members: the wait ends, as its deadline would end it.
+func (c *groupCensus) look() {
+	c.looks.Add(1)
+	c.started = time.Now()
+	c.live = map[int]bool{}
 	pids, err := ownChildren()
 	if err != nil {
-		pids, err = allPIDs()
-		if err != nil {
-			return false
+		if pids, err = allPIDs(); err != nil {
+			return
 		}
 	}
 	for _, pid := range pids {
-		if pid == pgid {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.pgrp == pgid && !st.dead() {
-			return true
+		if st, err := readStat(pid); err == nil && st.pgrp != pid && !st.dead() {
+			c.live[st.pgrp] = true
 		}
 	}
-	return false
 }
 
 // ownChildren lists respawnd's children, from every thread's children file
