@@ -83,7 +83,8 @@ func scrapeValue(scrape []byte, name string) float64 {
 // start: after the collection that ends a burst), and then, at steady state,
 // RSS and PSS, OS threads, goroutines and heap in use per program. The
 // recycle=200 run puts every program under memory.recycle: its idle CPU is
-// the memory watchdog's cost.
+// the memory watchdog's cost. Last, the time respawnd takes to stop (SIGTERM
+// until it exits, every program stopped).
 //
 //	go test ./cmd/respawnd -run '^$' -bench Scale -benchtime 1x
 func BenchmarkScale(b *testing.B) {
@@ -191,6 +192,11 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration, extra strin
 	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "scrape-p50-ms")
 	b.ReportMetric(idleCPU.Seconds()*float64(30*time.Second)/float64(idle), "idle-cpu-s/30s")
 	b.ReportMetric(idleCPU.Seconds()*float64(time.Hour)/float64(idle)/float64(n), "cpu-s/program-hour")
+
+	// respawnd's own stop: every program stopped, its cgroup removed.
+	t1 := time.Now()
+	stopBenchDaemon(cmd)
+	b.ReportMetric(time.Since(t1).Seconds(), "stop-s")
 }
 
 // startFloor is the floor for starting n programs, measured in the same
