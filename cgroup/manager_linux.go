@@ -32,13 +32,9 @@ func New(cfg Config) (*Manager, error) {
 	if root == "" {
 		root = DefaultRoot
 	}
-	self, err := os.ReadFile("/proc/self/cgroup")
+	self, mi, err := readProcSelf("/proc")
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading own cgroup: %w", ErrNoMemoryController, err)
-	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading mountinfo: %w", ErrNoMemoryController, err)
+		return nil, err
 	}
 	l, err := detectFrom(root, cfg.Parent, hostMode(root), self, mi, readControllers)
 	if err != nil {
@@ -50,23 +46,53 @@ func New(cfg Config) (*Manager, error) {
 // detectFrom runs detect on the contents of /proc/self/cgroup and
 // /proc/self/mountinfo.
 func detectFrom(root, parent string, md mode, self, mountinfo []byte, controllers func(string) (string, error)) (layout, error) {
-	v1Paths, unified, err := cgroups.ParseCgroupFromReaderUnified(bytes.NewReader(self))
+	ps, err := parseProcSelf(self, mountinfo)
 	if err != nil {
-		return layout{}, fmt.Errorf("%w: parsing own cgroup: %w", ErrNoMemoryController, err)
-	}
-	mounts, err := parseMountInfo(mountinfo)
-	if err != nil {
-		return layout{}, fmt.Errorf("%w: %w", ErrNoMemoryController, err)
+		return layout{}, err
 	}
 	return detect(detectInput{
 		root:        root,
 		parent:      parent,
 		mode:        md,
-		v1Paths:     v1Paths,
-		unified:     unified,
-		mounts:      mounts,
+		v1Paths:     ps.v1Paths,
+		unified:     ps.unified,
+		mounts:      ps.mounts,
 		controllers: controllers,
 	})
+}
+
+// readProcSelf reads <procRoot>/self/cgroup and <procRoot>/self/mountinfo.
+func readProcSelf(procRoot string) (self, mountinfo []byte, err error) {
+	self, err = os.ReadFile(filepath.Join(procRoot, "self", "cgroup"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: reading own cgroup: %w", ErrNoMemoryController, err)
+	}
+	mountinfo, err = os.ReadFile(filepath.Join(procRoot, "self", "mountinfo"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: reading mountinfo: %w", ErrNoMemoryController, err)
+	}
+	return self, mountinfo, nil
+}
+
+// procSelf is what /proc/self/cgroup and /proc/self/mountinfo say: the
+// process's cgroup in each v1 hierarchy (by controller), its cgroup v2
+// path, and the mounts.
+type procSelf struct {
+	v1Paths map[string]string
+	unified string
+	mounts  []mount
+}
+
+func parseProcSelf(self, mountinfo []byte) (procSelf, error) {
+	v1Paths, unified, err := cgroups.ParseCgroupFromReaderUnified(bytes.NewReader(self))
+	if err != nil {
+		return procSelf{}, fmt.Errorf("%w: parsing own cgroup: %w", ErrNoMemoryController, err)
+	}
+	mounts, err := parseMountInfo(mountinfo)
+	if err != nil {
+		return procSelf{}, fmt.Errorf("%w: %w", ErrNoMemoryController, err)
+	}
+	return procSelf{v1Paths: v1Paths, unified: unified, mounts: mounts}, nil
 }
 
 func newManager(l layout, logger *slog.Logger) *Manager {

@@ -32,13 +32,9 @@ type Self struct {
 // cgroup v2 mount. procRoot is where procfs is mounted ("/proc"). The
 // error wraps ErrNoMemoryController when neither is there.
 func NewSelf(procRoot string) (*Self, error) {
-	self, err := os.ReadFile(filepath.Join(procRoot, "self", "cgroup"))
+	self, mi, err := readProcSelf(procRoot)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading own cgroup: %w", ErrNoMemoryController, err)
-	}
-	mi, err := os.ReadFile(filepath.Join(procRoot, "self", "mountinfo"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading mountinfo: %w", ErrNoMemoryController, err)
+		return nil, err
 	}
 	l, err := selfLayout(self, mi)
 	if err != nil {
@@ -72,27 +68,23 @@ func (s *Self) Dir() (string, error) {
 // controller lives on one hierarchy only), so the v2 tree of a hybrid host
 // is not used then.
 func selfLayout(self, mountinfo []byte) (layout, error) {
-	v1Paths, unified, err := cgroups.ParseCgroupFromReaderUnified(bytes.NewReader(self))
+	ps, err := parseProcSelf(self, mountinfo)
 	if err != nil {
-		return layout{}, fmt.Errorf("%w: parsing own cgroup: %w", ErrNoMemoryController, err)
+		return layout{}, err
 	}
-	mounts, err := parseMountInfo(mountinfo)
-	if err != nil {
-		return layout{}, fmt.Errorf("%w: %w", ErrNoMemoryController, err)
-	}
-	if own, ok := v1Paths["memory"]; ok {
-		m, ok := v1MemoryMount("/", mounts)
+	if own, ok := ps.v1Paths["memory"]; ok {
+		m, ok := v1MemoryMount("/", ps.mounts)
 		if !ok {
 			return layout{}, fmt.Errorf("%w: own cgroup has a memory entry but no cgroup v1 memory hierarchy is mounted", ErrNoMemoryController)
 		}
 		l := layout{mount: filepath.Clean(m.point), mountRoot: path.Clean(m.root), own: path.Clean(own)}
 		return l, checkUnder(l)
 	}
-	if unified == "" {
+	if ps.unified == "" {
 		return layout{}, fmt.Errorf("%w: own cgroup has neither a memory nor a cgroup v2 entry", ErrNoMemoryController)
 	}
-	own := path.Clean(unified)
-	for _, m := range mounts {
+	own := path.Clean(ps.unified)
+	for _, m := range ps.mounts {
 		if m.fstype != "cgroup2" {
 			continue
 		}
