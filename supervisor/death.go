@@ -314,9 +314,8 @@ func (p *program) onKill(k oom.Kill) {
 		}
 		p.announce(e)
 		if pe.decideRestart {
-			p.decideOnOOM(e)
+			p.decideOnOOM(e) // a restart publishes its state change
 		}
-		p.publish()
 		return
 	}
 	if k.PID == p.pid && p.proc != nil {
@@ -365,7 +364,6 @@ func (p *program) settleExpired() {
 	if !next.IsZero() {
 		p.attr.settle = p.s.clock.After(next.Sub(now))
 	}
-	p.publish() // the last exit may have settled without a state change
 }
 
 func (p *program) decideOnOOM(e Exit) {

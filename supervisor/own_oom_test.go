@@ -48,27 +48,24 @@ func TestJudgeOwnCgroup(t *testing.T) {
 
 func TestOwnLedgerClaimsEachRiseOnce(t *testing.T) {
 	var l ownLedger
-	// Two instances started at 5; one OOM kill (6): the first death takes
-	// it, the second finds nothing.
-	if got := l.claim(6, 5); got != 1 {
-		t.Errorf("first claim: %d, want 1", got)
-	}
-	if got := l.claim(6, 5); got != 0 {
-		t.Errorf("second claim of the same rise: %d, want 0", got)
-	}
-	// Two kills in one OOM (8): both deaths get one.
-	if got := l.claim(8, 5); got != 2 {
-		t.Errorf("claim of a double rise: %d, want 2", got)
-	}
-	if got := l.claim(8, 5); got != 1 {
-		t.Errorf("claim of its second kill: %d, want 1", got)
-	}
-	if got := l.claim(8, 5); got != 0 {
-		t.Errorf("a third death: %d, want 0", got)
-	}
-	// A rise before an instance's start is not its own.
-	if got := l.claim(9, 9); got != 0 {
-		t.Errorf("rise before the start: %d, want 0", got)
+	for i, step := range []struct {
+		what             string
+		counter, base, n uint64
+	}{
+		// Two instances started at 5; one OOM kill (6): the first death
+		// takes it, the second finds nothing.
+		{"first claim", 6, 5, 1},
+		{"second claim of the same rise", 6, 5, 0},
+		// Two kills in one OOM (8): both deaths get one.
+		{"claim of a double rise", 8, 5, 2},
+		{"claim of its second kill", 8, 5, 1},
+		{"a third death", 8, 5, 0},
+		// A rise before an instance's start is not its own.
+		{"rise before the start", 9, 9, 0},
+	} {
+		if got := l.claim(step.counter, step.base); got != step.n {
+			t.Errorf("step %d, %s: claim(%d, %d) = %d, want %d", i, step.what, step.counter, step.base, got, step.n)
+		}
 	}
 }
 
