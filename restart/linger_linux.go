@@ -54,7 +54,7 @@ type groupCensus struct {
 func (c *groupCensus) hasMembers(pgid int, since time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.live == nil || c.started.Before(since) {
+	if c.started.Before(since) { // also before the first look: started is zero
 		c.look()
 	}
 	return c.live[pgid]
