@@ -42,30 +42,32 @@ func (g *Group) Report() (MemoryReport, error) {
 	}
 	g.memMu.Lock()
 	defer g.memMu.Unlock()
-	var buf [16 << 10]byte // memory.stat is 1–3 KiB
-	b, err := g.readKept(&g.mem.stat, "memory.stat", buf[:])
+	bp := readBufs.Get().(*readBuf)
+	defer readBufs.Put(bp)
+	buf := bp[:]
+	b, err := g.readKept(&g.mem.stat, "memory.stat", buf)
 	if err != nil {
 		return r, fmt.Errorf("reading memory.stat of cgroup %s: %w", g.path, err)
 	}
 	r.Stat = parseFlatKeyed(b)
 	if g.v2 {
-		if b, err := g.readEvents("memory.events", buf[:]); err == nil {
+		if b, err := g.readEvents("memory.events", buf); err == nil {
 			r.Events = parseFlatKeyed(b)
 		}
 		var m Memory
-		g.readPressure(&m, buf[:])
+		g.readPressure(&m, buf)
 		if m.HasPressure {
 			r.PressureSomeUS, r.PressureFullUS, r.HasPressure = uint64(m.PressureSome.Microseconds()), uint64(m.PressureFull.Microseconds()), true
 		}
 		return r, nil
 	}
 	r.Events = map[string]uint64{}
-	if b, err := g.readEvents("memory.failcnt", buf[:]); err == nil {
+	if b, err := g.readEvents("memory.failcnt", buf); err == nil {
 		if v, err := parseUint(b); err == nil {
 			r.Events["failcnt"] = v
 		}
 	}
-	if b, err := g.readEvents("memory.oom_control", buf[:]); err == nil {
+	if b, err := g.readEvents("memory.oom_control", buf); err == nil {
 		if v, ok := parseFlatKeyed(b)["oom_kill"]; ok {
 			r.Events["oom_kill"] = v
 		}
@@ -105,7 +107,9 @@ func (g *Group) readKept(f **os.File, name string, buf []byte) ([]byte, error) {
 // parseFlatKeyed parses "key value" lines (the kernel's flat keyed format);
 // lines that are not two fields with a number are skipped.
 func parseFlatKeyed(b []byte) map[string]uint64 {
-	m := make(map[string]uint64, 64)
+	// Sized to the file's lines: a report is kept for each program (its
+	// baseline), and memory.events has a handful.
+	m := make(map[string]uint64, bytes.Count(b, []byte("\n"))+1)
 	for line := range bytes.Lines(b) {
 		f := bytes.Fields(line)
 		if len(f) != 2 {

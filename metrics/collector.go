@@ -255,42 +255,42 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 	ready, ping := readyFamily.start(n), watchdogPingFamily.start(0)
 	for i, p := range ps {
 		l := labels[i]
-		up.Metric = append(up.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.State == supervisor.StateRunning && p.Ready)))
-		ready.Metric = append(ready.Metric, a.gauge(l.program, boolValue(p.PID != 0 && p.Ready)))
+		up.Metric = append(up.Metric, a.gauge(l.program(), boolValue(p.PID != 0 && p.State == supervisor.StateRunning && p.Ready)))
+		ready.Metric = append(ready.Metric, a.gauge(l.program(), boolValue(p.PID != 0 && p.Ready)))
 		if p.PID != 0 && !p.WatchdogLastPing.IsZero() {
-			ping.Metric = append(ping.Metric, a.gauge(l.program, unixSeconds(p.WatchdogLastPing)))
+			ping.Metric = append(ping.Metric, a.gauge(l.program(), unixSeconds(p.WatchdogLastPing)))
 		}
 		cur := p.State.String()
 		for j, s := range sortedStates {
-			state.Metric = append(state.Metric, a.gauge(l.states[j], boolValue(s == cur)))
+			state.Metric = append(state.Metric, a.gauge(l.state(j), boolValue(s == cur)))
 		}
 		var start float64
 		if p.PID != 0 && !p.Started.IsZero() {
 			start = unixSeconds(p.Started)
 		}
-		startTime.Metric = append(startTime.Metric, a.gauge(l.program, start))
+		startTime.Metric = append(startTime.Metric, a.gauge(l.program(), start))
 		var lastExit float64
 		if p.LastExit != nil && !p.LastExit.Time.IsZero() {
 			lastExit = unixSeconds(p.LastExit.Time)
 		}
-		lastExitTime.Metric = append(lastExitTime.Metric, a.gauge(l.program, lastExit))
+		lastExitTime.Metric = append(lastExitTime.Metric, a.gauge(l.program(), lastExit))
 		var wait float64
 		if (p.State == supervisor.StateBackoff || p.State == supervisor.StateOOMLoop) && p.NextStart.After(now) {
 			wait = p.NextStart.Sub(now).Seconds()
 		}
-		backoff.Metric = append(backoff.Metric, a.gauge(l.program, wait))
-		a.gaugeIf(rss, l.program, p.HasRSS, p.RSSBytes)
-		a.gaugeIf(memUsage, l.program, p.HasMemoryUsage, p.MemoryUsageBytes)
-		a.gaugeIf(memLimit, l.program, p.HasMemoryLimit, p.MemoryLimitBytes)
-		a.gaugeIf(workingSet, l.program, p.HasWorkingSet, p.WorkingSetBytes)
-		a.gaugeIf(warn, l.program, p.HasWarn, p.WarnBytes)
-		a.gaugeIf(recycle, l.program, p.HasRecycle, p.RecycleBytes)
+		backoff.Metric = append(backoff.Metric, a.gauge(l.program(), wait))
+		a.gaugeIf(rss, l.program(), p.HasRSS, p.RSSBytes)
+		a.gaugeIf(memUsage, l.program(), p.HasMemoryUsage, p.MemoryUsageBytes)
+		a.gaugeIf(memLimit, l.program(), p.HasMemoryLimit, p.MemoryLimitBytes)
+		a.gaugeIf(workingSet, l.program(), p.HasWorkingSet, p.WorkingSetBytes)
+		a.gaugeIf(warn, l.program(), p.HasWarn, p.WarnBytes)
+		a.gaugeIf(recycle, l.program(), p.HasRecycle, p.RecycleBytes)
 		if p.HasPressure {
-			pressure.Metric = append(pressure.Metric, a.counter(l.kinds[0], p.PressureFull.Seconds(), nil))
-			pressureSome = append(pressureSome, a.counter(l.kinds[1], p.PressureSome.Seconds(), nil))
+			pressure.Metric = append(pressure.Metric, a.counter(l.kind(0), p.PressureFull.Seconds(), nil))
+			pressureSome = append(pressureSome, a.counter(l.kind(1), p.PressureSome.Seconds(), nil))
 		}
-		held.Metric = append(held.Metric, a.gauge(l.program, boolValue(p.State == supervisor.StateHeld)))
-		dropped.Metric = append(dropped.Metric, a.counter(l.program, float64(p.OutputDroppedLines), nil))
+		held.Metric = append(held.Metric, a.gauge(l.program(), boolValue(p.State == supervisor.StateHeld)))
+		dropped.Metric = append(dropped.Metric, a.counter(l.program(), float64(p.OutputDroppedLines), nil))
 	}
 
 	pressure.Metric = append(pressure.Metric, pressureSome...)

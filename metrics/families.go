@@ -83,36 +83,47 @@ func reasonIndex(r supervisor.Reason) int {
 }
 
 // programLabels are the label sets of one program's series, built once
-// and shared, read-only, by every scrape that exports the program.
+// and shared, read-only, by every scrape that exports the program. They are
+// one allocation: the {program} pair, and each two-label set as two
+// elements of an array the scrape slices (a thousand programs, a thousand
+// of these in the Recorder and as many in the Collector).
 type programLabels struct {
 	name    string
-	program []*dto.LabelPair   // {program}
-	reasons [][]*dto.LabelPair // {program, reason} in sortedReasons order
-	states  [][]*dto.LabelPair // {program, state} in sortedStates order
-	kinds   [][]*dto.LabelPair // {kind, program}: full, some
+	pair    dto.LabelPair                               // program="name"
+	one     [1]*dto.LabelPair                           // {program}
+	reasons [2 * len(sortedReasonsArray)]*dto.LabelPair // {program, reason}, in sortedReasons order
+	states  [2 * len(sortedStatesArray)]*dto.LabelPair  // {program, state}, in sortedStates order
+	kinds   [4]*dto.LabelPair                           // {kind, program}: full, some
 }
 
 func newProgramLabels(name string) *programLabels {
 	p := &programLabels{name: name}
-	pp := &dto.LabelPair{Name: &labelProgram, Value: &p.name}
-	p.program = []*dto.LabelPair{pp}
-	// The second pairs are the same for every program: shared, only the
-	// slices are the program's (a thousand programs, a thousand sets).
-	pair := func(seconds []*dto.LabelPair) [][]*dto.LabelPair {
-		flat := make([]*dto.LabelPair, 2*len(seconds))
-		out := make([][]*dto.LabelPair, len(seconds))
-		for i, second := range seconds {
-			flat[2*i], flat[2*i+1] = pp, second
-			out[i] = flat[2*i : 2*i+2 : 2*i+2]
-		}
-		return out
+	p.pair.Name, p.pair.Value = &labelProgram, &p.name
+	pp := &p.pair
+	p.one[0] = pp
+	// The second pairs are the same for every program: shared.
+	for i, second := range reasonPairs {
+		p.reasons[2*i], p.reasons[2*i+1] = pp, second
 	}
-	p.reasons = pair(reasonPairs)
-	p.states = pair(statePairs)
+	for i, second := range statePairs {
+		p.states[2*i], p.states[2*i+1] = pp, second
+	}
 	// Label pairs are sorted by name: kind before program.
-	p.kinds = [][]*dto.LabelPair{{kindPairs[0], pp}, {kindPairs[1], pp}}
+	p.kinds = [4]*dto.LabelPair{kindPairs[0], pp, kindPairs[1], pp}
 	return p
 }
+
+// program is the {program} label set.
+func (p *programLabels) program() []*dto.LabelPair { return p.one[:] }
+
+// reason is the {program, reason} set of sortedReasons[i].
+func (p *programLabels) reason(i int) []*dto.LabelPair { return p.reasons[2*i : 2*i+2 : 2*i+2] }
+
+// state is the {program, state} set of sortedStates[i].
+func (p *programLabels) state(i int) []*dto.LabelPair { return p.states[2*i : 2*i+2 : 2*i+2] }
+
+// kind is the {kind, program} set of kind full (0) or some (1).
+func (p *programLabels) kind(i int) []*dto.LabelPair { return p.kinds[2*i : 2*i+2 : 2*i+2] }
 
 // reasonPairs and statePairs are the {reason} and {state} label pairs, in
 // sortedReasons and sortedStates order.

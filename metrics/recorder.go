@@ -112,16 +112,18 @@ var sortedHookResults = [...]string{"failure", "skipped", "start_failure", "succ
 // hookResultPairs are the {result} label pairs, in sortedHookResults order.
 var hookResultPairs = labelPairs(&labelResult, sortedHookResults[:])
 
-// sortedReasonsArray and restartBucketsArray size the arrays above; init
-// checks that they agree with sortedReasons and RestartBuckets.
+// sortedReasonsArray, sortedStatesArray and restartBucketsArray size the
+// arrays above and programLabels'; init checks that they agree with
+// sortedReasons, sortedStates and RestartBuckets.
 var (
 	sortedReasonsArray  [9]struct{}
+	sortedStatesArray   [9]struct{}
 	restartBucketsArray [9]struct{}
 )
 
 func init() {
-	if len(sortedReasons) != len(sortedReasonsArray) || len(RestartBuckets) != len(restartBucketsArray) {
-		panic("metrics: reason or bucket count changed; update sortedReasonsArray or restartBucketsArray")
+	if len(sortedReasons) != len(sortedReasonsArray) || len(sortedStates) != len(sortedStatesArray) || len(RestartBuckets) != len(restartBucketsArray) {
+		panic("metrics: reason, state or bucket count changed; update sortedReasonsArray, sortedStatesArray or restartBucketsArray")
 	}
 }
 
@@ -256,7 +258,7 @@ func (r *Recorder) HookRun(program, result string) {
 	}
 	if p.hooks == nil {
 		h := &hookCounters{}
-		pp := p.labels.program[0]
+		pp := &p.labels.pair
 		for j := range h.labels {
 			h.labels[j] = []*dto.LabelPair{pp, hookResultPairs[j]}
 		}
@@ -310,13 +312,13 @@ func (r *Recorder) families() []*dto.MetricFamily {
 	bucketPtrs := make([]*dto.Bucket, n*len(upperBounds))
 	for i, p := range r.sorted {
 		for j, v := range p.exits {
-			exits.Metric = append(exits.Metric, a.counter(p.labels.reasons[j], float64(v), p.exemplars[j]))
+			exits.Metric = append(exits.Metric, a.counter(p.labels.reason(j), float64(v), p.exemplars[j]))
 		}
-		oomKills.Metric = append(oomKills.Metric, a.counter(p.labels.program, float64(p.oomKills), nil))
-		restarts.Metric = append(restarts.Metric, a.counter(p.labels.program, float64(p.restarts), nil))
-		recycles.Metric = append(recycles.Metric, a.counter(p.labels.program, float64(p.recycles), nil))
+		oomKills.Metric = append(oomKills.Metric, a.counter(p.labels.program(), float64(p.oomKills), nil))
+		restarts.Metric = append(restarts.Metric, a.counter(p.labels.program(), float64(p.restarts), nil))
+		recycles.Metric = append(recycles.Metric, a.counter(p.labels.program(), float64(p.recycles), nil))
 		if p.loops > 0 {
-			loops.Metric = append(loops.Metric, a.counter(p.labels.program, float64(p.loops), nil))
+			loops.Metric = append(loops.Metric, a.counter(p.labels.program(), float64(p.loops), nil))
 		}
 		if h := p.hooks; h != nil {
 			for j, v := range h.runs {
@@ -344,7 +346,7 @@ func (r *Recorder) families() []*dto.MetricFamily {
 		c[len(upperBounds)] = cum + p.buckets[len(upperBounds)]
 		h.SampleCount, h.SampleSum, h.Bucket = &c[len(upperBounds)], a.float(p.latencySum), bs
 		m := a.metrics.next()
-		m.Label, m.Histogram = p.labels.program, h
+		m.Label, m.Histogram = p.labels.program(), h
 		latency.Metric = append(latency.Metric, m)
 	}
 	host := hostOOMKillsFamily.start(1)

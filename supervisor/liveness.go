@@ -76,8 +76,9 @@ const (
 // its loop except where noted.
 type liveness struct {
 	// probeC carries the prober's news (two events at most per instance,
-	// so none is replaced); wake says inbox has news. Both are fed with
-	// offer, never blocking their senders.
+	// so none is replaced), made with the first probe and kept; wake says
+	// inbox has news. Both are fed with offer, never blocking their
+	// senders.
 	probeC chan probeNews
 	wake   chan struct{}
 	// inboxMu guards inbox, filled by the notifier's goroutine.
@@ -119,7 +120,7 @@ type probeNews struct {
 }
 
 func newLiveness() liveness {
-	return liveness{probeC: make(chan probeNews, 2), wake: make(chan struct{}, 1)}
+	return liveness{wake: make(chan struct{}, 1)}
 }
 
 // maxInbox bounds the messages kept between two turns of the loop: a
@@ -220,6 +221,9 @@ func (p *program) watchLiveness(how string) {
 	}
 	if h := p.spec.Health; h != nil && p.s.cfg.Prober != nil {
 		l.ready = false
+		if l.probeC == nil {
+			l.probeC = make(chan probeNews, 2)
+		}
 		gen, c := p.gen, l.probeC
 		l.stopProbe = p.s.cfg.Prober.Probe(p.name, *h, p.cmd, func(ev ProbeEvent) { offer(c, probeNews{gen: gen, ev: ev}) })
 	}

@@ -79,7 +79,9 @@ const maxRecycles = 3
 // memoryState is a program's memory watchdog bookkeeping, owned by its loop.
 type memoryState struct {
 	// recycleC and releaseC carry the watcher's and the gate's news to
-	// the loop: buffered, latest wins, never blocking their senders.
+	// the loop: buffered, latest wins, never blocking their senders. Each
+	// is made when first needed (most programs never set a threshold or
+	// have a restart held) and kept.
 	recycleC chan memoryNews
 	releaseC chan bool
 	// stopWatch ends the current instance's watch.
@@ -109,9 +111,6 @@ type memoryNews struct {
 
 type pendingHold struct{ need uint64 }
 
-func newMemoryState() memoryState {
-	return memoryState{recycleC: make(chan memoryNews, 1), releaseC: make(chan bool, 1)}
-}
 
 // offer puts n in c, replacing what the loop has not taken yet.
 func offer[T any](c chan T, n T) {
@@ -144,6 +143,9 @@ func (p *program) watchMemory() {
 	var g Group
 	if p.child {
 		g = p.group
+	}
+	if p.mem.recycleC == nil {
+		p.mem.recycleC = make(chan memoryNews, 1)
 	}
 	gen, c := p.gen, p.mem.recycleC
 	stop, err := w.Watch(p.name, g, p.pid, p.spec, func(ev MemoryEvent) { offer(c, memoryNews{gen: gen, ev: ev}) })
@@ -266,6 +268,9 @@ func (p *program) holdRestart(delay time.Duration) bool {
 		return false
 	}
 	max := p.spec.OOMHoldMax(p.s.limits())
+	if p.mem.releaseC == nil {
+		p.mem.releaseC = make(chan bool, 1)
+	}
 	c := p.mem.releaseC
 	p.mem.heldSince, p.mem.holdDelay = p.s.clock.Now(), delay
 	p.s.cfg.Gate.Hold(p.name, int(p.order.Load()), h.need, max, func(timedOut bool) { offer(c, timedOut) })

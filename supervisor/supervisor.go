@@ -359,10 +359,7 @@ func (s *Supervisor) apply(ctx context.Context, wg *sync.WaitGroup, cfg *config.
 	plan := s.plan(ctx, cfg)
 	for _, st := range plan.start {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.runProgram(st.p, st.after)
-		}()
+		go s.runProgram(st.p, st.after, wg)
 	}
 	for _, o := range plan.retire {
 		wg.Add(1)
@@ -469,8 +466,12 @@ func (s *Supervisor) plan(ctx context.Context, cfg *config.Config) applyPlan {
 }
 
 // runProgram runs p's loop once the previous incarnation of its name (if
-// any) is gone, so that two loops never own one name's processes or cgroup.
-func (s *Supervisor) runProgram(p *program, after <-chan struct{}) {
+// any) is gone, so that two loops never own one name's processes or cgroup,
+// and marks wg done when the loop has returned. It is the loop goroutine's
+// first function: what it and run keep on the stack is there for the
+// loop's life (see program.wait).
+func (s *Supervisor) runProgram(p *program, after <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
 	defer func() {
 		s.mu.Lock()
 		if s.retiring[p.name] == p.exited {

@@ -37,8 +37,8 @@ func buildRespawnd(b *testing.B, dir string) string {
 // footprint is what the kernel says of pid's memory and threads, read with
 // procfs: resident and proportional set size in bytes, and OS threads.
 type footprint struct {
-	rss, pss uint64
-	threads  int
+	rss, pss, peak uint64 // peak: the highest resident set so far (VmHWM)
+	threads        int
 }
 
 func footprintOf(b *testing.B, pid int) footprint {
@@ -59,7 +59,7 @@ func footprintOf(b *testing.B, pid int) footprint {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return footprint{rss: st.VmRSS, pss: smaps.Pss, threads: stat.NumThreads}
+	return footprint{rss: st.VmRSS, pss: smaps.Pss, peak: st.VmHWM, threads: stat.NumThreads}
 }
 
 // scrapeValue returns the value of an unlabelled sample in a scrape.
@@ -81,7 +81,8 @@ func scrapeValue(scrape []byte, name string) float64 {
 // scrape of /metrics (its /proc reads included) right after, its CPU time
 // while idle (RESPAWND_BENCH_IDLE, default 30s, from 6 s after the last
 // start: after the collection that ends a burst), and then, at steady state,
-// RSS and PSS, OS threads, goroutines and heap in use per program. The
+// RSS and PSS, OS threads, goroutines and heap in use per program; last,
+// the resident set right after one more scrape, and the highest so far. The
 // recycle=200 run puts every program under memory.recycle: its idle CPU is
 // the memory watchdog's cost. Last, the time respawnd takes to stop (SIGTERM
 // until it exits, every program stopped).
@@ -172,20 +173,25 @@ func benchScale(b *testing.B, bin string, n int, idle time.Duration, extra strin
 	cpu0 := cpuNS(pid)
 	time.Sleep(idle)
 	idleCPU := time.Duration(cpuNS(pid) - cpu0)
-	// The footprint at steady state, after the idle window.
+	// The footprint at steady state, after the idle window: what a daemon
+	// keeps between scrapes. Then one more scrape, and the resident set
+	// right after it: the most a daemon scraped on a schedule keeps.
+	fp := footprintOf(b, pid)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
 	scrape, _ = io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	scraped := footprintOf(b, pid)
 
 	b.ReportMetric(startup.Seconds(), "startup-s")
 	b.ReportMetric(floor.Seconds(), "floor-startup-s")
 	b.ReportMetric(startup.Seconds()/floor.Seconds(), "startup/floor")
-	fp := footprintOf(b, pid)
 	b.ReportMetric(float64(fp.rss)/(1<<20), "rss-MiB")
 	b.ReportMetric(float64(fp.pss)/(1<<20), "pss-MiB")
+	b.ReportMetric(float64(scraped.rss)/(1<<20), "rss-scraped-MiB")
+	b.ReportMetric(float64(scraped.peak)/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(float64(fp.threads), "threads")
 	b.ReportMetric(scrapeValue(scrape, "go_goroutines"), "goroutines")
 	b.ReportMetric(scrapeValue(scrape, "go_memstats_heap_inuse_bytes")/float64(n)/1024, "heap-KiB/program")

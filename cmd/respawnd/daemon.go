@@ -66,7 +66,7 @@ type daemonOpts struct {
 // directory is checked, every listener bound, every source opened. An error
 // means respawnd must exit having touched nothing.
 func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
-	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: newObserver(), settle: newSettler()}
+	d := &daemon{log: logger, rec: metrics.NewRecorder(), obs: newObserver(), settle: newSettler(logger)}
 	d.obs.procfs = f.procfs
 	if o.adopt || o.serveSocket {
 		sd, err := watch.OpenStateDir(f.web.stateDir)
@@ -204,7 +204,7 @@ func newDaemon(f *flags, logger *slog.Logger, o daemonOpts) (*daemon, error) {
 
 // serve binds the HTTP listeners and the control socket that run serves.
 func (d *daemon) serve(wf *webFlags, serveHTTP, serveSocket bool) error {
-	s, err := newServers(wf, d.log.With("component", "web"), d.obs, d.rec, serveHTTP, serveSocket)
+	s, err := newServers(wf, d.log.With("component", "web"), d.obs, d.rec, d.settle.scraped, serveHTTP, serveSocket)
 	if err != nil {
 		return err
 	}

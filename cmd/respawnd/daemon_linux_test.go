@@ -308,3 +308,25 @@ func nsLine(status string) string {
 	}
 	return ""
 }
+
+// TestScrapeGivesMemoryBack: once scrapes pause, respawnd gives what a
+// scrape built back to the system, and says so at debug level; a daemon
+// that is not scraped and has few state changes does not.
+func TestScrapeGivesMemoryBack(t *testing.T) {
+	testenv.RequireRoot(t, "running respawnd as a subreaper")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "respawnd.yaml", fmt.Sprintf("programs:\n  - {name: a, command: %s}\n", helperCommand("sleep")))
+	d := startRespawnd(t, "--log.level=debug", "--config", cfg)
+	_, mark := d.waitLog(0, map[string]any{"msg": "state changed", "program": "a", "state": "running"})
+	l, _ := d.waitLog(0, map[string]any{"msg": "Listening on"})
+	addr, _ := l["address"].(string)
+	time.Sleep(6 * time.Second) // the settler's quiet period, and more
+	if n := d.count(map[string]any{"msg": "memory given back to the system"}); n != 0 {
+		t.Fatalf("memory given back %d times before any scrape, with one state change", n)
+	}
+	_ = scrape(t, addr)
+	m, _ := d.waitLog(mark, map[string]any{"msg": "memory given back to the system"})
+	if m["scrapes"] != 1.0 {
+		t.Errorf("given back after %v scrapes, want 1: %v", m["scrapes"], m)
+	}
+}

@@ -39,6 +39,27 @@ func TestSettlerFreesAfterBurst(t *testing.T) {
 	}
 }
 
+// One scrape is a burst of its own: its memory is given back once scrapes
+// have paused for the quiet period.
+func TestSettlerFreesAfterScrape(t *testing.T) {
+	var freed atomic.Int32
+	s := &settler{quiet: 20 * time.Millisecond, min: 32, free: func() { freed.Add(1) }}
+	defer s.stop()
+	s.scraped()
+	deadline := time.Now().Add(10 * time.Second)
+	for freed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("memory never given back after a scrape")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.changed() // a state change alone is still no burst
+	s.fire()
+	if n := freed.Load(); n != 1 {
+		t.Errorf("freed %d times, want once", n)
+	}
+}
+
 // A health check that stopped coming is not health: ok turns false once
 // the last good check is older than healthStale.
 func TestHealthGoesStale(t *testing.T) {

@@ -78,7 +78,10 @@ type servers struct {
 }
 
 // newServers binds what the daemon serves.
-func newServers(wf *webFlags, logger *slog.Logger, o *observer, rec *metrics.Recorder, serveHTTP, serveSocket bool) (*servers, error) {
+//
+// afterScrape, if not nil, is called when a scrape of the metrics has been
+// served.
+func newServers(wf *webFlags, logger *slog.Logger, o *observer, rec *metrics.Recorder, afterScrape func(), serveHTTP, serveSocket bool) (*servers, error) {
 	s := &servers{log: logger, wf: wf}
 	src := apiSource{o}
 	if serveHTTP {
@@ -90,7 +93,15 @@ func newServers(wf *webFlags, logger *slog.Logger, o *observer, rec *metrics.Rec
 			cfg.Controller = o
 		}
 		s.reg = metrics.NewRegistry(rec, metrics.NewCollector(metrics.CollectorConfig{Source: o}))
-		h, err := webHandler(wf.telemetryPath, api.NewHandler(cfg), metrics.Handler(s.reg))
+		mh := metrics.Handler(s.reg)
+		if afterScrape != nil {
+			inner := mh
+			mh = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inner.ServeHTTP(w, r)
+				afterScrape()
+			})
+		}
+		h, err := webHandler(wf.telemetryPath, api.NewHandler(cfg), mh)
 		if err != nil {
 			return nil, err
 		}

@@ -102,7 +102,7 @@ func TestWebConfigClientCertificates(t *testing.T) {
 `, writeFile(t, dir, "server.pem", string(serverCert)), writeFile(t, dir, "server-key.pem", string(serverKey)), writeFile(t, dir, "ca.pem", string(ca.pem))))
 	addr := freeAddr(t)
 	wf := parseWebFlags(t, "--web.listen-address="+addr, "--web.config.file="+webConfig)
-	s, err := newServers(wf, slog.New(slog.DiscardHandler), testObserver(), metrics.NewRecorder(), true, false)
+	s, err := newServers(wf, slog.New(slog.DiscardHandler), testObserver(), metrics.NewRecorder(), nil, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

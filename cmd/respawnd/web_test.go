@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/respawnd/respawnd/internal/testenv"
 	"github.com/respawnd/respawnd/metrics"
 	"github.com/respawnd/respawnd/supervisor"
 )
@@ -113,7 +115,7 @@ func TestWebConfigProtectsMetrics(t *testing.T) {
 	webConfig := writeFile(t, dir, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n", certFile, keyFile, hash))
 	addr := freeAddr(t)
 	wf := parseWebFlags(t, "--web.listen-address="+addr, "--web.config.file="+webConfig)
-	s, err := newServers(wf, slog.New(slog.DiscardHandler), testObserver(), metrics.NewRecorder(), true, false)
+	s, err := newServers(wf, slog.New(slog.DiscardHandler), testObserver(), metrics.NewRecorder(), nil, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,8 @@ func TestLandingPageAndPaths(t *testing.T) {
 	addr := freeAddr(t)
 	wf := parseWebFlags(t, "--web.listen-address="+addr, "--web.telemetry-path=/custom-metrics")
 	o := &observer{sup: supervisor.New(supervisor.Config{}), sources: map[string]bool{"kmsg": false}}
-	s, err := newServers(wf, slog.New(slog.DiscardHandler), o, metrics.NewRecorder(), true, false)
+	var scrapes atomic.Int32 // the settler hears of scrapes, and of nothing else
+	s, err := newServers(wf, slog.New(slog.DiscardHandler), o, metrics.NewRecorder(), func() { scrapes.Add(1) }, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +191,7 @@ func TestLandingPageAndPaths(t *testing.T) {
 	if code, body := get("/custom-metrics"); code != http.StatusOK || !strings.Contains(body, `respawnd_oom_source_up{source="kmsg"} 0`) {
 		t.Errorf("/custom-metrics: %d\n%.300s", code, body)
 	}
+	testenv.Eventually(t, "the scrape noted", func() bool { return scrapes.Load() == 1 })
 	// Not ready before the configuration is applied; ready after.
 	if code, _ := get("/-/ready"); code != http.StatusServiceUnavailable {
 		t.Errorf("ready before the configuration is applied: %d, want 503", code)
@@ -204,6 +208,9 @@ func TestLandingPageAndPaths(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("reload without --web.enable-lifecycle: %d, want 403", resp.StatusCode)
+	}
+	if n := scrapes.Load(); n != 1 {
+		t.Errorf("the settler heard of %d scrapes, want 1: the landing page, readiness and reload are none", n)
 	}
 }
 
