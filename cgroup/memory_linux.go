@@ -41,9 +41,6 @@ type Memory struct {
 // nil there.
 type memFiles struct {
 	usage, stat, pressure *os.File
-	// events are the files of the event counters Report reads: v2
-	// memory.events; v1 memory.failcnt and memory.oom_control.
-	events map[string]*os.File
 	// noPressure says memory.pressure is not there (v1, or no PSI): it
 	// is not tried again.
 	noPressure bool
@@ -213,9 +210,6 @@ func (g *Group) closeMem() {
 		if f != nil {
 			_ = f.Close()
 		}
-	}
-	for _, f := range g.mem.events {
-		_ = f.Close()
 	}
 	g.mem = memFiles{}
 }

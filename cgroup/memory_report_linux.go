@@ -75,16 +75,23 @@ func (g *Group) Report() (MemoryReport, error) {
 	return r, nil
 }
 
-// readEvents reads one of the group's event counter files, kept open. The
-// caller holds memMu.
+// readEvents reads one of the group's event counter files. Unlike the
+// files every scrape reads, they are not kept open: they are read at a
+// program's start and death only, and every descriptor respawnd holds is
+// copied by each fork and closed by each exec of every restart (two kept
+// per program on v1 cost a restart among a thousand programs more than
+// opening them costs a death).
 func (g *Group) readEvents(name string, buf []byte) ([]byte, error) {
-	if g.mem.events == nil {
-		g.mem.events = map[string]*os.File{}
+	f, err := os.Open(filepath.Join(g.dir, name))
+	if err != nil {
+		return nil, err
 	}
-	f := g.mem.events[name]
-	b, err := g.readKept(&f, name, buf)
-	g.mem.events[name] = f
-	return b, err
+	defer f.Close()
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // readKept reads the group's file name through *f, opening it on first

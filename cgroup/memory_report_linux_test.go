@@ -1,6 +1,8 @@
 package cgroup
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/respawnd/respawnd/internal/testenv"
@@ -47,6 +49,23 @@ func TestReportOfRealGroup(t *testing.T) {
 		}
 	} else if _, ok := r.Events["failcnt"]; !ok {
 		t.Errorf("events %v: no failcnt", r.Events)
+	}
+	// Only the files every scrape reads stay open: each descriptor
+	// respawnd holds is copied by every fork and closed by every exec.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil || filepath.Dir(target) != g.dir {
+			continue
+		}
+		switch filepath.Base(target) {
+		case "memory.stat", "memory.current", "memory.pressure":
+		default:
+			t.Errorf("%s kept open after the report", target)
+		}
 	}
 }
 

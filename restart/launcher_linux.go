@@ -199,11 +199,14 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 	case pidfd < 0:
 		go l.wait(p, c, killGroup)
 	default:
-		// Only the os.Process is kept, not the whole exec.Cmd: a thousand
-		// waiting programs should not hold a thousand copies of their
-		// environment and arguments.
-		osp := c.Process
-		exited := func() { l.exited(p, osp, pidfd, killGroup) }
+		// Neither the exec.Cmd nor its os.Process is kept: the exit is
+		// waited for and collected through pidfd, and the os.Process holds
+		// a duplicate of it. Every descriptor respawnd holds is copied by
+		// each fork and closed by each exec of every restart: with a
+		// thousand programs, a thousand duplicates cost every restart
+		// about a millisecond.
+		_ = c.Process.Release()
+		exited := func() { l.exited(p, pidfd, killGroup) }
 		if err := l.waiter.add(pidfd, exited); err != nil {
 			l.logger.Debug("child waiter unavailable, waiting with a thread", "pid", pid, "err", err)
 			go func() {
@@ -246,21 +249,21 @@ func outputPipe() (r int, w *os.File, err error) {
 // exited finishes a child started with a pidfd once it has exited (a
 // zombie, not yet reaped): its group is given its linger time if asked (on
 // a goroutine of its own, which only stops do), then reaped.
-func (l *Launcher) exited(p *Process, osp *os.Process, pidfd int, killGroup bool) {
+func (l *Launcher) exited(p *Process, pidfd int, killGroup bool) {
 	if d := p.linger.Load(); d != 0 {
 		go func() {
 			l.lingerGroup(p.pid, time.Unix(0, d))
-			l.reap(p, osp, pidfd, killGroup)
+			l.reap(p, pidfd, killGroup)
 		}()
 		return
 	}
-	l.reap(p, osp, pidfd, killGroup)
+	l.reap(p, pidfd, killGroup)
 }
 
 // reap kills what is left of the exited leader's group (when asked),
 // collects its exit status through its pidfd, fills p.exit and closes
 // p.done. It is the only one to reap the child.
-func (l *Launcher) reap(p *Process, osp *os.Process, pidfd int, killGroup bool) {
+func (l *Launcher) reap(p *Process, pidfd int, killGroup bool) {
 	p.sigMu.Lock()
 	if killGroup {
 		// ESRCH cannot happen while the leader is a zombie in the group;
@@ -268,7 +271,6 @@ func (l *Launcher) reap(p *Process, osp *os.Process, pidfd int, killGroup bool) 
 		_ = unix.Kill(-p.pid, unix.SIGKILL)
 	}
 	st, err := reapPidfd(pidfd)
-	_ = osp.Release() // its own duplicate of the pidfd
 	p.reaped = true
 	p.sigMu.Unlock()
 	l.unregister(p.pid)
