@@ -111,7 +111,6 @@ type memoryNews struct {
 
 type pendingHold struct{ need uint64 }
 
-
 // offer puts n in c, replacing what the loop has not taken yet.
 func offer[T any](c chan T, n T) {
 	for {
