@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/respawnd/respawnd/internal/testenv"
 )
 
 // The memory of a burst is given back once, after the burst has been quiet
@@ -18,13 +20,7 @@ func TestSettlerFreesAfterBurst(t *testing.T) {
 	for range 5 {
 		s.changed()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for freed.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("memory never given back after a burst")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, "memory given back after a burst", func() bool { return freed.Load() > 0 })
 	s.changed() // one change: no burst
 	s.changed()
 	s.mu.Lock()
@@ -46,13 +42,7 @@ func TestSettlerFreesAfterScrape(t *testing.T) {
 	s := &settler{quiet: 20 * time.Millisecond, min: 32, free: func() { freed.Add(1) }}
 	defer s.stop()
 	s.scraped()
-	deadline := time.Now().Add(10 * time.Second)
-	for freed.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("memory never given back after a scrape")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, "memory given back after a scrape", func() bool { return freed.Load() > 0 })
 	s.changed() // a state change alone is still no burst
 	s.fire()
 	if n := freed.Load(); n != 1 {
