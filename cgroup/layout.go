@@ -410,10 +410,12 @@ func parseLimit(b []byte, pageSize int) (limit uint64, ok bool, err error) {
 // parseUint parses a file holding one unsigned number, such as
 // memory.current.
 func parseUint(b []byte) (uint64, error) {
-	s := strings.TrimSpace(string(b))
-	v, err := strconv.ParseUint(s, 10, 64)
+	// The conversion is for the call only: a scrape parses a file of
+	// every program with it, and must not allocate.
+	b = bytes.TrimSpace(b)
+	v, err := strconv.ParseUint(string(b), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("parsing %q: %w", s, err)
+		return 0, fmt.Errorf("parsing %q: %w", b, err)
 	}
 	return v, nil
 }
