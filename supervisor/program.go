@@ -429,7 +429,7 @@ func (p *program) dispatch(kind eventKind, done *<-chan struct{}) {
 	case evMessage:
 		p.safely("handling a message", func() { p.handle(n.msg) })
 	case evCounts:
-		p.safely("reading oom counters", func() { p.onCounts(n.counts) })
+		p.quickly("reading oom counters", func() { p.onCounts(n.counts) })
 	case evWorkerCheck:
 		p.ledger.check = nil
 		p.safely("checking worker oom kills", p.checkWorkers)
@@ -469,14 +469,25 @@ func (p *program) clearLeftovers() {
 // thousand loops doing so at once would make the Go runtime start a thread
 // for each of them, threads it never gives back.
 func (p *program) safely(what string, f func()) {
+	p.quickly(what, func() {
+		p.s.work <- struct{}{}
+		defer func() { <-p.s.work }()
+		f()
+	})
+}
+
+// quickly is safely for a handler that makes no system call and never
+// blocks: it takes no work slot. In an OOM storm the slots are queued for
+// seconds; a loop that queued to note its cgroup's OOM counter would
+// queue again, at the back, to handle the death that follows, and restarts
+// would come out of the order of the deaths.
+func (p *program) quickly(what string, f func()) {
 	p.busy.Store(time.Now().UnixNano())
 	p.s.busyLoops.Add(1)
 	defer func() {
 		p.s.busyLoops.Add(-1)
 		p.busy.Store(0)
 	}()
-	p.s.work <- struct{}{}
-	defer func() { <-p.s.work }()
 	defer func() {
 		if r := recover(); r != nil {
 			p.s.panicked(p.log, what, r, debug.Stack())

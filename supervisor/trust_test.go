@@ -471,6 +471,37 @@ func TestAliveNamesStuckLoop(t *testing.T) {
 	}
 }
 
+// TestOOMCountersTakeNoWorkSlot: a loop notes its cgroup's OOM counter
+// without waiting for a work slot. In an OOM storm the slots are queued for
+// seconds, and a loop that queued for its counter queued again, at the
+// back, for the death that followed: restarts came out of the order of the
+// deaths.
+func TestOOMCountersTakeNoWorkSlot(t *testing.T) {
+	l := &blockLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, blockFor: "stuck", release: make(chan struct{})}
+	cg := &fakeCgroups{}
+	h := newHarness(t, func(c *Config) { c.Launcher = l; c.Parallel = 1; c.StuckAfter = time.Millisecond; c.Cgroups = cg })
+	l.clock = h.clock
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(l.release) }) })
+	max := int64(64 << 20)
+	withCgroup := func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }
+	h.apply(prog("fine", withCgroup))
+	h.waitState("fine", StateRunning)
+	// stuck's start holds the only work slot.
+	h.apply(prog("fine", withCgroup), prog("stuck"))
+	testenv.Eventually(t, "the stuck loop holding the slot", func() bool {
+		err := h.sup.Alive(h.ctx)
+		return err != nil && strings.Contains(err.Error(), "stuck")
+	})
+	g := cg.group("fine")
+	g.event()
+	g.waitTaken(t)
+	time.Sleep(20 * time.Millisecond) // 20 times StuckAfter
+	if err := h.sup.Alive(h.ctx); err == nil || strings.Contains(err.Error(), "fine") {
+		t.Errorf("Alive = %v: fine's loop is waiting for a work slot to note its OOM counter", err)
+	}
+}
+
 type blockLauncher struct {
 	fakeLauncher
 	blockFor string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,8 +69,8 @@ func memAvailable() int64 {
 
 func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 	dir := b.TempDir()
-	// The victims wait for the storm by opening this FIFO; one open for
-	// writing releases them all.
+	// The victims wait for the storm by reading a byte each from this
+	// FIFO; the storm is a byte for every one of them.
 	trigger := filepath.Join(dir, "go")
 	if err := syscall.Mkfifo(trigger, 0o600); err != nil {
 		b.Fatal(err)
@@ -136,10 +137,15 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 
 	cpu0 := cpuNS(pid)
 	t0 := time.Now()
+	// Kept open until the end: the bytes stay in the FIFO until every
+	// victim has read its own.
 	if f, err := os.OpenFile(trigger, os.O_WRONLY, 0); err != nil {
 		b.Fatal(err)
 	} else {
-		_ = f.Close()
+		b.Cleanup(func() { _ = f.Close() })
+		if _, err := f.Write(bytes.Repeat([]byte{'!'}, n)); err != nil {
+			b.Fatal(err)
+		}
 	}
 	var peakRSS uint64
 	for {
@@ -214,12 +220,14 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 	// In order: sorted by death, the restarts come in the same order (a
 	// token is reserved at each death).
 	died, back2 := map[string]time.Time{}, map[string]time.Time{}
+	exitLine := map[string]map[string]any{}
 	for _, e := range exits {
 		// An exit is logged once its reason is settled; the death came
 		// attribution_delay before.
 		logged, _ := time.Parse(time.RFC3339Nano, e["time"].(string))
 		delay, _ := time.ParseDuration(fmt.Sprint(e["attribution_delay"]))
 		died[e["program"].(string)] = logged.Add(-delay)
+		exitLine[e["program"].(string)] = e
 	}
 	for _, s := range restarts {
 		back2[s["program"].(string)], _ = time.Parse(time.RFC3339Nano, s["time"].(string))
@@ -243,10 +251,28 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 			}
 		}
 	}
+	// How far from that order, as a whole: the share of the pairs that
+	// died 50 ms or more apart and came back the other way round (a
+	// random order: 50%). One late restart counts once per pair here,
+	// where the check above counts every program that came back before it.
+	var pairs, swapped int
+	for i := range names {
+		for j := range i {
+			if died[names[i]].Sub(died[names[j]]) >= 50*time.Millisecond {
+				pairs++
+				if back2[names[i]].Before(back2[names[j]].Add(-10 * time.Millisecond)) {
+					swapped++
+				}
+			}
+		}
+	}
+	if pairs > 0 {
+		b.ReportMetric(100*float64(swapped)/float64(pairs), "swapped-pairs-%")
+	}
 	if d := os.Getenv("RESPAWND_BENCH_DUMP"); d != "" {
 		var sb strings.Builder
 		for _, name := range names {
-			fmt.Fprintf(&sb, "%s %s %s\n", name, died[name].Format("15:04:05.000000"), back2[name].Format("15:04:05.000000"))
+			fmt.Fprintf(&sb, "%s %s %s %v %v\n", name, died[name].Format("15:04:05.000000"), back2[name].Format("15:04:05.000000"), exitLine[name]["time"], exitLine[name]["attribution_delay"])
 		}
 		_ = os.WriteFile(d, []byte(sb.String()), 0o644)
 	}

@@ -7,11 +7,10 @@
 //	benchvictim hog FIFO              write "PID\n" to FIFO, then allocate until the
 //	                                  OOM killer ends it (run it only in a memory cgroup)
 //	benchvictim storm TRIGGER MARKER  the first time only (MARKER does not exist
-//	                                  yet): create MARKER, wait until the FIFO
-//	                                  TRIGGER is opened for writing, then allocate
-//	                                  until the OOM killer ends it; any later time,
-//	                                  sleep until killed (run it only in a memory
-//	                                  cgroup)
+//	                                  yet): create MARKER, wait for a byte on the
+//	                                  FIFO TRIGGER, then allocate until the OOM
+//	                                  killer ends it; any later time, sleep until
+//	                                  killed (run it only in a memory cgroup)
 package main
 
 import (
@@ -45,23 +44,33 @@ func main() {
 }
 
 // storm is one program of an OOM storm. Its first instance creates marker,
-// waits for the storm by opening the FIFO trigger (a blocked open costs no
-// CPU, and one writer's open releases every reader at once), then
+// waits for the storm by reading one byte from the FIFO trigger (a blocked
+// read costs no CPU; the benchmark writes a byte for every program), then
 // allocates until the OOM killer ends it. Any later instance finds marker
 // and only sleeps.
+//
+// The FIFO is opened read-write, which never blocks, and kept open: the
+// bytes stay in it until every program has taken its own, however late it
+// came to read. (Waiting in a blocking open, a program that reached its open
+// after the writer's had come and gone waited forever.)
 func storm(trigger, marker string) {
 	f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		sleep() // allocated once already: this is a restart
 	}
 	_ = f.Close()
-	t, err := os.Open(trigger)
+	t, err := os.OpenFile(trigger, os.O_RDWR, 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	_ = t.Close()
+	var b [1]byte
+	if _, err := t.Read(b[:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	hog()
+	_ = t.Close() // not reached (hog ends in the OOM kill); it keeps t, and the FIFO, open till then
 }
 
 func hog() {
