@@ -54,6 +54,15 @@ type readBuf [16 << 10]byte
 
 var readBufs = sync.Pool{New: func() any { return new(readBuf) }}
 
+// readFrom reads a cgroup file whole into buf, from its start.
+func readFrom(f *os.File, buf []byte) ([]byte, error) {
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
 // Memory reads the group's memory use.
 func (g *Group) Memory() (Memory, error) {
 	g.memMu.Lock()
@@ -78,20 +87,20 @@ func (g *Group) Memory() (Memory, error) {
 	buf := bp[:]
 	var m Memory
 	if g.mem.usage != nil {
-		n, err := g.mem.usage.ReadAt(buf, 0)
-		if err != nil && !errors.Is(err, io.EOF) {
+		b, err := readFrom(g.mem.usage, buf)
+		if err != nil {
 			return Memory{}, fmt.Errorf("reading memory usage of cgroup %s: %w", g.path, err)
 		}
-		if m.Usage, err = parseUint(buf[:n]); err != nil {
+		if m.Usage, err = parseUint(b); err != nil {
 			return Memory{}, fmt.Errorf("reading memory usage of cgroup %s: %w", g.path, err)
 		}
 	}
-	n, err := g.mem.stat.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	b, err := readFrom(g.mem.stat, buf)
+	if err != nil {
 		return Memory{}, fmt.Errorf("reading memory.stat of cgroup %s: %w", g.path, err)
 	}
 	var usage, inactive uint64
-	m.RSS, usage, inactive = statFigures(buf[:n], g.v2)
+	m.RSS, usage, inactive = statFigures(b, g.v2)
 	if g.mem.usage == nil {
 		m.Usage = usage
 	}
@@ -116,13 +125,13 @@ func (g *Group) readPressure(m *Memory, buf []byte) {
 		}
 		g.mem.pressure = f
 	}
-	n, err := g.mem.pressure.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	b, err := readFrom(g.mem.pressure, buf)
+	if err != nil {
 		// EOPNOTSUPP: PSI is off (psi=0); the file is there, unreadable.
 		g.mem.noPressure = true
 		return
 	}
-	m.PressureSome, m.PressureFull, m.HasPressure = pressureTotals(buf[:n])
+	m.PressureSome, m.PressureFull, m.HasPressure = pressureTotals(b)
 }
 
 // pressureTotals reads the total= fields of a pressure file

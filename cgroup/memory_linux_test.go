@@ -70,9 +70,6 @@ func TestMemoryAndLimitOfRealGroup(t *testing.T) {
 // thousand programs makes no garbage here (a fresh 8 KiB buffer per read
 // was most of it).
 func TestMemoryReadAllocatesNothing(t *testing.T) {
-	if raceBuild {
-		t.Skip("the race detector allocates on its own")
-	}
 	m := newTestManager(t)
 	g := createGroup(t, m, "reads", Limits{Max: ptr(64 << 20)})
 	if _, err := g.Memory(); err != nil { // opens the files it keeps

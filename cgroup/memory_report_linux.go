@@ -2,9 +2,7 @@ package cgroup
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,11 +85,7 @@ func (g *Group) readEvents(name string, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return buf[:n], nil
+	return readFrom(f, buf)
 }
 
 // readKept reads the group's file name through *f, opening it on first
@@ -104,11 +98,7 @@ func (g *Group) readKept(f **os.File, name string, buf []byte) ([]byte, error) {
 		}
 		*f = nf
 	}
-	n, err := (*f).ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return buf[:n], nil
+	return readFrom(*f, buf)
 }
 
 // parseFlatKeyed parses "key value" lines (the kernel's flat keyed format);

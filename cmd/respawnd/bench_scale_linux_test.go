@@ -84,11 +84,11 @@ func scrapeValue(scrape []byte, name string) float64 {
 // scrape of /metrics (its /proc reads included) right after, its CPU time
 // while idle (RESPAWND_BENCH_IDLE, default 30s, from 6 s after the last
 // start: after the collection that ends a burst), and then, at steady state,
-// RSS and PSS, OS threads, goroutines and heap in use per program; last,
-// the resident set right after one more scrape, and the highest so far. The
-// recycle=200 run puts every program under memory.recycle: its idle CPU is
-// the memory watchdog's cost. Last, the time respawnd takes to stop (SIGTERM
-// until it exits, every program stopped).
+// RSS and PSS, OS threads, goroutines and heap in use per program, then the
+// resident set right after one more scrape and the highest so far, and
+// last the time respawnd takes to stop (SIGTERM until it exits, every
+// program stopped). The recycle=200 run puts every program under
+// memory.recycle: its idle CPU is the memory watchdog's cost.
 //
 //	go test ./cmd/respawnd -run '^$' -bench Scale -benchtime 1x
 func BenchmarkScale(b *testing.B) {

@@ -240,30 +240,26 @@ func benchStorm(b *testing.B, bin, victim string, n, limit int) {
 	// Deaths within a few milliseconds of each other are reaped in one
 	// batch and have no order to keep; a program that died 50 ms or more
 	// before another must not come back after it (10 ms of slack for the
-	// log's timestamps).
-	inversions := 0
+	// log's timestamps). inversions counts the programs that came back
+	// before one that died earlier; swapped, as a measure of the whole,
+	// the pairs that came back the other way round (a random order: 50%),
+	// so that one late restart counts once per pair rather than once for
+	// every program that came back before it.
+	var inversions, pairs, swapped int
 	for i := range names {
+		inverted := false
 		for j := range i {
-			if died[names[i]].Sub(died[names[j]]) >= 50*time.Millisecond &&
-				back2[names[i]].Before(back2[names[j]].Add(-10*time.Millisecond)) {
-				inversions++
-				break
+			if died[names[i]].Sub(died[names[j]]) < 50*time.Millisecond {
+				continue
+			}
+			pairs++
+			if back2[names[i]].Before(back2[names[j]].Add(-10 * time.Millisecond)) {
+				swapped++
+				inverted = true
 			}
 		}
-	}
-	// How far from that order, as a whole: the share of the pairs that
-	// died 50 ms or more apart and came back the other way round (a
-	// random order: 50%). One late restart counts once per pair here,
-	// where the check above counts every program that came back before it.
-	var pairs, swapped int
-	for i := range names {
-		for j := range i {
-			if died[names[i]].Sub(died[names[j]]) >= 50*time.Millisecond {
-				pairs++
-				if back2[names[i]].Before(back2[names[j]].Add(-10 * time.Millisecond)) {
-					swapped++
-				}
-			}
+		if inverted {
+			inversions++
 		}
 	}
 	if pairs > 0 {
