@@ -220,6 +220,13 @@ func (c *Collector) programLabels(ps []*ProgramSample) []*programLabels {
 // whose name is not a valid label value, and all but the first of
 // programs with the same name, are left out with an error.
 func (c *Collector) families() ([]*dto.MetricFamily, error) {
+	gs, err := c.generators()
+	return familiesOf(gs), err
+}
+
+// generators reads the Source and returns the Collector's families as
+// generators (see exposition.go), sorted by name.
+func (c *Collector) generators() ([]generator, error) {
 	now := c.now()
 	samples := c.src.Programs()
 	ps := make([]*ProgramSample, 0, len(samples))
@@ -243,74 +250,109 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 		return true
 	})
 	labels := c.programLabels(ps)
-
 	n := len(ps)
-	a := newArena(n*(len(sortedStates)+17) + 16)
-	up, state := upFamily.start(n), stateFamily.start(n*len(sortedStates))
-	startTime, lastExitTime, backoff := startTimeFamily.start(n), lastExitTimeFamily.start(n), backoffFamily.start(n)
-	rss, memUsage, memLimit := rssFamily.start(n), memUsageFamily.start(n), memLimitFamily.start(n)
-	var pressureSome []*dto.Metric // after every full series, as a Registry sorts them
-	workingSet, warn, recycle, pressure, held := workingSetFamily.start(n), warnFamily.start(0), recycleFamily.start(0), pressureFamily.start(0), heldFamily.start(n)
-	dropped := outputDroppedFamily.start(n)
-	ready, ping := readyFamily.start(n), watchdogPingFamily.start(0)
-	for i, p := range ps {
-		l := labels[i]
-		up.Metric = append(up.Metric, a.gauge(l.program(), boolValue(p.PID != 0 && p.State == supervisor.StateRunning && p.Ready)))
-		ready.Metric = append(ready.Metric, a.gauge(l.program(), boolValue(p.PID != 0 && p.Ready)))
-		if p.PID != 0 && !p.WatchdogLastPing.IsZero() {
-			ping.Metric = append(ping.Metric, a.gauge(l.program(), unixSeconds(p.WatchdogLastPing)))
-		}
-		cur := p.State.String()
-		for j, s := range sortedStates {
-			state.Metric = append(state.Metric, a.gauge(l.state(j), boolValue(s == cur)))
-		}
-		var start float64
-		if p.PID != 0 && !p.Started.IsZero() {
-			start = unixSeconds(p.Started)
-		}
-		startTime.Metric = append(startTime.Metric, a.gauge(l.program(), start))
-		var lastExit float64
-		if p.LastExit != nil && !p.LastExit.Time.IsZero() {
-			lastExit = unixSeconds(p.LastExit.Time)
-		}
-		lastExitTime.Metric = append(lastExitTime.Metric, a.gauge(l.program(), lastExit))
-		var wait float64
-		if (p.State == supervisor.StateBackoff || p.State == supervisor.StateOOMLoop) && p.NextStart.After(now) {
-			wait = p.NextStart.Sub(now).Seconds()
-		}
-		backoff.Metric = append(backoff.Metric, a.gauge(l.program(), wait))
-		a.gaugeIf(rss, l.program(), p.HasRSS, p.RSSBytes)
-		a.gaugeIf(memUsage, l.program(), p.HasMemoryUsage, p.MemoryUsageBytes)
-		a.gaugeIf(memLimit, l.program(), p.HasMemoryLimit, p.MemoryLimitBytes)
-		a.gaugeIf(workingSet, l.program(), p.HasWorkingSet, p.WorkingSetBytes)
-		a.gaugeIf(warn, l.program(), p.HasWarn, p.WarnBytes)
-		a.gaugeIf(recycle, l.program(), p.HasRecycle, p.RecycleBytes)
-		if p.HasPressure {
-			pressure.Metric = append(pressure.Metric, a.counter(l.kind(0), p.PressureFull.Seconds(), nil))
-			pressureSome = append(pressureSome, a.counter(l.kind(1), p.PressureSome.Seconds(), nil))
-		}
-		held.Metric = append(held.Metric, a.gauge(l.program(), boolValue(p.State == supervisor.StateHeld)))
-		dropped.Metric = append(dropped.Metric, a.counter(l.program(), float64(p.OutputDroppedLines), nil))
-	}
 
-	pressure.Metric = append(pressure.Metric, pressureSome...)
+	// perProgram is a family with one series per program, when value
+	// says it has one.
+	perProgram := func(f *family, value func(p *ProgramSample) (float64, bool)) generator {
+		return generator{f: f, size: n, send: func(s sink) {
+			for i, p := range ps {
+				if v, ok := value(p); ok {
+					if f.typ == dto.MetricType_COUNTER {
+						s.counter(labels[i].program(), v, nil)
+					} else {
+						s.gauge(labels[i].program(), v)
+					}
+				}
+			}
+		}}
+	}
+	known := func(v uint64, ok bool) (float64, bool) { return float64(v), ok }
+	always := func(v float64) (float64, bool) { return v, true }
+
+	gs := []generator{
+		perProgram(upFamily, func(p *ProgramSample) (float64, bool) {
+			return always(boolValue(p.PID != 0 && p.State == supervisor.StateRunning && p.Ready))
+		}),
+		perProgram(readyFamily, func(p *ProgramSample) (float64, bool) { return always(boolValue(p.PID != 0 && p.Ready)) }),
+		perProgram(watchdogPingFamily, func(p *ProgramSample) (float64, bool) {
+			if p.PID == 0 || p.WatchdogLastPing.IsZero() {
+				return 0, false
+			}
+			return unixSeconds(p.WatchdogLastPing), true
+		}),
+		{f: stateFamily, size: n * len(sortedStates), send: func(s sink) {
+			for i, p := range ps {
+				cur := p.State.String()
+				for j, st := range sortedStates {
+					s.gauge(labels[i].state(j), boolValue(st == cur))
+				}
+			}
+		}},
+		perProgram(startTimeFamily, func(p *ProgramSample) (float64, bool) {
+			if p.PID != 0 && !p.Started.IsZero() {
+				return unixSeconds(p.Started), true
+			}
+			return 0, true
+		}),
+		perProgram(lastExitTimeFamily, func(p *ProgramSample) (float64, bool) {
+			if p.LastExit != nil && !p.LastExit.Time.IsZero() {
+				return unixSeconds(p.LastExit.Time), true
+			}
+			return 0, true
+		}),
+		perProgram(backoffFamily, func(p *ProgramSample) (float64, bool) {
+			if (p.State == supervisor.StateBackoff || p.State == supervisor.StateOOMLoop) && p.NextStart.After(now) {
+				return p.NextStart.Sub(now).Seconds(), true
+			}
+			return 0, true
+		}),
+		perProgram(rssFamily, func(p *ProgramSample) (float64, bool) { return known(p.RSSBytes, p.HasRSS) }),
+		perProgram(memUsageFamily, func(p *ProgramSample) (float64, bool) { return known(p.MemoryUsageBytes, p.HasMemoryUsage) }),
+		perProgram(memLimitFamily, func(p *ProgramSample) (float64, bool) { return known(p.MemoryLimitBytes, p.HasMemoryLimit) }),
+		perProgram(workingSetFamily, func(p *ProgramSample) (float64, bool) { return known(p.WorkingSetBytes, p.HasWorkingSet) }),
+		perProgram(warnFamily, func(p *ProgramSample) (float64, bool) { return known(p.WarnBytes, p.HasWarn) }),
+		perProgram(recycleFamily, func(p *ProgramSample) (float64, bool) { return known(p.RecycleBytes, p.HasRecycle) }),
+		// Every full series, then every some series, as a Registry sorts
+		// them (kind before program).
+		{f: pressureFamily, size: 2 * n, send: func(s sink) {
+			for k := range 2 {
+				for i, p := range ps {
+					if !p.HasPressure {
+						continue
+					}
+					v := p.PressureFull
+					if k == 1 {
+						v = p.PressureSome
+					}
+					s.counter(labels[i].kind(k), v.Seconds(), nil)
+				}
+			}
+		}},
+		perProgram(heldFamily, func(p *ProgramSample) (float64, bool) { return always(boolValue(p.State == supervisor.StateHeld)) }),
+		perProgram(outputDroppedFamily, func(p *ProgramSample) (float64, bool) { return always(float64(p.OutputDroppedLines)) }),
+	}
 
 	hm := c.src.HostMemory()
-	hostAvail := hostAvailableFamily.start(1)
-	if hm.Known {
-		hostAvail.Metric = append(hostAvail.Metric, a.gauge(nil, float64(hm.AvailableBytes)))
-	}
-	hostPressure := hostPressureFamily.start(6)
-	if hp := hm.Pressure; hp != nil {
-		for i, kind := range []*[3]float64{&hp.Full, &hp.Some} {
-			for j, avg := range windowAvg {
-				hostPressure.Metric = append(hostPressure.Metric, a.gauge(hostPressurePairs[i][j], kind[avg]))
+	gs = append(gs,
+		generator{f: hostAvailableFamily, size: 1, send: func(s sink) {
+			if hm.Known {
+				s.gauge(nil, float64(hm.AvailableBytes))
 			}
-		}
-	}
+		}},
+		generator{f: hostPressureFamily, size: 6, send: func(s sink) {
+			hp := hm.Pressure
+			if hp == nil {
+				return
+			}
+			for i, kind := range []*[3]float64{&hp.Full, &hp.Some} {
+				for j, avg := range windowAvg {
+					s.gauge(hostPressurePairs[i][j], kind[avg])
+				}
+			}
+		}})
 
 	srcs := c.src.OOMSources()
-	oomUp := oomSourceUpFamily.start(len(srcs))
 	names := make([]string, 0, len(srcs))
 	for name := range srcs {
 		if !validLabelValue(name) {
@@ -320,31 +362,25 @@ func (c *Collector) families() ([]*dto.MetricFamily, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	for i := range names {
-		lp := []*dto.LabelPair{{Name: &labelSource, Value: &names[i]}}
-		oomUp.Metric = append(oomUp.Metric, a.gauge(lp, boolValue(srcs[names[i]])))
-	}
+	gs = append(gs, generator{f: oomSourceUpFamily, size: len(names), send: func(s sink) {
+		for i := range names {
+			s.gauge([]*dto.LabelPair{{Name: &labelSource, Value: &names[i]}}, boolValue(srcs[names[i]]))
+		}
+	}})
 
 	r := c.src.LastReload()
-	ok := reloadSuccessfulFamily.start(1)
-	ok.Metric = append(ok.Metric, a.gauge(nil, boolValue(r.Successful)))
 	var last float64
 	if !r.LastSuccess.IsZero() {
 		last = unixSeconds(r.LastSuccess)
 	}
-	lastOK := reloadSuccessTimestampFamily.start(1)
-	lastOK.Metric = append(lastOK.Metric, a.gauge(nil, last))
-
 	h := c.src.Health()
-	panics := panicsFamily.start(1)
-	panics.Metric = append(panics.Metric, a.counter(nil, float64(h.Panics), nil))
-	healthy := healthyFamily.start(1)
-	healthy.Metric = append(healthy.Metric, a.gauge(nil, boolValue(h.Healthy)))
-
-	mfs := []*dto.MetricFamily{up, state, startTime, lastExitTime, backoff, rss, memUsage, memLimit, workingSet, warn, recycle, pressure, held, ready, ping, dropped, hostAvail, hostPressure, oomUp, ok, lastOK, panics, healthy}
-	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
-	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return mfs, errors.Join(errs...)
+	gs = append(gs,
+		generator{f: reloadSuccessfulFamily, size: 1, send: func(s sink) { s.gauge(nil, boolValue(r.Successful)) }},
+		generator{f: reloadSuccessTimestampFamily, size: 1, send: func(s sink) { s.gauge(nil, last) }},
+		generator{f: panicsFamily, size: 1, send: func(s sink) { s.counter(nil, float64(h.Panics), nil) }},
+		generator{f: healthyFamily, size: 1, send: func(s sink) { s.gauge(nil, boolValue(h.Healthy)) }})
+	sortGenerators(gs)
+	return gs, errors.Join(errs...)
 }
 
 func boolValue(b bool) float64 {

@@ -12,16 +12,17 @@ import (
 	"github.com/respawnd/respawnd/supervisor"
 )
 
-// The per-program series are built directly as dto metric families rather
-// than as prometheus.Metrics collected by a Registry: with a thousand
-// programs that is some 36,000 series, and the Registry's per-series
-// consistency checks, label-pair construction and sorting cost more than
-// the rest of a scrape. The families built here are valid by construction:
-// every family has a fixed name, help and type, its label names are fixed
-// and sorted, its label values are checked (program names must be valid
-// UTF-8 and unique), and its metrics come out in the order the Registry
-// would sort them into (program name, then the second label's value).
-// TestFamiliesMatchRegistry checks the last claim against a Registry.
+// The per-program series are not prometheus.Metrics collected by a
+// Registry: with a thousand programs that is some 31,000 series, and the
+// Registry's per-series consistency checks, label-pair construction and
+// sorting cost more than the rest of a scrape. Each family is a generator
+// (exposition.go) that writes the text formats directly, or builds dto
+// messages for Gather. The families are valid by construction: every
+// family has a fixed name, help and type, its label names are fixed and
+// sorted, its label values are checked (program names must be valid UTF-8
+// and unique), and its series come out in the order the Registry would
+// sort them into (program name, then the second label's value).
+// TestFamiliesMatchOldPath checks the last claim against a Registry.
 
 // family is the fixed part of one metric family: its name, help, type and
 // the descriptor used when the family is collected as prometheus.Metrics.

@@ -287,8 +287,15 @@ var upperBounds = slices.Clone(RestartBuckets)
 // families returns the Recorder's metric families, sorted by name, each
 // with its metrics in the order a Registry would sort them into.
 func (r *Recorder) families() []*dto.MetricFamily {
+	return familiesOf(r.generators())
+}
+
+// generators returns the Recorder's families as generators (see
+// exposition.go), sorted by name. They send the counts of one moment: a
+// copy taken under the lock, so that writing a scrape to a slow client
+// holds up no event.
+func (r *Recorder) generators() []generator {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.sorted == nil {
 		r.sorted = make([]*programCounters, 0, len(r.programs))
 		for _, p := range r.programs {
@@ -298,68 +305,80 @@ func (r *Recorder) families() []*dto.MetricFamily {
 		}
 		slices.SortFunc(r.sorted, func(a, b *programCounters) int { return strings.Compare(a.labels.name, b.labels.name) })
 	}
-	n := len(r.sorted)
-	a := newArena(n * (len(sortedReasons) + 5))
-	exits := exitsFamily.start(n * len(sortedReasons))
-	oomKills := oomKillsFamily.start(n)
-	restarts := restartsFamily.start(n)
-	recycles, loops := recyclesFamily.start(n), recycleLoopsFamily.start(0)
-	hooks := hookRunsFamily.start(0)
-	latency := restartLatencyFamily.start(n)
-	hists := make([]dto.Histogram, n)
-	counts := make([]uint64, n*(len(upperBounds)+1))
-	buckets := make([]dto.Bucket, n*len(upperBounds))
-	bucketPtrs := make([]*dto.Bucket, n*len(upperBounds))
+	ps := make([]programCounters, len(r.sorted))
+	hooks := 0
 	for i, p := range r.sorted {
-		for j, v := range p.exits {
-			exits.Metric = append(exits.Metric, a.counter(p.labels.reason(j), float64(v), p.exemplars[j]))
+		ps[i] = *p
+		if p.hooks != nil {
+			hooks++
 		}
-		oomKills.Metric = append(oomKills.Metric, a.counter(p.labels.program(), float64(p.oomKills), nil))
-		restarts.Metric = append(restarts.Metric, a.counter(p.labels.program(), float64(p.restarts), nil))
-		recycles.Metric = append(recycles.Metric, a.counter(p.labels.program(), float64(p.recycles), nil))
-		if p.loops > 0 {
-			loops.Metric = append(loops.Metric, a.counter(p.labels.program(), float64(p.loops), nil))
+	}
+	// Hook counts change in place: copied too.
+	hookCopies := make([]hookCounters, 0, hooks)
+	for i := range ps {
+		if ps[i].hooks != nil {
+			hookCopies = append(hookCopies, *ps[i].hooks)
+			ps[i].hooks = &hookCopies[len(hookCopies)-1]
 		}
-		if h := p.hooks; h != nil {
-			for j, v := range h.runs {
-				hooks.Metric = append(hooks.Metric, a.counter(h.labels[j], float64(v), nil))
-			}
-		}
+	}
+	r.mu.Unlock()
+	host := r.hostOOMKills.Load()
+	n := len(ps)
 
-		if p.restarts == 0 {
-			// A program's histogram appears with its first restart:
-			// twelve series of zeros for each program that never
-			// restarted were a third of a 1,000-program scrape.
-			continue
-		}
-		h := &hists[i]
-		c := counts[i*(len(upperBounds)+1):][:len(upperBounds)+1]
-		bs := bucketPtrs[i*len(upperBounds):][:len(upperBounds):len(upperBounds)]
-		var cum uint64
-		for j := range upperBounds {
-			cum += p.buckets[j]
-			c[j] = cum
-			b := &buckets[i*len(upperBounds)+j]
-			b.CumulativeCount, b.UpperBound = &c[j], &upperBounds[j]
-			bs[j] = b
-		}
-		c[len(upperBounds)] = cum + p.buckets[len(upperBounds)]
-		h.SampleCount, h.SampleSum, h.Bucket = &c[len(upperBounds)], a.float(p.latencySum), bs
-		m := a.metrics.next()
-		m.Label, m.Histogram = p.labels.program(), h
-		latency.Metric = append(latency.Metric, m)
+	perProgram := func(f *family, value func(p *programCounters) (uint64, bool)) generator {
+		return generator{f: f, size: n, send: func(s sink) {
+			for i := range ps {
+				if v, ok := value(&ps[i]); ok {
+					s.counter(ps[i].labels.program(), float64(v), nil)
+				}
+			}
+		}}
 	}
-	host := hostOOMKillsFamily.start(1)
-	host.Metric = append(host.Metric, a.counter(nil, float64(r.hostOOMKills.Load()), nil))
-	// Sorted by name; a family without series is left out, as a Registry
-	// leaves it out.
-	var out []*dto.MetricFamily
-	if len(hooks.Metric) > 0 {
-		out = append(out, hooks)
+	gs := []generator{
+		{f: exitsFamily, size: n * len(sortedReasons), send: func(s sink) {
+			for i := range ps {
+				p := &ps[i]
+				for j, v := range p.exits {
+					s.counter(p.labels.reason(j), float64(v), p.exemplars[j])
+				}
+			}
+		}},
+		perProgram(oomKillsFamily, func(p *programCounters) (uint64, bool) { return p.oomKills, true }),
+		perProgram(restartsFamily, func(p *programCounters) (uint64, bool) { return p.restarts, true }),
+		perProgram(recyclesFamily, func(p *programCounters) (uint64, bool) { return p.recycles, true }),
+		perProgram(recycleLoopsFamily, func(p *programCounters) (uint64, bool) { return p.loops, p.loops > 0 }),
+		{f: hookRunsFamily, send: func(s sink) {
+			for i := range ps {
+				if h := ps[i].hooks; h != nil {
+					for j, v := range h.runs {
+						s.counter(h.labels[j], float64(v), nil)
+					}
+				}
+			}
+		}},
+		{f: restartLatencyFamily, size: n, send: func(s sink) {
+			var cum [len(restartBucketsArray)]uint64
+			h := histogramValues{bounds: upperBounds, cum: cum[:]}
+			for i := range ps {
+				p := &ps[i]
+				if p.restarts == 0 {
+					// A program's histogram appears with its first
+					// restart: twelve series of zeros for each program
+					// that never restarted were a third of a
+					// 1,000-program scrape.
+					continue
+				}
+				var c uint64
+				for j := range cum {
+					c += p.buckets[j]
+					cum[j] = c
+				}
+				h.count, h.sum = c+p.buckets[len(cum)], p.latencySum
+				s.histogram(p.labels.program(), &h)
+			}
+		}},
+		{f: hostOOMKillsFamily, size: 1, send: func(s sink) { s.counter(nil, float64(host), nil) }},
 	}
-	out = append(out, host, exits)
-	if len(loops.Metric) > 0 {
-		out = append(out, loops)
-	}
-	return append(out, recycles, oomKills, restarts, latency)
+	sortGenerators(gs)
+	return gs
 }
