@@ -57,7 +57,6 @@ type watched struct {
 	last CgroupCounts
 	wd   int // v2: inotify watch descriptor
 	efd  int // v1: eventfd
-	ctl  *os.File
 }
 
 // NewCgroupWatcher makes a watcher for cgroups of one version.
@@ -140,12 +139,16 @@ func (w *CgroupWatcher) addV1(c *watched) error {
 		_ = unix.Close(efd)
 		return err
 	}
-	// The registration lives as long as the eventfd and the control file
-	// stay open (or until the cgroup is removed, which signals the eventfd).
+	// The registration lives as long as the eventfd stays open (or until
+	// the cgroup is removed, which signals the eventfd): the kernel keeps
+	// the eventfd, not the control file, which only names the event. It
+	// is closed at once: every descriptor respawnd holds is copied by each
+	// fork, and a thousand programs made that a thousand more.
 	reg := strconv.Itoa(efd) + " " + strconv.Itoa(int(ctl.Fd()))
-	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
+	err = os.WriteFile(filepath.Join(c.dir, "cgroup.event_control"), []byte(reg), 0)
+	_ = ctl.Close()
+	if err != nil {
 		_ = unix.Close(efd)
-		_ = ctl.Close()
 		return fmt.Errorf("registering oom notification for cgroup %s: %w", c.dir, err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(uint32(c.key)), Pad: int32(uint32(c.key >> 32))}
@@ -155,10 +158,9 @@ func (w *CgroupWatcher) addV1(c *watched) error {
 	}
 	if cerr != nil {
 		_ = unix.Close(efd)
-		_ = ctl.Close()
 		return fmt.Errorf("watching oom eventfd of cgroup %s: %w", c.dir, cerr)
 	}
-	c.efd, c.ctl = efd, ctl
+	c.efd = efd
 	return nil
 }
 
@@ -191,7 +193,6 @@ func (w *CgroupWatcher) forget(c *watched) {
 	}
 	_ = w.control(func(fd int) { _ = unix.EpollCtl(fd, unix.EPOLL_CTL_DEL, c.efd, nil) })
 	_ = unix.Close(c.efd)
-	_ = c.ctl.Close()
 }
 
 // Run watches until ctx is done, then ends every watch and returns nil.

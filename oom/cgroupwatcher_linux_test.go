@@ -87,11 +87,24 @@ func TestCgroupWatcherRealOOM(t *testing.T) {
 	cg := testenv.NewMemoryCgroup(t, 64<<20)
 	w := runCgroupWatcher(t, cg.V2)
 	out := make(chan CgroupCounts, 1)
+	before := openFDs(t)
 	stop, err := w.Add(cg.Dir, out) // registered before the OOM: Add returns once it is
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
+	// A watch holds one descriptor at most (v1: the eventfd; the control
+	// file that names the event is closed once it is registered), and the
+	// notification below still comes through it.
+	var added []string
+	for fd, target := range openFDs(t) {
+		if _, ok := before[fd]; !ok {
+			added = append(added, target)
+		}
+	}
+	if cg.V2 && len(added) != 0 || !cg.V2 && (len(added) != 1 || added[0] != "anon_inode:[eventfd]") {
+		t.Errorf("a watch added the descriptors %q", added)
+	}
 	startHog(t, cg)
 	deadline := time.After(30 * time.Second)
 	for {
@@ -142,4 +155,21 @@ func startHog(t *testing.T, cg *testenv.MemoryCgroup) *exec.Cmd {
 		_ = cmd.Wait()
 	})
 	return cmd
+}
+
+// openFDs maps the test process's open descriptors to what they are.
+func openFDs(t *testing.T) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(ents))
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil { // the directory's own descriptor is gone by now
+			out[e.Name()] = target
+		}
+	}
+	return out
 }
