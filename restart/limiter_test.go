@@ -2,6 +2,8 @@ package restart_test
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +143,144 @@ func TestLimiterExtremes(t *testing.T) {
 				cancel(now)
 			}
 			now = now.Add(time.Millisecond)
+		}
+	}
+}
+
+func TestTicketGoesToTheEarlierDeath(t *testing.T) {
+	l := restart.NewLimiter(10, 1) // a token every 100ms
+	if d, tk := l.ReserveTurn(epoch, epoch); d != 0 || tk != nil {
+		t.Fatalf("the burst's token: wait %v, ticket %v", d, tk)
+	}
+	dLate, late := l.ReserveTurn(epoch, epoch.Add(5*time.Millisecond)) // died later, reserved first
+	dEarly, early := l.ReserveTurn(epoch.Add(time.Millisecond), epoch) // died first, reserved second
+	if dLate != 100*time.Millisecond || dEarly != 199*time.Millisecond {
+		t.Fatalf("waits %v and %v, want 100ms and 199ms", dLate, dEarly)
+	}
+	select {
+	case <-early.Wake():
+		t.Fatal("woken before any turn")
+	default:
+	}
+	at := epoch.Add(100 * time.Millisecond)
+	if d := late.Turn(at); d != 100*time.Millisecond {
+		t.Fatalf("the later death's turn: wait %v, want 100ms (it gives its token away)", d)
+	}
+	select {
+	case <-early.Wake():
+	default:
+		t.Fatal("the earlier death was not woken")
+	}
+	if d := early.Turn(at); d != 0 {
+		t.Fatalf("the earlier death: wait %v, want 0", d)
+	}
+	if d := early.Turn(at); d != 0 {
+		t.Fatalf("a spent ticket: wait %v, want 0", d)
+	}
+	// The later death now holds the 200ms token: cancelling it returns
+	// that one, which the next reservation gets.
+	late.Cancel(at)
+	late.Cancel(at)
+	if d, _ := l.ReserveTurn(at, at); d != 100*time.Millisecond {
+		t.Fatalf("after cancelling the swapped ticket: wait %v, want 100ms", d)
+	}
+	if d := late.Turn(at.Add(time.Second)); d != 0 {
+		t.Fatalf("a cancelled ticket's turn: %v", d)
+	}
+	var none *restart.Ticket
+	none.Cancel(at)
+	if none.Wake() != nil {
+		t.Fatal("a nil ticket's Wake is not nil")
+	}
+}
+
+// TestTicketsKeepRateAndOrder runs random storms: tickets reserved in an
+// order that is not their deaths', each taking its turn when its token is
+// due or it is woken, interleaved in time. Tokens go out at the bucket's
+// rate, never faster, and each goes to the earliest death among the
+// tickets waiting for it.
+func TestTicketsKeepRateAndOrder(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	for round := range 50 {
+		const perSecond, burst = 50.0, 5
+		l := restart.NewLimiter(perSecond, burst)
+		type holder struct {
+			key time.Time
+			tk  *restart.Ticket
+			due time.Time
+		}
+		type arrival struct{ at, key time.Time }
+		var arrivals []arrival
+		at := epoch
+		for range 60 {
+			at = at.Add(time.Duration(rnd.IntN(30)) * time.Millisecond)
+			arrivals = append(arrivals, arrival{at, at.Add(-time.Duration(rnd.IntN(500)) * time.Millisecond)})
+		}
+		var waiting []*holder
+		var grants []time.Time
+		now := epoch
+		for len(arrivals) > 0 || len(waiting) > 0 {
+			// A woken ticket turns at once; otherwise the next of an
+			// arrival and the earliest due ticket.
+			var h *holder
+			for _, o := range waiting {
+				select {
+				case <-o.tk.Wake():
+					h = o
+				default:
+				}
+				if h != nil {
+					break
+				}
+			}
+			if h == nil {
+				for _, o := range waiting {
+					if h == nil || o.due.Before(h.due) {
+						h = o
+					}
+				}
+				if len(arrivals) > 0 && (h == nil || !arrivals[0].at.After(h.due)) {
+					a := arrivals[0]
+					arrivals = arrivals[1:]
+					now = a.at
+					d, tk := l.ReserveTurn(now, a.key)
+					switch {
+					case tk == nil:
+						grants = append(grants, now)
+					case rnd.IntN(10) == 0:
+						tk.Cancel(now)
+					default:
+						waiting = append(waiting, &holder{key: a.key, tk: tk, due: now.Add(d)})
+					}
+					continue
+				}
+				if h.due.After(now) {
+					now = h.due
+				}
+			}
+			if d := h.tk.Turn(now); d > 0 {
+				h.due = now.Add(d)
+				continue
+			}
+			for _, o := range waiting {
+				if o != h && o.key.Before(h.key) && o.due.After(now) {
+					t.Fatalf("round %d: a ticket of a death at %v started at %v before one of a death at %v", round, h.key.Sub(epoch), now.Sub(epoch), o.key.Sub(epoch))
+				}
+			}
+			grants = append(grants, now)
+			waiting = slices.DeleteFunc(waiting, func(o *holder) bool { return o == h })
+		}
+		slices.SortFunc(grants, func(a, b time.Time) int { return a.Compare(b) })
+		for i := range grants {
+			for j := i; j < len(grants); j++ {
+				allowed := burst + perSecond*grants[j].Sub(grants[i]).Seconds()
+				if float64(j-i+1) > allowed+1e-6 {
+					t.Fatalf("round %d: %d tokens between %v and %v, the bucket allows %.1f", round, j-i+1, grants[i].Sub(epoch), grants[j].Sub(epoch), allowed)
+				}
+			}
+		}
+		if len(grants) < 40 {
+			t.Fatalf("round %d: only %d starts", round, len(grants))
 		}
 	}
 }

@@ -174,7 +174,11 @@ func (p *fakeProc) gotSignals() []syscall.Signal {
 }
 
 // die ends the process with st (once).
-func (p *fakeProc) die(st restart.ExitStatus) {
+func (p *fakeProc) die(st restart.ExitStatus) { p.dieAt(st, p.clock.Now()) }
+
+// dieAt is die for a death reaped at a moment (the order in which loops
+// handle deaths is not always the order of the deaths).
+func (p *fakeProc) dieAt(st restart.ExitStatus, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
@@ -182,7 +186,7 @@ func (p *fakeProc) die(st restart.ExitStatus) {
 		return
 	default:
 	}
-	st.Time = p.clock.Now()
+	st.Time = at
 	p.exit = st
 	close(p.done)
 }

@@ -90,9 +90,11 @@ type program struct {
 	ownBase   uint64
 	ownBaseOK bool
 
-	timerC    <-chan time.Time
-	reserved  bool
-	cancelRes func(time.Time)
+	timerC <-chan time.Time
+	// ticket holds a token of the global restart bucket that is not yet
+	// usable (nil when none): the loop waits on timerC for it, or on its
+	// Wake for an earlier one.
+	ticket    *restart.Ticket
 	nextStart time.Time
 
 	stop    stopState
@@ -342,6 +344,7 @@ const (
 	evDone eventKind = iota
 	evExit
 	evTimer
+	evTurn
 	evStopTimer
 	evDrained
 	evSettle
@@ -372,6 +375,8 @@ func (p *program) wait(done <-chan struct{}) eventKind {
 		return evExit
 	case <-p.timerC:
 		return evTimer
+	case <-p.ticket.Wake():
+		return evTurn
 	case <-p.stop.timer:
 		return evStopTimer
 	case n.err = <-p.stop.drained:
@@ -417,6 +422,8 @@ func (p *program) dispatch(kind eventKind, done *<-chan struct{}) {
 	case evTimer:
 		p.timerC = nil
 		p.safely("starting after backoff", p.onTimer)
+	case evTurn:
+		p.safely("starting on an earlier token", p.onTurn)
 	case evStopTimer:
 		p.stop.timer = nil
 		p.safely("escalating a stop", p.stopTimedOut)
@@ -609,14 +616,21 @@ func (p *program) giveUp() {
 // of the global restart bucket. A zero delay with a token at hand starts at
 // once.
 func (p *program) schedule(delay time.Duration) {
+	p.scheduleAfter(p.s.clock.Now(), delay)
+}
+
+// scheduleAfter is schedule for a start that became due at since (the
+// death it follows) before delay: with no delay, the bucket's tokens go in
+// the order of since (see restart.Ticket).
+func (p *program) scheduleAfter(since time.Time, delay time.Duration) {
 	now := p.s.clock.Now()
 	if delay <= 0 {
-		wait, cancel := p.s.limiter.Reserve(now)
+		wait, t := p.s.limiter.ReserveTurn(now, since)
 		if wait <= 0 {
 			p.start()
 			return
 		}
-		delay, p.reserved, p.cancelRes = wait, true, cancel
+		delay, p.ticket = wait, t
 	}
 	p.nextStart = now.Add(delay)
 	p.timerC = p.s.clock.After(delay)
@@ -627,34 +641,47 @@ func (p *program) schedule(delay time.Duration) {
 	p.setState(StateBackoff)
 }
 
+// onTimer starts the next instance once its backoff is over and a token
+// of the bucket is usable: it reserves one (due now) when it holds none.
 func (p *program) onTimer() {
 	if p.state != StateBackoff && p.state != StateOOMLoop {
 		return
 	}
-	if !p.reserved {
-		now := p.s.clock.Now()
-		wait, cancel := p.s.limiter.Reserve(now)
-		if wait > 0 {
-			p.reserved, p.cancelRes = true, cancel
-			p.nextStart = now.Add(wait)
-			p.timerC = p.s.clock.After(wait)
-			p.publish()
-			return
-		}
+	now := p.s.clock.Now()
+	var wait time.Duration
+	if p.ticket == nil {
+		wait, p.ticket = p.s.limiter.ReserveTurn(now, now)
+	} else {
+		// Its token is usable, unless a start that became due earlier
+		// takes it and leaves this one a later token.
+		wait = p.ticket.Turn(now)
 	}
-	p.reserved, p.cancelRes = false, nil
-	p.waitEnd = p.s.clock.Now()
+	if wait > 0 {
+		p.nextStart = now.Add(wait)
+		p.timerC = p.s.clock.After(wait)
+		p.publish()
+		return
+	}
+	p.ticket = nil
+	p.waitEnd = now
 	p.setState(StateStarting)
 	p.start()
+}
+
+// onTurn handles a swap that gave the loop's ticket an earlier token.
+func (p *program) onTurn() {
+	if p.ticket == nil {
+		return
+	}
+	p.timerC = nil
+	p.onTimer()
 }
 
 func (p *program) cancelTimer() {
 	p.cancelHold()
 	p.timerC = nil
-	if p.reserved && p.cancelRes != nil {
-		p.cancelRes(p.s.clock.Now())
-	}
-	p.reserved, p.cancelRes = false, nil
+	p.ticket.Cancel(p.s.clock.Now())
+	p.ticket = nil
 	p.nextStart = time.Time{}
 }
 
@@ -669,7 +696,7 @@ func (p *program) restartAfter(started, died time.Time) bool {
 	if p.holdRestart(d.Delay) {
 		return true
 	}
-	p.schedule(d.Delay)
+	p.scheduleAfter(died, d.Delay)
 	return true
 }
 

@@ -648,3 +648,51 @@ func TestEventsNewestFirstByTime(t *testing.T) {
 		t.Errorf("events %v, want the 4 kept newest first by time: [5 4 3 1]", pids)
 	}
 }
+
+// TestBucketTokensGoInDeathOrder: a death handled after a later one (its
+// loop was busy) still gets the bucket's next token before it; the later
+// death takes the token after. The bucket's rate is kept.
+func TestBucketTokensGoInDeathOrder(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Limiter = restart.NewLimiter(1, 1) })
+	h.apply(prog("a", alwaysAtOnce), prog("x", alwaysAtOnce), prog("y", alwaysAtOnce))
+	for _, n := range []string{"a", "x", "y"} {
+		h.waitState(n, StateRunning)
+	}
+	h.waitStarts(3)
+	t0 := h.clock.Now()
+	exit1 := restart.ExitStatus{Code: 1}
+	procOf(h, "a").die(exit1) // the burst's token: back at once
+	h.waitStarts(4)
+	x, y := procOf(h, "x"), procOf(h, "y")
+	x.dieAt(exit1, t0)
+	h.waitState("x", StateBackoff)            // the next token, a second from now
+	y.dieAt(exit1, t0.Add(-time.Millisecond)) // died first, handled last
+	h.waitState("y", StateBackoff)
+	next := func(name string) time.Duration {
+		for _, s := range h.sup.Snapshot() {
+			if s.Name == name {
+				return s.NextStart.Sub(h.clock.Now())
+			}
+		}
+		t.Fatalf("no program %s", name)
+		return 0
+	}
+	if dx, dy := next("x"), next("y"); dx != time.Second || dy != 2*time.Second {
+		t.Fatalf("reserved: x in %v, y in %v; want 1s and 2s", dx, dy)
+	}
+	h.clock.Advance(time.Second)
+	h.waitState("y", StateRunning)
+	h.sync()
+	if st := h.sup.Snapshot(); st[slices.IndexFunc(st, func(s Status) bool { return s.Name == "x" })].State != StateBackoff {
+		t.Fatal("x started on the token that y's earlier death was owed")
+	}
+	if d := next("x"); d != time.Second {
+		t.Fatalf("x waits %v for y's token, want 1s", d)
+	}
+	if n := h.launcher.started(); n != 5 {
+		t.Fatalf("%d starts, want 5: one token a second", n)
+	}
+	h.clock.Advance(time.Second)
+	h.waitState("x", StateRunning)
+	h.waitStarts(6)
+}
