@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"slices"
 	"syscall"
 	"time"
 
@@ -291,6 +292,9 @@ func (p *program) logExit(e Exit) {
 // onKill takes a kernel OOM report that names one of this program's
 // processes, or a process in its cgroup.
 func (p *program) onKill(k oom.Kill) {
+	if p.noteEarly(k) {
+		return
+	}
 	for i, pe := range p.attr.pending {
 		if pe.exit.PID != k.PID {
 			continue
@@ -318,11 +322,6 @@ func (p *program) onKill(k oom.Kill) {
 		}
 		return
 	}
-	if k.PID == p.pid && p.proc != nil {
-		// The report beat the exit status; onDeath picks it up.
-		p.attr.early[k.PID] = k
-		return
-	}
 	for _, pid := range p.attr.recent {
 		if pid == k.PID {
 			p.log.Debug("late kernel oom report", "pid", k.PID)
@@ -334,6 +333,19 @@ func (p *program) onKill(k oom.Kill) {
 		return
 	}
 	p.log.Debug("kernel oom report for no current process", "pid", k.PID)
+}
+
+// noteEarly keeps a kernel report that beat the exit status of the
+// current instance (onDeath picks it up) and says whether k was one. It
+// makes no system call: in an OOM storm most reports come before the
+// deaths, and a loop that queued for a work slot to note its report would
+// queue again, at the back, for the death (see quickly).
+func (p *program) noteEarly(k oom.Kill) bool {
+	if k.PID != p.pid || p.proc == nil || slices.ContainsFunc(p.attr.pending, func(pe *pendingExit) bool { return pe.exit.PID == k.PID }) {
+		return false
+	}
+	p.attr.early[k.PID] = k
+	return true
 }
 
 // settleExpired finalises the exits whose attribution window has closed.

@@ -418,7 +418,14 @@ func (p *program) dispatch(kind eventKind, done *<-chan struct{}) {
 		*done = nil
 		p.safely("stopping", func() { p.beginStop(quit) })
 	case evExit:
-		p.safely("handling an exit", p.onDeath)
+		// Deaths are handled in the order of their reaping.
+		at := p.s.clock.Now()
+		if p.proc != nil {
+			if t := p.proc.Exit().Time; !t.IsZero() && t.Before(at) {
+				at = t
+			}
+		}
+		p.safelyAt(at, "handling an exit", p.onDeath)
 	case evTimer:
 		p.timerC = nil
 		p.safely("starting after backoff", p.onTimer)
@@ -434,6 +441,13 @@ func (p *program) dispatch(kind eventKind, done *<-chan struct{}) {
 		p.attr.settle = nil
 		p.safely("settling an exit", p.settleExpired)
 	case evMessage:
+		if k, ok := n.msg.(killMsg); ok {
+			early := false
+			p.quickly("noting an oom report", func() { early = p.noteEarly(k.kill) })
+			if early {
+				return
+			}
+		}
 		p.safely("handling a message", func() { p.handle(n.msg) })
 	case evCounts:
 		p.quickly("reading oom counters", func() { p.onCounts(n.counts) })
@@ -476,9 +490,15 @@ func (p *program) clearLeftovers() {
 // thousand loops doing so at once would make the Go runtime start a thread
 // for each of them, threads it never gives back.
 func (p *program) safely(what string, f func()) {
+	p.safelyAt(p.s.clock.Now(), what, f)
+}
+
+// safelyAt is safely for an event that happened at at: waiters for a work
+// slot are served in the order of that moment (see workSlots).
+func (p *program) safelyAt(at time.Time, what string, f func()) {
 	p.quickly(what, func() {
-		p.s.work <- struct{}{}
-		defer func() { <-p.s.work }()
+		p.s.work.take(at)
+		defer p.s.work.give()
 		f()
 	})
 }

@@ -164,7 +164,7 @@ type Supervisor struct {
 	busyLoops atomic.Int64
 	// work holds a slot for each program loop handling an event (see
 	// Config.Parallel).
-	work chan struct{}
+	work *workSlots
 	// kernelLog says the kernel log source is live (Config.KernelLog until
 	// SetKernelLog says otherwise).
 	kernelLog atomic.Bool
@@ -262,7 +262,7 @@ func New(cfg Config) *Supervisor {
 		byPID:    map[int]*program{},
 		byMemcg:  map[string]*program{},
 		limiter:  cfg.Limiter,
-		work:     make(chan struct{}, cfg.Parallel),
+		work:     newWorkSlots(cfg.Parallel),
 	}
 	for name, inst := range cfg.Adopt {
 		s.recorded[name] = inst

@@ -580,3 +580,87 @@ func TestExitPeakMemory(t *testing.T) {
 		t.Errorf("peak %d from %q, want the report's %d", e.PeakMemory, e.PeakMemorySource, anon)
 	}
 }
+
+// A kernel report that comes before its process's exit is noted without a
+// work slot (in an OOM storm most do, and a loop that queued for a slot to
+// note it would queue again, at the back, for the death); the exit that
+// follows is still an OOM kill.
+func TestEarlyOOMReportTakesNoWorkSlot(t *testing.T) {
+	l := &blockLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, blockFor: "stuck", release: make(chan struct{})}
+	h := newHarness(t, func(c *Config) { c.Launcher = l; c.Parallel = 1; c.StuckAfter = time.Millisecond; c.KernelLog = true })
+	l.clock = h.clock
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(l.release) }) })
+	h.apply(prog("fine", alwaysAtOnce))
+	h.waitState("fine", StateRunning)
+	fine := l.last()
+	h.apply(prog("fine", alwaysAtOnce), prog("stuck"))
+	testenv.Eventually(t, "the stuck loop holding the slot", func() bool {
+		err := h.sup.Alive(h.ctx)
+		return err != nil && strings.Contains(err.Error(), "stuck")
+	})
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: fine.pid, Comm: "fine"})
+	h.routed()
+	time.Sleep(20 * time.Millisecond) // 20 times StuckAfter
+	if err := h.sup.Alive(h.ctx); err == nil || strings.Contains(err.Error(), "fine") {
+		t.Errorf("Alive = %v: fine's loop is waiting for a work slot to note an OOM report", err)
+	}
+	release.Do(func() { close(l.release) })
+	fine.die(sigkill)
+	var got Exit
+	testenv.Eventually(t, "fine's exit settled", func() bool {
+		i := slices.IndexFunc(h.rec.exitList(), func(e Exit) bool { return e.Program == "fine" })
+		if i >= 0 {
+			got = h.rec.exitList()[i]
+		}
+		return i >= 0
+	})
+	if got.Reason != ReasonOOMKill {
+		t.Errorf("exit %v, want oom_kill", got.Describe())
+	}
+}
+
+// Deaths waiting for a work slot are handled, and their programs
+// restarted, in the order they died, not the order their loops queued.
+func TestDeathsTakeSlotsInDeathOrder(t *testing.T) {
+	l := &blockLauncher{fakeLauncher: fakeLauncher{obeyStop: true}, blockFor: "stuck", release: make(chan struct{})}
+	h := newHarness(t, func(c *Config) { c.Launcher = l; c.Parallel = 1 })
+	l.clock = h.clock
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(l.release) }) })
+	h.apply(prog("x", alwaysAtOnce), prog("y", alwaysAtOnce))
+	h.waitState("x", StateRunning)
+	h.waitState("y", StateRunning)
+	procs := map[string]*fakeProc{}
+	l.mu.Lock()
+	for _, p := range l.procs {
+		procs[p.cmd.Name] = p
+	}
+	l.mu.Unlock()
+	h.apply(prog("x", alwaysAtOnce), prog("y", alwaysAtOnce), prog("stuck"))
+	testenv.Eventually(t, "the stuck loop holding the slot", func() bool {
+		h.sup.work.mu.Lock()
+		defer h.sup.work.mu.Unlock()
+		return h.sup.work.free == 0
+	})
+	t0 := h.clock.Now()
+	queued := func(n int) func() bool {
+		return func() bool {
+			h.sup.work.mu.Lock()
+			defer h.sup.work.mu.Unlock()
+			return len(h.sup.work.waiters) == n
+		}
+	}
+	procs["x"].dieAt(sigkill, t0)
+	testenv.Eventually(t, "x's death queued", queued(1))
+	procs["y"].dieAt(sigkill, t0.Add(-time.Millisecond)) // died first, queued last
+	testenv.Eventually(t, "y's death queued", queued(2))
+	release.Do(func() { close(l.release) })
+	testenv.Eventually(t, "both restarted", func() bool { return l.started() == 4 })
+	l.mu.Lock()
+	order := []string{l.procs[2].cmd.Name, l.procs[3].cmd.Name}
+	l.mu.Unlock()
+	if order[0] != "y" || order[1] != "x" {
+		t.Errorf("restarted %v, want y (died first) then x", order)
+	}
+}
