@@ -729,6 +729,13 @@ func (p *program) handle(m any) {
 	case ctlMsg:
 		m.reply <- p.control(m)
 	case pingMsg:
+		// A barrier's ping must not overtake what was delivered before it
+		// on another channel: when both are ready the select picks either.
+		select {
+		case <-p.live.wake:
+			p.onNotify()
+		default:
+		}
 		close(m.reply)
 	default:
 		panic(fmt.Sprintf("program %s: unknown message %T", p.name, m))
