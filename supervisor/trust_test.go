@@ -664,3 +664,38 @@ func TestDeathsTakeSlotsInDeathOrder(t *testing.T) {
 		t.Errorf("restarted %v, want y (died first) then x", order)
 	}
 }
+
+// The kernel's report of a main process's OOM kill that comes after its
+// exit was settled without it (the attribution window closed first), with
+// the cgroup's counter risen late too, is late news of that death: not a
+// worker's kill in the program's cgroup.
+func TestLateReportOfTheMainProcessIsNotAWorker(t *testing.T) {
+	cg := &fakeCgroups{}
+	h := newHarness(t, func(c *Config) { c.Cgroups = cg; c.KernelLog = true; c.AttributionWindow = time.Second })
+	max := int64(64 << 20)
+	h.apply(prog("p", alwaysAtOnce, func(p *config.Program) { p.Memory = &config.Memory{Max: &max} }))
+	st := h.waitState("p", StateRunning)
+	g := cg.group("p")
+	h.launcher.last().die(sigkill)
+	h.waitStarts(2)
+	testenv.Eventually(t, "the exit settled when its window closed", func() bool {
+		h.clock.Advance(500 * time.Millisecond)
+		return len(h.rec.exitList()) == 1
+	})
+	// The kernel counts the kill after it sends SIGKILL: the counter can
+	// rise after the exit was reaped and read, unseen by its watch.
+	g.mu.Lock()
+	g.ooms++
+	g.mu.Unlock()
+	h.sup.OOMKill(h.ctx, oom.Kill{PID: st.PID, Comm: "p", TaskMemcg: g.path})
+	h.routed()
+	h.sync()
+	if n := h.rec.killCount("p"); n != 0 {
+		t.Errorf("oom kills counted %d, want 0: the report is of the exited main process", n)
+	}
+	for _, ev := range h.sup.Events() {
+		if ev.Worker {
+			t.Errorf("the late report was counted as a worker's kill: %+v", ev)
+		}
+	}
+}
