@@ -180,9 +180,16 @@ func (l *lockedBuffer) String() string {
 // stored in pid.
 func start(t *testing.T, addr string, pid *atomic.Int64, started chan struct{}, name string, args ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
+	stderr := &lockedBuffer{}
+	return startWith(t, addr, pid, started, stderr, name, args...), stderr
+}
+
+// startWith is start with the caller's buffer for the child's stderr, for
+// a member function that reads it (made before the server can call it).
+func startWith(t *testing.T, addr string, pid *atomic.Int64, started chan struct{}, stderr *lockedBuffer, name string, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+addr)
-	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -193,7 +200,7 @@ func start(t *testing.T, addr string, pid *atomic.Int64, started chan struct{}, 
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	return cmd, stderr
+	return cmd
 }
 
 // childMember claims the pid stored in pid; it waits until the child is
@@ -248,7 +255,7 @@ func TestNotifyprogFromChild(t *testing.T) {
 	// The program's processes: notifyprog and its children (as respawnd
 	// would know them from the cgroup; here from /proc, while the child is
 	// alive or a zombie, and from what it wrote to stderr).
-	var stderr *lockedBuffer
+	stderr := &lockedBuffer{}
 	childRE := regexp.MustCompile(`ready child (\d+)`)
 	member := func(p int) bool {
 		<-started
@@ -263,8 +270,7 @@ func TestNotifyprogFromChild(t *testing.T) {
 	}
 	addr, _ := open(t, s, "prog", member, rec.deliver)
 	// MAINPID=1 names a process outside the program: reported as 0.
-	var cmd *exec.Cmd
-	cmd, stderr = start(t, addr, &pid, started, notifyprog, "-from-child", "-status", "child", "-mainpid", "1")
+	cmd := startWith(t, addr, &pid, started, stderr, notifyprog, "-from-child", "-status", "child", "-mainpid", "1")
 	rec.wait(t, "READY=1", func(msgs []Message, _ []string) bool {
 		return count(msgs, func(m Message) bool { return m.Ready }) == 1
 	})
