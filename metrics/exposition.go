@@ -115,10 +115,8 @@ type textSink struct {
 	om  bool
 
 	// The family being written: its header is written with its first
-	// series (a family without series is left out). name is the name
-	// of its samples.
+	// series (a family without series is left out).
 	f       *family
-	name    string
 	started bool
 }
 
@@ -153,7 +151,7 @@ func (t *textSink) flush() error {
 
 // begin starts family f.
 func (t *textSink) begin(f *family) {
-	t.f, t.name, t.started = f, f.name, false
+	t.f, t.started = f, false
 }
 
 // header writes the family's HELP and TYPE lines, once.
@@ -242,7 +240,7 @@ func (t *textSink) end() {
 // labels writes the sample's name and labels, extra (with a float value,
 // as le) last when not "".
 func (t *textSink) labels(suffix string, l []*dto.LabelPair, extra string, extraValue float64) {
-	t.buf = append(t.buf, t.name...)
+	t.buf = append(t.buf, t.f.name...)
 	t.buf = append(t.buf, suffix...)
 	t.buf = appendLabels(t.buf, l, extra, extraValue, t.om)
 }

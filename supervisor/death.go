@@ -290,11 +290,9 @@ func (p *program) logExit(e Exit) {
 }
 
 // onKill takes a kernel OOM report that names one of this program's
-// processes, or a process in its cgroup.
+// processes, or a process in its cgroup, unless noteEarly took it (the
+// loop asks noteEarly first, without a work slot).
 func (p *program) onKill(k oom.Kill) {
-	if p.noteEarly(k) {
-		return
-	}
 	for i, pe := range p.attr.pending {
 		if pe.exit.PID != k.PID {
 			continue
