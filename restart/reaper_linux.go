@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,8 +23,15 @@ import (
 // peeks at the first zombie with waitid(WNOWAIT), reaps it only when it is
 // not a child Start registered, and ends the round when it is one, whose
 // own wait goroutine reaps it and then wakes Run for the next round. Start
-// registers a child under a lock that excludes the round, so no supervised
-// child is ever unknown to the reaper.
+// registers a child under a lock that the reap of an orphan excludes, so no
+// supervised child is ever unknown to the reaper when it reaps.
+//
+// A round starts orphanRoundDelay after the signal or wake-up that asked
+// for it, and signals in between are served by the same round. The peek
+// makes the kernel look at every child, a cost that grows with the number
+// of programs; the supervised child whose death sent the signal is reaped
+// by its own waiter meanwhile, and its restart forks without waiting for a
+// round. An orphan's zombie holds nothing but its pid until then.
 //
 // Run must be called at most once at a time; it starts no goroutines.
 func (l *Launcher) Run(ctx context.Context) error {
@@ -50,6 +58,12 @@ func (l *Launcher) Run(ctx context.Context) error {
 		case <-sigc:
 		case <-l.poke:
 		}
+		select {
+		case <-ctx.Done():
+			l.reapOrphans()
+			return nil
+		case <-time.After(l.roundDelay):
+		}
 	}
 }
 
@@ -74,10 +88,11 @@ type siginfoChild struct {
 const is64bit = ^uint(0) >> 63
 
 // reapOrphans reaps zombies that are not supervised children, up to the
-// first supervised one.
+// first supervised one. The peek runs without the lock, so that a start is
+// never held up by a round that finds nothing to reap; the lock is taken
+// only to reap, and the zombie asked about again under it: a child whose
+// start has not registered it yet is registered once the lock is ours.
 func (l *Launcher) reapOrphans() {
-	l.reapMu.Lock()
-	defer l.reapMu.Unlock()
 	for {
 		var info siginfoChild
 		err := unix.Waitid(unix.P_ALL, 0, (*unix.Siginfo)(unsafe.Pointer(&info)),
@@ -98,16 +113,34 @@ func (l *Launcher) reapOrphans() {
 			// keep returning it first, so the round ends here.
 			return
 		}
-		var ws unix.WaitStatus
-		var ru unix.Rusage
-		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, &ru)
+		ws, supervised, err := l.reapOrphan(pid)
+		if supervised {
+			return
+		}
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if err != nil || wpid != pid {
+		if err != nil {
 			l.logger.Debug("reaping orphan failed", "pid", pid, "err", err)
 			return
 		}
 		l.logger.Debug("reaped orphan", "pid", pid, "exit_code", ws.ExitStatus(), "signal", ws.Signal())
 	}
+}
+
+// reapOrphan reaps the zombie pid under the lock that Start holds from
+// its fork until the child is registered. supervised is true when pid
+// turned out to be a supervised child, which is left to its own waiter.
+func (l *Launcher) reapOrphan(pid int) (ws unix.WaitStatus, supervised bool, err error) {
+	l.reapMu.Lock()
+	defer l.reapMu.Unlock()
+	if l.supervised(pid) {
+		return ws, true, nil
+	}
+	var ru unix.Rusage
+	wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, &ru)
+	if err == nil && wpid != pid {
+		err = fmt.Errorf("wait4 returned pid %d", wpid)
+	}
+	return ws, false, err
 }

@@ -32,7 +32,14 @@ type Details struct {
 // wrapping ErrNotFound when the process is gone, and re-reads the start
 // time at the end so that the details never mix two processes that had the
 // same pid.
-func (s *Scanner) Inspect(pid int) (Details, error) {
+func (s *Scanner) Inspect(pid int) (Details, error) { return s.inspect(pid, true) }
+
+// InspectUntagged is Inspect without the tag: it leaves Tag empty and does
+// not read the process's environment, one read of five that recording a
+// process respawnd started itself does not need.
+func (s *Scanner) InspectUntagged(pid int) (Details, error) { return s.inspect(pid, false) }
+
+func (s *Scanner) inspect(pid int, tag bool) (Details, error) {
 	sf, err := s.readStat(pid)
 	if err != nil {
 		if isChurn(err) {
@@ -59,11 +66,13 @@ func (s *Scanner) Inspect(pid int) (Details, error) {
 			d.Exe = strings.TrimSuffix(exe, " (deleted)")
 		}
 	}
-	env, err := readCapped(filepath.Join(dir, "environ"), maxProcFile)
-	if err != nil {
-		return Details{}, s.inspectErr(pid, "environ", err)
+	if tag {
+		env, err := readCapped(filepath.Join(dir, "environ"), maxProcFile)
+		if err != nil {
+			return Details{}, s.inspectErr(pid, "environ", err)
+		}
+		d.Tag = envValue(env, TagKey)
 	}
-	d.Tag = envValue(env, TagKey)
 	again, err := s.readStat(pid)
 	if err != nil || again.StartTime != sf.StartTime {
 		return Details{}, fmt.Errorf("inspecting pid %d: %w", pid, ErrNotFound)

@@ -272,7 +272,7 @@ func (s *processSource) Watch(pid int, startTime uint64, group bool) (supervisor
 }
 
 func (s *processSource) Identify(pid int) (supervisor.Instance, error) {
-	d, err := s.scan.Inspect(pid)
+	d, err := s.scan.InspectUntagged(pid)
 	if err != nil {
 		return supervisor.Instance{}, err
 	}
@@ -284,7 +284,7 @@ func (s *processSource) Started(ticks uint64) time.Time { return watch.TicksToTi
 // exiting reports whether pid is being torn down, for the supervisor's
 // attribution of cgroup OOM kills.
 func (s *processSource) exiting(pid int) bool {
-	d, err := s.scan.Inspect(pid)
+	d, err := s.scan.InspectUntagged(pid)
 	return err != nil || d.Exiting
 }
 
