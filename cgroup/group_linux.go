@@ -14,6 +14,8 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 const (
@@ -35,6 +37,12 @@ type groupSys struct {
 
 // apply writes l and records the warnings. Calls are serialised: v1 writes
 // two files in an order that depends on what is there.
+
+// maxControlFile is more than any control file respawnd reads holds:
+// cgroup.procs of pid_max (4,194,304) processes is 32 MiB. Buffers grow
+// only as far as the file.
+const maxControlFile = 32 << 20
+
 func (g *Group) apply(l Limits) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
@@ -54,7 +62,7 @@ func (g *Group) applyV2(l Limits) error {
 	// cgroup2.Memory only writes numbers, and the kernel spells "no limit"
 	// as "max" (page_counter_memparse); -1 is rejected.
 	for _, f := range p.unset {
-		if err := os.WriteFile(filepath.Join(g.dir, f), []byte("max"), 0); err != nil {
+		if err := pseudofs.Write(filepath.Join(g.dir, f), []byte("max")); err != nil {
 			return fmt.Errorf("lifting memory limit: %w", asPermission(err))
 		}
 	}
@@ -69,7 +77,7 @@ func (g *Group) applyV1(l Limits) error {
 	}
 	steps := []func() error{limit}
 	if p.memsw != nil {
-		b, err := os.ReadFile(filepath.Join(g.dir, "memory.memsw.limit_in_bytes"))
+		b, err := pseudofs.Read(filepath.Join(g.dir, "memory.memsw.limit_in_bytes"), maxControlFile)
 		if err != nil {
 			return fmt.Errorf("reading memory+swap limit: %w", err)
 		}
@@ -123,7 +131,7 @@ func (g *Group) Usage() (uint64, error) {
 	if g.v2 {
 		file = "memory.current"
 	}
-	b, err := os.ReadFile(filepath.Join(g.dir, file))
+	b, err := pseudofs.Read(filepath.Join(g.dir, file), maxControlFile)
 	if err != nil {
 		return 0, fmt.Errorf("reading memory usage of cgroup %s: %w", g.path, err)
 	}
@@ -152,7 +160,7 @@ func (g *Group) readLimit() {
 	}
 	var limit uint64
 	ok := false
-	if b, err := os.ReadFile(filepath.Join(g.dir, file)); err == nil {
+	if b, err := pseudofs.Read(filepath.Join(g.dir, file), maxControlFile); err == nil {
 		if l, isSet, err := parseLimit(b, g.sys.pageSize); err == nil {
 			limit, ok = l, isSet
 		}
@@ -179,7 +187,7 @@ func (g *Group) PIDs() ([]int, error) {
 // cgroup set-up. A child cgroup that goes away during the walk is skipped;
 // dir itself missing is an fs.ErrNotExist error.
 func procsUnder(dir string, pids []int) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	b, err := pseudofs.Read(filepath.Join(dir, "cgroup.procs"), maxControlFile)
 	if err != nil {
 		return pids, err
 	}
@@ -223,7 +231,7 @@ func (g *Group) KillAll() error {
 	// whose exit status belongs to the launcher.
 	useKillFile := g.v2 && g.exists("cgroup.kill")
 	if useKillFile {
-		if err := os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0); err != nil {
+		if err := pseudofs.Write(filepath.Join(g.dir, "cgroup.kill"), []byte("1")); err != nil {
 			if gone(err) {
 				return nil
 			}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 // Signal sends sig to every process in the group (and any cgroup below it),
@@ -73,7 +75,7 @@ func (g *Group) signalMember(pid int, sig syscall.Signal) error {
 // contains reports whether the live process pid is in the group or below
 // it, from /proc/PID/cgroup (cgroups(7): "hierarchy-ID:controllers:path").
 func (g *Group) contains(pid int) (bool, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	b, err := pseudofs.Read("/proc/"+strconv.Itoa(pid)+"/cgroup", maxControlFile)
 	if err != nil {
 		return false, err
 	}
@@ -145,7 +147,7 @@ func (g *Group) empty() (bool, error) {
 		pids, err := g.PIDs()
 		return len(pids) == 0, err
 	}
-	b, err := os.ReadFile(filepath.Join(g.dir, "cgroup.events"))
+	b, err := pseudofs.Read(filepath.Join(g.dir, "cgroup.events"), maxControlFile)
 	if err != nil {
 		return false, err
 	}
@@ -209,7 +211,7 @@ func (w *eventsWatch) close() {
 // into a program's cgroup, so membership proves the process was started
 // there (or put there) by respawnd.
 func (m *Manager) Contains(pid int, path string) (bool, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	b, err := pseudofs.Read("/proc/"+strconv.Itoa(pid)+"/cgroup", maxControlFile)
 	if err != nil {
 		return false, fmt.Errorf("reading cgroups of pid %d: %w", pid, err)
 	}
@@ -225,7 +227,7 @@ func (g *Group) ResetPeak() {
 	g.peakMu.Lock()
 	defer g.peakMu.Unlock()
 	if !g.v2 {
-		g.peakOK = os.WriteFile(filepath.Join(g.dir, "memory.max_usage_in_bytes"), []byte("0"), 0) == nil
+		g.peakOK = pseudofs.Write(filepath.Join(g.dir, "memory.max_usage_in_bytes"), []byte("0")) == nil
 		return
 	}
 	if g.peakFile == nil {
@@ -259,7 +261,7 @@ func (g *Group) Peak() (peak uint64, ok bool) {
 		}
 		b = buf[:n]
 	} else {
-		b, err = os.ReadFile(filepath.Join(g.dir, "memory.max_usage_in_bytes"))
+		b, err = pseudofs.Read(filepath.Join(g.dir, "memory.max_usage_in_bytes"), maxControlFile)
 	}
 	if err != nil {
 		return 0, false

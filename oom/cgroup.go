@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 // maxCgroupFile caps reads of cgroupfs and procfs files, whose reported
@@ -50,16 +51,7 @@ func ReadCgroupCounts(dir string, v2 bool) (CgroupCounts, error) {
 }
 
 func readCapped(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCgroupFile))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return b, nil
+	return pseudofs.Read(path, maxCgroupFile)
 }
 
 // flatKeyed calls fn for each "key value" line of a flat-keyed cgroup or

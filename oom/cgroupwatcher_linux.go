@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 // v1Settle bounds how long after an OOM notification the v1 counters are
@@ -145,7 +147,7 @@ func (w *CgroupWatcher) addV1(c *watched) error {
 	// is closed at once: every descriptor respawnd holds is copied by each
 	// fork, and a thousand programs made that a thousand more.
 	reg := strconv.Itoa(efd) + " " + strconv.Itoa(int(ctl.Fd()))
-	err = os.WriteFile(filepath.Join(c.dir, "cgroup.event_control"), []byte(reg), 0)
+	err = pseudofs.Write(filepath.Join(c.dir, "cgroup.event_control"), []byte(reg))
 	_ = ctl.Close()
 	if err != nil {
 		_ = unix.Close(efd)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 // Start starts cmd. It returns once the program has exec'd, or a
@@ -186,7 +188,7 @@ func (l *Launcher) Start(cmd Command) (*Process, error) {
 		// After the program's exec: written before, it would be undone by
 		// nothing, but the shim and the thread join write nothing there.
 		// Failure is not fatal: the program runs with respawnd's value.
-		_ = os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*l.oomAdj)), 0)
+		_ = pseudofs.Write("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", strconv.AppendInt(nil, int64(*l.oomAdj), 10))
 	}
 	p := &Process{
 		pid:       pid,

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 // lingerPoll is the pause between two looks at a lingering process group.
@@ -21,6 +23,15 @@ const lingerPoll = 20 * time.Millisecond
 
 // lingerGroup waits, with the exited leader pgid still unreaped, until no
 // other live process is in its process group or deadline passes.
+
+// Caps for the /proc files read here, above what they can hold: a stat
+// line is well under a page, and a thread's children file lists at most
+// pid_max (4,194,304) pids.
+const (
+	maxProcStat = 64 << 10
+	maxChildren = 32 << 20
+)
+
 func (l *Launcher) lingerGroup(pgid int, deadline time.Time) {
 	for time.Now().Before(deadline) {
 		if !census.hasMembers(pgid, time.Now()) {
@@ -89,7 +100,7 @@ func ownChildren() ([]int, error) {
 	}
 	var out []int
 	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		b, err := pseudofs.Read(filepath.Join("/proc/self/task", t.Name(), "children"), maxChildren)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // a thread that just exited; a missing feature shows on every thread
@@ -136,7 +147,7 @@ func (s procStat) dead() bool { return s.state == 'Z' || s.state == 'X' || s.sta
 // readStat reads /proc/PID/stat. The comm (field 2) may hold spaces and
 // parentheses, so the fields are counted from the last ')' (proc(5)).
 func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := pseudofs.Read("/proc/"+strconv.Itoa(pid)+"/stat", maxProcStat)
 	if err != nil {
 		return procStat{}, err
 	}

@@ -3,13 +3,14 @@ package restart
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/respawnd/respawnd/internal/pseudofs"
 )
 
 // Keep the main goroutine on the main thread for the life of the process,
@@ -77,16 +78,5 @@ func startInCgroups(c *exec.Cmd, procs, leave []string) error {
 }
 
 func writeTID(tasks string, tid int) error {
-	f, err := os.OpenFile(tasks, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(strconv.Itoa(tid))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", tasks, err)
-	}
-	return nil
+	return pseudofs.Write(tasks, strconv.AppendInt(nil, int64(tid), 10))
 }

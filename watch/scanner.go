@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"github.com/respawnd/respawnd/internal/pseudofs"
 	"github.com/respawnd/respawnd/internal/securefs"
 )
 
@@ -314,12 +315,7 @@ func readPidfile(path string, trusted []int) (pid int, ok bool, err error) {
 }
 
 func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
+	return pseudofs.Read(path, int(limit))
 }
 
 // readStat reads and parses /proc/PID/stat.
