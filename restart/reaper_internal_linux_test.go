@@ -2,24 +2,18 @@ package restart
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/respawnd/respawnd/internal/testenv"
 )
 
-// zombie reports whether pid is a zombie.
+// zombie reports whether pid is a zombie, read with the launcher's own
+// reader of /proc/PID/stat.
 func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && strings.HasPrefix(s[i+1:], " Z")
+	st, err := readStat(pid)
+	return err == nil && st.state == 'Z'
 }
 
 // A round peeks without the lock Start holds from its fork until the child
