@@ -35,14 +35,13 @@ type groupSys struct {
 	pageSize int
 }
 
-// apply writes l and records the warnings. Calls are serialised: v1 writes
-// two files in an order that depends on what is there.
-
 // maxControlFile is more than any control file respawnd reads holds:
 // cgroup.procs of pid_max (4,194,304) processes is 32 MiB. Buffers grow
 // only as far as the file.
 const maxControlFile = 32 << 20
 
+// apply writes l and records the warnings. Calls are serialised: v1 writes
+// two files in an order that depends on what is there.
 func (g *Group) apply(l Limits) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()

@@ -192,8 +192,6 @@ type Launcher struct {
 	// poke wakes the reaper after a supervised child was reaped; buffered
 	// so the sender never blocks, one pending wake-up is enough.
 	poke chan struct{}
-	// roundDelay is orphanRoundDelay; tests shorten it.
-	roundDelay time.Duration
 
 	devNullOnce sync.Once
 	devNull     *os.File
@@ -203,12 +201,6 @@ type Launcher struct {
 	// waiter waits for the exits of children started with a pidfd.
 	waiter childWaiter
 }
-
-// orphanRoundDelay is how long the reaper lets signals gather before a
-// round: with a thousand programs a round's peek costs a tenth of a
-// millisecond, and run at the moment of a death it would take the CPU from
-// that death's restart.
-const orphanRoundDelay = 50 * time.Millisecond
 
 // NewLauncher returns a Launcher with cfg, zero values replaced by defaults.
 func NewLauncher(cfg LauncherConfig) *Launcher {
@@ -224,8 +216,6 @@ func NewLauncher(cfg LauncherConfig) *Launcher {
 		dropped:   make(map[string]*atomic.Uint64),
 		children:  make(map[int]struct{}),
 		poke:      make(chan struct{}, 1),
-
-		roundDelay: orphanRoundDelay,
 	}
 	if l.stdout == nil {
 		l.stdout = os.Stdout

@@ -21,9 +21,6 @@ import (
 // lingerPoll is the pause between two looks at a lingering process group.
 const lingerPoll = 20 * time.Millisecond
 
-// lingerGroup waits, with the exited leader pgid still unreaped, until no
-// other live process is in its process group or deadline passes.
-
 // Caps for the /proc files read here, above what they can hold: a stat
 // line is well under a page, and a thread's children file lists at most
 // pid_max (4,194,304) pids.
@@ -32,6 +29,8 @@ const (
 	maxChildren = 32 << 20
 )
 
+// lingerGroup waits, with the exited leader pgid still unreaped, until no
+// other live process is in its process group or deadline passes.
 func (l *Launcher) lingerGroup(pgid int, deadline time.Time) {
 	for time.Now().Before(deadline) {
 		if !census.hasMembers(pgid, time.Now()) {

@@ -50,16 +50,12 @@ func Write(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	for {
-		var n int
+	n, err := unix.Write(fd, data)
+	for errors.Is(err, unix.EINTR) {
 		n, err = unix.Write(fd, data)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err == nil && n != len(data) {
-			err = io.ErrShortWrite
-		}
-		break
+	}
+	if err == nil && n != len(data) {
+		err = io.ErrShortWrite
 	}
 	cerr := unix.Close(fd)
 	if err != nil {
